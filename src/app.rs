@@ -1,0 +1,83 @@
+//! Start-up: policies, key files, database, migrations, keyring, verifier,
+//! audit — in that order, each failure named for the operator.
+
+use crate::{
+    audit::Auditor,
+    config::Config,
+    crypto::{load_or_create_key_file, BlindIndex, CryptoError, KeyFileOutcome, SecretKey},
+    http::{AppState, Services},
+    policy::{Policies, PolicyError},
+    store::{Db, StoreError},
+    token::TokenVerifier,
+    vault::{Keyring, VaultError, PROFILE_DOMAIN},
+};
+
+/// Why the vault could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid policy: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("{0}")]
+    Key(#[from] CryptoError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("keys: {0}")]
+    Vault(#[from] VaultError),
+}
+
+/// Loads (or, with auto keys on, creates) a key file, warning loudly on creation.
+pub fn key_file(path: &std::path::Path, auto: bool, what: &str) -> Result<SecretKey, CryptoError> {
+    let (key, outcome) = load_or_create_key_file(path, auto)?;
+    if outcome == KeyFileOutcome::Created {
+        tracing::warn!(
+            path = %path.display(),
+            "GENERATED A NEW {what} at {} (mode 0600). Back it up: without it the data in this vault cannot be read. \
+             In production provision keys yourself and run with --no-auto-keys (ARKKU_AUTO_KEYS=false).",
+            path.display()
+        );
+    }
+    Ok(key)
+}
+
+/// Connects to the configured database and applies the migrations.
+pub async fn database(config: &Config) -> Result<Db, StoreError> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Opens the keyring for every policy channel plus the profile domain.
+pub async fn keyring(db: &Db, root: SecretKey, policies: &Policies) -> Result<Keyring, VaultError> {
+    let domains: Vec<&str> = policies
+        .channels
+        .keys()
+        .map(|c| c.as_str())
+        .chain(std::iter::once(PROFILE_DOMAIN))
+        .collect();
+    Keyring::open(db, root, domains).await
+}
+
+/// Builds the application state for `serve` (and for the tests).
+pub async fn open(config: Config) -> Result<AppState, StartError> {
+    let policies = config.load_policies()?;
+    let root = key_file(&config.root_key_file, config.auto_keys, "ROOT KEY")?;
+    let issuer = key_file(
+        &config.issuer_key_file,
+        config.auto_keys,
+        "TOKEN ISSUER KEY",
+    )?;
+    let db = database(&config).await?;
+    let keyring = keyring(&db, root, &policies).await?;
+    let blind = BlindIndex::new(keyring.root(), policies.channels.keys().map(|c| c.as_str()));
+    let tokens = TokenVerifier::new(&issuer, &config.issuer, &config.audience);
+    let audit = Auditor::new(db.clone(), config.audit_timeout);
+    Ok(AppState::new(Services {
+        config,
+        policies,
+        db,
+        keyring,
+        blind,
+        tokens,
+        audit,
+    }))
+}

@@ -1,0 +1,157 @@
+//! Settings: defaults < `ARKKU_*` environment < flags.
+//!
+//! Every flag has an `ARKKU_*` twin and the same names serve every subcommand,
+//! so one environment configures `serve`, `token`, `keys` and `audit` alike.
+//! The resolved [`Config`] is held in application state, never in a global.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Args;
+
+use crate::domain::Region;
+
+/// Options shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Address `serve` listens on.
+    #[arg(
+        long,
+        env = "ARKKU_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Database URL: sqlite://PATH or postgres://… (default: sqlite://<data-dir>/arkku.db).
+    #[arg(long = "database", env = "ARKKU_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Directory for the embedded database and generated keys.
+    #[arg(
+        long,
+        env = "ARKKU_DATA_DIR",
+        default_value = "./arkku-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Directory holding channels.toml and purposes.toml (default: ./policies if it
+    /// exists, else the policies built into the binary).
+    #[arg(long, env = "ARKKU_POLICIES", global = true)]
+    pub policies: Option<PathBuf>,
+    /// Root key file (default: <data-dir>/root.key).
+    #[arg(long, env = "ARKKU_ROOT_KEY_FILE", global = true)]
+    pub root_key_file: Option<PathBuf>,
+    /// Local token issuer key file (default: <data-dir>/issuer.key).
+    #[arg(long, env = "ARKKU_ISSUER_KEY_FILE", global = true)]
+    pub issuer_key_file: Option<PathBuf>,
+    /// Region for phone numbers written without a country code.
+    #[arg(
+        long,
+        env = "ARKKU_DEFAULT_REGION",
+        default_value = "FI",
+        global = true
+    )]
+    pub default_region: String,
+    /// Create missing key files automatically (turn off in production).
+    #[arg(long, env = "ARKKU_AUTO_KEYS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub auto_keys: bool,
+    /// Same as --auto-keys=false.
+    #[arg(long, global = true)]
+    pub no_auto_keys: bool,
+    /// Deadline for one audit append before the request fails with 503.
+    #[arg(long, env = "ARKKU_AUDIT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub audit_timeout: Duration,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// The token issuer name of tokens made by `arkku token`.
+pub const LOCAL_ISSUER: &str = "arkku-local";
+/// The audience every token must name.
+pub const AUDIENCE: &str = "arkku";
+
+/// Where the policies come from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    Dir(PathBuf),
+    BuiltIn,
+}
+
+/// Resolved settings. Holds paths, never key material.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub policies: PolicySource,
+    pub root_key_file: PathBuf,
+    pub issuer_key_file: PathBuf,
+    pub default_region: Region,
+    pub auto_keys: bool,
+    pub audit_timeout: Duration,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Config {
+    /// Resolves defaults that depend on other settings (paths under the data dir).
+    pub fn from_args(a: &GlobalArgs) -> Result<Self, String> {
+        let data_dir = a.data_dir.clone();
+        let database_url = a
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("arkku.db").display()));
+        let policies = match &a.policies {
+            Some(dir) => PolicySource::Dir(dir.clone()),
+            None if PathBuf::from("policies/channels.toml").exists() => {
+                PolicySource::Dir(PathBuf::from("policies"))
+            }
+            None => PolicySource::BuiltIn,
+        };
+        let default_region =
+            Region::parse(&a.default_region).map_err(|e| format!("ARKKU_DEFAULT_REGION: {e}"))?;
+        Ok(Config {
+            listen: a.listen,
+            database_url,
+            root_key_file: a
+                .root_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("root.key")),
+            issuer_key_file: a
+                .issuer_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("issuer.key")),
+            data_dir,
+            policies,
+            default_region,
+            auto_keys: a.auto_keys && !a.no_auto_keys,
+            audit_timeout: a.audit_timeout,
+            issuer: LOCAL_ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+        })
+    }
+
+    /// A configuration for tests and embedding: everything under `data_dir`.
+    pub fn for_data_dir(data_dir: PathBuf, database_url: String) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            root_key_file: data_dir.join("root.key"),
+            issuer_key_file: data_dir.join("issuer.key"),
+            data_dir,
+            policies: PolicySource::BuiltIn,
+            default_region: Region::default(),
+            auto_keys: true,
+            audit_timeout: Duration::from_secs(2),
+            issuer: LOCAL_ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+        }
+    }
+
+    /// Loads the configured policies.
+    pub fn load_policies(&self) -> Result<crate::policy::Policies, crate::policy::PolicyError> {
+        match &self.policies {
+            PolicySource::Dir(dir) => crate::policy::load_dir(dir),
+            PolicySource::BuiltIn => crate::policy::load_shipped(),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Plain domain types of arkku and the parsers that create them.
+//!
+//! Everything that crosses the service boundary as a string (channel and
+//! purpose names, roles, channel kinds, contact values) is turned into a
+//! type here, once, at the edge. The parsers are the only constructors, so
+//! a value of one of these types is valid by construction and the rest of
+//! the service never re-checks it ("parse, don't validate").
+//!
+//! The module is deliberately free of I/O, crypto and storage concerns:
+//! it only depends on `phonenumber`, `serde` and `thiserror`, which keeps the
+//! rules for names, normalisation and masking easy to test in isolation.
+
+mod channel;
+mod contact;
+mod names;
+
+pub use channel::{ChannelKind, ChannelKindError};
+pub use contact::{mask, normalise, ContactError, NormalisedValue, Region};
+pub use names::{ChannelId, NameError, Purpose, Role, RoleError};

@@ -1,0 +1,637 @@
+//! Customers and contact points (DESIGN.md §8): create, read (filtered by the
+//! integration rule), update, add and remove contact points.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+    Json, Router,
+};
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::{
+    audited::{finish, AuditScope},
+    auth::require_role,
+    error::{ApiError, ApiJson, ApiPath, ApiQuery},
+    views::{rfc3339, ContactView, ProfileView, WithheldView},
+    AppState,
+};
+use crate::{
+    audit::Action,
+    crypto::FieldKey,
+    domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
+    policy::{
+        authorise_purpose, decide_channel, ChannelDecision, MaskMode, NoConsents, PurposeDenied,
+        PurposeGrant,
+    },
+    store::{
+        self,
+        customers::{CustomerPatch, NewContact, NewCustomer},
+        keys::WrappedDataKey,
+        StoreError,
+    },
+    token::Actor,
+    vault::{
+        records::{self, field},
+        PROFILE_DOMAIN,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers", post(create))
+        .route("/v1/customers/{id}", get(read).patch(patch))
+        .route("/v1/customers/{id}/contacts", post(add_contact))
+        .route(
+            "/v1/customers/{id}/contacts/{contact_id}",
+            delete(remove_contact),
+        )
+}
+
+/// Roles that may use the customer endpoints of this file.
+const WRITERS: [Role; 2] = [Role::Agent, Role::Service];
+
+/// Body of `POST /v1/customers`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomer {
+    #[serde(default)]
+    pub external_ref: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub preferred_channel: Option<String>,
+    #[serde(default)]
+    pub contacts: Vec<NewContactBody>,
+}
+
+/// A contact point to add.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContactBody {
+    #[schema(example = "phone")]
+    pub channel: String,
+    #[schema(example = "040 123 4567")]
+    pub value: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// Body of `PATCH /v1/customers/{id}`: an absent field is left alone, `null` clears it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchCustomer {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub preferred_channel: Option<Option<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Query of `GET /v1/customers/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// Why the data is read (required): a purpose of purposes.toml the token lists.
+    pub purpose: Option<String>,
+    /// Show values unmasked (needs `reason`; audited as `contact.reveal`).
+    #[serde(default)]
+    pub reveal: Option<bool>,
+    /// Free text for the audit log, e.g. a ticket number.
+    pub reason: Option<String>,
+}
+
+/// Most contact points accepted in one create request.
+const MAX_CONTACTS: usize = 64;
+
+/// A short, single-line text field: trimmed, non-empty, at most `max` characters.
+fn short_text(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    let t = v.trim();
+    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+        return Err(ApiError::InvalidRequest(format!(
+            "{name} must be 1 to {max} characters without control characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+/// A channel named in a request; 400 `unknown_channel` if the policy has none.
+fn known_channel(s: &AppState, name: &str) -> Result<(ChannelId, ChannelKind, MaskMode), ApiError> {
+    let (id, p) = s
+        .policies
+        .channel(name)
+        .ok_or_else(|| ApiError::UnknownChannel(name.chars().take(32).collect()))?;
+    Ok((id.clone(), p.kind, p.mask))
+}
+
+/// Parses a contact value with its channel's normaliser.
+pub fn parse_contact(
+    s: &AppState,
+    channel: &str,
+    value: &str,
+) -> Result<(ChannelId, ChannelKind, MaskMode, NormalisedValue), ApiError> {
+    let (id, kind, mask_mode) = known_channel(s, channel)?;
+    let nv = normalise(kind, value, s.config.default_region).map_err(|e| match e {
+        ContactError::InvalidEmail(_) => ApiError::InvalidEmail(e.to_string()),
+        ContactError::InvalidPhone(_) => ApiError::InvalidPhone(e.to_string()),
+        other => ApiError::InvalidRequest(other.to_string()),
+    })?;
+    Ok((id, kind, mask_mode, nv))
+}
+
+/// Maps a purpose refusal to its API error.
+pub fn purpose_error(denied: PurposeDenied, purpose: &str) -> ApiError {
+    match denied {
+        PurposeDenied::Unknown => ApiError::UnknownPurpose(purpose.chars().take(32).collect()),
+        PurposeDenied::NotAllowed => ApiError::PurposeNotAllowed,
+    }
+}
+
+/// Grants the purpose of a read, recording it in the audit scope.
+pub fn grant_purpose(
+    s: &AppState,
+    actor: &Actor,
+    purpose: Option<&str>,
+    scope: &mut AuditScope,
+) -> Result<PurposeGrant, ApiError> {
+    let purpose = purpose.ok_or_else(|| ApiError::InvalidRequest("purpose is required".into()))?;
+    let grant = authorise_purpose(
+        &s.policies,
+        actor.role,
+        &actor.purposes,
+        purpose,
+        actor.channel.as_ref(),
+    )
+    .map_err(|d| purpose_error(d, purpose))?;
+    scope.purpose = Some(grant.purpose().to_string());
+    Ok(grant)
+}
+
+/// 404 if the customer never existed, 410 if erased.
+async fn require_live(s: &AppState, id: Uuid) -> Result<(), ApiError> {
+    match store::customers::state(&s.db, id).await? {
+        None => Err(ApiError::NotFound),
+        Some(Some(_)) => Err(ApiError::CustomerErased),
+        Some(None) => Ok(()),
+    }
+}
+
+fn released_value(
+    kind: ChannelKind,
+    mode: MaskMode,
+    nv: &NormalisedValue,
+) -> (Zeroizing<String>, bool) {
+    match mode {
+        MaskMode::Never => (Zeroizing::new(nv.value().to_owned()), false),
+        _ => (Zeroizing::new(mask(kind, nv.value())), true),
+    }
+}
+
+/// Now, at the database's precision (microseconds), so a value echoed in a
+/// response equals the one a later read returns.
+fn now() -> OffsetDateTime {
+    store::from_micros(store::to_micros(OffsetDateTime::now_utc()))
+}
+
+/// `POST /v1/customers` (DESIGN.md §8). The 201 response describes what the
+/// caller just wrote, masked: it releases nothing the caller did not send.
+#[utoipa::path(post, path = "/v1/customers", request_body = CreateCustomer,
+    responses((status = 201, body = ProfileView), (status = 400, body = super::error::Problem), (status = 409, body = super::error::Problem)),
+    security(("bearer" = [])), tag = "customers")]
+pub async fn create(
+    State(s): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<CreateCustomer>,
+) -> Response {
+    let mut scope = AuditScope::new(&actor, Action::CustomerCreate);
+    let outcome = create_inner(&s, &actor, body, &mut scope).await;
+    finish(&s, scope, outcome).await
+}
+
+async fn create_inner(
+    s: &AppState,
+    actor: &Actor,
+    body: CreateCustomer,
+    scope: &mut AuditScope,
+) -> Result<impl IntoResponse, ApiError> {
+    require_role(actor, &WRITERS)?;
+    let display_name = body
+        .display_name
+        .as_deref()
+        .map(|v| short_text("display_name", v, 200))
+        .transpose()?
+        .map(Zeroizing::new);
+    let external_ref = body
+        .external_ref
+        .as_deref()
+        .map(|v| short_text("external_ref", v, 200))
+        .transpose()?
+        .map(Zeroizing::new);
+    let preferred = body
+        .preferred_channel
+        .as_deref()
+        .map(|c| known_channel(s, c))
+        .transpose()?
+        .map(|c| c.0);
+    if body.contacts.len() > MAX_CONTACTS {
+        return Err(ApiError::InvalidRequest(format!(
+            "at most {MAX_CONTACTS} contacts per request"
+        )));
+    }
+    let mut parsed = Vec::with_capacity(body.contacts.len());
+    for c in &body.contacts {
+        let (channel, kind, mode, nv) = parse_contact(s, &c.channel, &c.value)?;
+        let label = c
+            .label
+            .as_deref()
+            .map(|l| short_text("label", l, 64))
+            .transpose()?
+            .map(Zeroizing::new);
+        parsed.push((channel, kind, mode, nv, label));
+    }
+
+    let id = Uuid::now_v7();
+    let at = now();
+    let micros = store::to_micros(at);
+    let mut keys: BTreeMap<String, (FieldKey, WrappedDataKey)> = BTreeMap::new();
+    let mut domains: Vec<&str> = parsed.iter().map(|p| p.0.as_str()).collect();
+    if display_name.is_some() || external_ref.is_some() {
+        domains.push(PROFILE_DOMAIN);
+    }
+    for d in domains {
+        if !keys.contains_key(d) {
+            let (key, wrapped) = s.keyring.new_data_key(&s.db, id, d).await?;
+            keys.insert(d.to_owned(), (records::field_key(&key)?, wrapped));
+        }
+    }
+    let seal_profile = |f: &str,
+                        v: &Option<Zeroizing<String>>|
+     -> Result<Option<Vec<u8>>, ApiError> {
+        match (v, keys.get(PROFILE_DOMAIN)) {
+            (Some(v), Some((k, _))) => Ok(Some(records::seal(k, id, PROFILE_DOMAIN, id, f, v)?)),
+            _ => Ok(None),
+        }
+    };
+    let sealed_name = seal_profile(field::DISPLAY_NAME, &display_name)?;
+    let sealed_ref = seal_profile(field::EXTERNAL_REF, &external_ref)?;
+
+    let mut rows = Vec::with_capacity(parsed.len());
+    let mut views = Vec::with_capacity(parsed.len());
+    for (channel, kind, mode, nv, label) in &parsed {
+        let (key, _) = keys.get(channel.as_str()).ok_or(ApiError::Internal)?;
+        let cid = Uuid::now_v7();
+        let value = records::seal(key, id, channel.as_str(), cid, field::VALUE, nv.value())?;
+        let sealed_label = label
+            .as_ref()
+            .map(|l| records::seal(key, id, channel.as_str(), cid, field::LABEL, l))
+            .transpose()?;
+        rows.push(NewContact {
+            id: cid,
+            customer_id: id,
+            channel: channel.to_string(),
+            blind_index: s.blind.compute(channel.as_str(), nv.index_key()),
+            value,
+            label: sealed_label,
+            now: micros,
+        });
+        let (shown, masked) = released_value(*kind, *mode, nv);
+        views.push(ContactView {
+            id: cid,
+            channel: channel.to_string(),
+            value: shown,
+            masked,
+            label: label.clone(),
+            created_at: rfc3339(at),
+        });
+    }
+    let wrapped: Vec<WrappedDataKey> = keys.into_values().map(|(_, w)| w).collect();
+    let customer = NewCustomer {
+        id,
+        display_name: sealed_name.as_deref(),
+        external_ref: sealed_ref.as_deref(),
+        preferred_channel: preferred.as_ref().map(ChannelId::as_str),
+        now: micros,
+    };
+    store::customers::create(&s.db, &customer, &wrapped, &rows)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::ContactExists,
+            other => other.into(),
+        })?;
+    scope.customer_id = Some(id);
+    let channels: Vec<String> = parsed.iter().map(|p| p.0.to_string()).collect();
+    scope.detail("contacts", channels.len());
+    scope.detail("channels", channels);
+    let view = ProfileView {
+        id,
+        display_name,
+        external_ref,
+        preferred_channel: preferred.map(|c| c.to_string()),
+        created_at: rfc3339(at),
+        contacts: views,
+        withheld: Vec::new(),
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /v1/customers/{id}` (DESIGN.md §5, §8): the profile filtered by the
+/// integration rule; values masked unless `reveal=true` with a `reason`.
+#[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = Uuid, Path), ReadQuery),
+    responses((status = 200, body = ProfileView), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem)),
+    security(("bearer" = [])), tag = "customers")]
+pub async fn read(
+    State(s): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Response {
+    let mut scope = AuditScope::new(&actor, Action::CustomerRead).customer(id);
+    let outcome = read_inner(&s, &actor, id, q, &mut scope).await;
+    finish(&s, scope, outcome).await
+}
+
+async fn read_inner(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    q: ReadQuery,
+    scope: &mut AuditScope,
+) -> Result<Json<ProfileView>, ApiError> {
+    require_role(actor, &WRITERS)?;
+    let reveal = q.reveal.unwrap_or(false);
+    if reveal {
+        scope.action = Action::ContactReveal;
+    }
+    let grant = grant_purpose(s, actor, q.purpose.as_deref(), scope)?;
+    let reason = q
+        .reason
+        .as_deref()
+        .map(|r| short_text("reason", r, 200))
+        .transpose()?;
+    if reveal && reason.is_none() {
+        return Err(ApiError::InvalidRequest(
+            "reveal=true needs a reason".into(),
+        ));
+    }
+    scope.reason = reason;
+
+    let (customer, contacts) = store::customers::profile(&s.db, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if customer.erased_at.is_some() {
+        return Err(ApiError::CustomerErased);
+    }
+    let at = now();
+    let mut decisions: BTreeMap<&str, ChannelDecision> = BTreeMap::new();
+    for c in &contacts {
+        decisions
+            .entry(c.channel.as_str())
+            .or_insert_with(|| match ChannelId::parse(&c.channel) {
+                Ok(ch) => decide_channel(&s.policies, &grant, &ch, &NoConsents, reveal, at),
+                Err(_) => {
+                    ChannelDecision::Withhold(crate::policy::WithheldReason::IntegrationNever)
+                }
+            });
+    }
+    let mut views = Vec::new();
+    for c in &contacts {
+        if let Some(ChannelDecision::Permit(permit)) = decisions.get(c.channel.as_str()) {
+            let kind = s
+                .policies
+                .channel(&c.channel)
+                .map(|(_, p)| p.kind)
+                .unwrap_or(ChannelKind::Text);
+            let opened = records::open_contact(&s.keyring, &s.db, permit, kind, id, c).await.map_err(|e| {
+                tracing::error!(customer_id = %id, contact_id = %c.id, error = %e, "contact failed to open");
+                ApiError::from(e)
+            })?;
+            views.push(ContactView::from(opened));
+        }
+    }
+    let withheld: Vec<WithheldView> = decisions
+        .iter()
+        .filter_map(|(ch, d)| match d {
+            ChannelDecision::Withhold(r) => Some(WithheldView {
+                channel: (*ch).to_owned(),
+                reason: r.as_str(),
+            }),
+            ChannelDecision::Permit(_) => None,
+        })
+        .collect();
+    let profile = records::open_profile(&s.keyring, &s.db, &grant, &customer)
+        .await
+        .map_err(|e| {
+            tracing::error!(customer_id = %id, error = %e, "profile fields failed to open");
+            ApiError::from(e)
+        })?;
+    let released: Vec<&str> = decisions
+        .iter()
+        .filter(|(_, d)| matches!(d, ChannelDecision::Permit(_)))
+        .map(|(c, _)| *c)
+        .collect();
+    scope.detail("released", released);
+    scope.detail(
+        "withheld",
+        withheld
+            .iter()
+            .map(|w| serde_json::json!({"channel": w.channel, "reason": w.reason}))
+            .collect::<Vec<_>>(),
+    );
+    scope.detail("revealed", views.iter().any(|v| !v.masked));
+    Ok(Json(ProfileView {
+        id,
+        display_name: profile.display_name,
+        external_ref: profile.external_ref,
+        preferred_channel: customer.preferred_channel,
+        created_at: rfc3339(store::from_micros(customer.created_at)),
+        contacts: views,
+        withheld,
+    }))
+}
+
+/// `PATCH /v1/customers/{id}`: display name and preferred channel; 204.
+#[utoipa::path(patch, path = "/v1/customers/{id}", params(("id" = Uuid, Path)), request_body = PatchCustomer,
+    responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+pub async fn patch(
+    State(s): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PatchCustomer>,
+) -> Response {
+    let mut scope = AuditScope::new(&actor, Action::CustomerUpdate).customer(id);
+    let outcome = patch_inner(&s, &actor, id, body, &mut scope).await;
+    finish(&s, scope, outcome).await
+}
+
+async fn patch_inner(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    body: PatchCustomer,
+    scope: &mut AuditScope,
+) -> Result<StatusCode, ApiError> {
+    require_role(actor, &WRITERS)?;
+    let display_name = match &body.display_name {
+        Some(Some(v)) => Some(Some(Zeroizing::new(short_text("display_name", v, 200)?))),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let preferred = match &body.preferred_channel {
+        Some(Some(c)) => Some(Some(known_channel(s, c)?.0)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    require_live(s, id).await?;
+    let sealed_name = match &display_name {
+        Some(Some(v)) => {
+            let key = records::field_key(
+                &s.keyring
+                    .data_key_for_write(&s.db, id, PROFILE_DOMAIN)
+                    .await?,
+            )?;
+            Some(Some(records::seal(
+                &key,
+                id,
+                PROFILE_DOMAIN,
+                id,
+                field::DISPLAY_NAME,
+                v,
+            )?))
+        }
+        Some(None) => Some(None),
+        None => None,
+    };
+    let patch = CustomerPatch {
+        display_name: sealed_name.as_ref().map(|o| o.as_deref()),
+        preferred_channel: preferred
+            .as_ref()
+            .map(|o| o.as_ref().map(ChannelId::as_str)),
+        now: store::to_micros(now()),
+    };
+    if !store::customers::update(&s.db, id, &patch).await? {
+        return Err(ApiError::NotFound);
+    }
+    let mut fields = Vec::new();
+    if body.display_name.is_some() {
+        fields.push("display_name");
+    }
+    if body.preferred_channel.is_some() {
+        fields.push("preferred_channel");
+    }
+    scope.detail("fields", fields);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/customers/{id}/contacts`: 201 with the contact (masked); the same
+/// normalised value twice on one customer and channel is 409 `contact_exists`.
+#[utoipa::path(post, path = "/v1/customers/{id}/contacts", params(("id" = Uuid, Path)), request_body = NewContactBody,
+    responses((status = 201, body = ContactView), (status = 409, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+pub async fn add_contact(
+    State(s): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<NewContactBody>,
+) -> Response {
+    let mut scope = AuditScope::new(&actor, Action::ContactAdd).customer(id);
+    let outcome = add_contact_inner(&s, &actor, id, body, &mut scope).await;
+    finish(&s, scope, outcome).await
+}
+
+async fn add_contact_inner(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    body: NewContactBody,
+    scope: &mut AuditScope,
+) -> Result<impl IntoResponse, ApiError> {
+    require_role(actor, &WRITERS)?;
+    let (channel, kind, mode, nv) = parse_contact(s, &body.channel, &body.value)?;
+    scope.channel = Some(channel.to_string());
+    let label = body
+        .label
+        .as_deref()
+        .map(|l| short_text("label", l, 64))
+        .transpose()?
+        .map(Zeroizing::new);
+    require_live(s, id).await?;
+    let key = records::field_key(
+        &s.keyring
+            .data_key_for_write(&s.db, id, channel.as_str())
+            .await?,
+    )?;
+    let cid = Uuid::now_v7();
+    let at = now();
+    let row = NewContact {
+        id: cid,
+        customer_id: id,
+        channel: channel.to_string(),
+        blind_index: s.blind.compute(channel.as_str(), nv.index_key()),
+        value: records::seal(&key, id, channel.as_str(), cid, field::VALUE, nv.value())?,
+        label: label
+            .as_ref()
+            .map(|l| records::seal(&key, id, channel.as_str(), cid, field::LABEL, l))
+            .transpose()?,
+        now: store::to_micros(at),
+    };
+    store::customers::add_contact(&s.db, &row)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::ContactExists,
+            other => other.into(),
+        })?;
+    scope.detail("contact_id", cid.to_string());
+    let (value, masked) = released_value(kind, mode, &nv);
+    Ok((
+        StatusCode::CREATED,
+        Json(ContactView {
+            id: cid,
+            channel: channel.to_string(),
+            value,
+            masked,
+            label,
+            created_at: rfc3339(at),
+        }),
+    ))
+}
+
+/// `DELETE /v1/customers/{id}/contacts/{contact_id}`: 204.
+#[utoipa::path(delete, path = "/v1/customers/{id}/contacts/{contact_id}", params(("id" = Uuid, Path), ("contact_id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+pub async fn remove_contact(
+    State(s): State<AppState>,
+    actor: Actor,
+    ApiPath((id, contact_id)): ApiPath<(Uuid, Uuid)>,
+) -> Response {
+    let mut scope = AuditScope::new(&actor, Action::ContactRemove).customer(id);
+    scope.detail("contact_id", contact_id.to_string());
+    let outcome = remove_contact_inner(&s, &actor, id, contact_id, &mut scope).await;
+    finish(&s, scope, outcome).await
+}
+
+async fn remove_contact_inner(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    contact_id: Uuid,
+    scope: &mut AuditScope,
+) -> Result<StatusCode, ApiError> {
+    require_role(actor, &WRITERS)?;
+    require_live(s, id).await?;
+    let channel = store::customers::remove_contact(&s.db, id, contact_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    scope.channel = Some(channel);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,98 @@
+//! Caller-ID lookup (DESIGN.md §8): which customers hold this value on this
+//! channel. Matches pass through the integration rule like a profile read: a
+//! match the reader may not see is left out, as if it did not exist.
+
+use axum::{extract::State, response::Response, routing::post, Json, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{
+    audited::{finish, AuditScope},
+    auth::require_role,
+    customers::{grant_purpose, parse_contact},
+    error::{ApiError, ApiJson},
+    views::{LookupView, MatchView},
+    AppState,
+};
+use crate::{
+    audit::Action,
+    domain::Role,
+    policy::{decide_channel, ChannelDecision, NoConsents},
+    store,
+    token::Actor,
+};
+
+/// Most matches returned for one value.
+const MAX_MATCHES: i64 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/lookup", post(lookup))
+}
+
+/// Body of `POST /v1/lookup`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBody {
+    #[schema(example = "phone")]
+    pub channel: String,
+    #[schema(example = "+358 40 1234567")]
+    pub value: String,
+    #[schema(example = "support")]
+    pub purpose: String,
+}
+
+/// `POST /v1/lookup`: `{matches: [...]}`, or 404 when nothing (visible) matches.
+#[utoipa::path(post, path = "/v1/lookup", request_body = LookupBody,
+    responses((status = 200, body = LookupView), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "lookup")]
+pub async fn lookup(
+    State(s): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<LookupBody>,
+) -> Response {
+    let mut scope = AuditScope::new(&actor, Action::Lookup);
+    let outcome = lookup_inner(&s, &actor, body, &mut scope).await;
+    finish(&s, scope, outcome).await
+}
+
+async fn lookup_inner(
+    s: &AppState,
+    actor: &Actor,
+    body: LookupBody,
+    scope: &mut AuditScope,
+) -> Result<Json<LookupView>, ApiError> {
+    require_role(actor, &[Role::Agent, Role::Service])?;
+    let grant = grant_purpose(s, actor, Some(&body.purpose), scope)?;
+    let (channel, _, _, nv) = parse_contact(s, &body.channel, &body.value)?;
+    scope.channel = Some(channel.to_string());
+    let index = s.blind.compute(channel.as_str(), nv.index_key());
+    let hits = store::customers::lookup(&s.db, channel.as_str(), &index, MAX_MATCHES).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut matches = Vec::new();
+    let mut withheld = 0usize;
+    for h in hits {
+        match decide_channel(&s.policies, &grant, &channel, &NoConsents, false, now) {
+            ChannelDecision::Permit(_) => matches.push(MatchView {
+                customer_id: h.customer_id,
+                contact_id: h.contact_id,
+                channel: channel.to_string(),
+            }),
+            ChannelDecision::Withhold(_) => withheld += 1,
+        }
+    }
+    if let [only] = matches.as_slice() {
+        scope.customer_id = Some(only.customer_id);
+    }
+    scope.detail("matches", matches.len());
+    scope.detail("withheld", withheld);
+    scope.detail(
+        "customer_ids",
+        matches
+            .iter()
+            .map(|m| m.customer_id.to_string())
+            .collect::<Vec<_>>(),
+    );
+    if matches.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(LookupView { matches }))
+}

@@ -1,0 +1,74 @@
+//! The HTTP API (DESIGN.md §8): router, shared state, and one file per resource.
+//!
+//! Data flows one way: extractor (who) → handler → policy (may they) →
+//! store + vault (fetch, open only what was permitted) → [`audited::finish`]
+//! (durable audit entry) → response.
+
+pub mod audited;
+pub mod auth;
+pub mod customers;
+pub mod error;
+pub mod health;
+pub mod lookup;
+pub mod openapi;
+pub mod request_id;
+pub mod views;
+
+use std::{ops::Deref, sync::Arc};
+
+use axum::{extract::DefaultBodyLimit, middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{
+    audit::Auditor, config::Config, crypto::BlindIndex, policy::Policies, store::Db,
+    token::TokenVerifier, vault::Keyring,
+};
+
+/// Request bodies larger than this get 413 `payload_too_large`.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+/// The services behind [`AppState`].
+pub struct Services {
+    pub config: Config,
+    pub policies: Policies,
+    pub db: Db,
+    pub keyring: Keyring,
+    pub blind: BlindIndex,
+    pub tokens: TokenVerifier,
+    pub audit: Auditor,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The whole API.
+pub fn build_router(state: AppState) -> Router {
+    Router::new()
+        .merge(customers::router())
+        .merge(lookup::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .fallback(|| async { error::ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!(request_id = %request_id::current(), "handler panicked");
+            axum::response::IntoResponse::into_response(error::ApiError::Internal)
+        }))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}

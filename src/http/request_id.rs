@@ -1,0 +1,31 @@
+//! A request id for every request: generated here (never taken from the
+//! client, whose header could inject text into logs and the audit log),
+//! returned in `x-request-id`, put on the tracing span and in every problem body.
+
+use axum::{extract::Request, http::HeaderValue, middleware::Next, response::Response};
+use tracing::Instrument;
+use uuid::Uuid;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served, or `-` outside a request.
+pub fn current() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_owned())
+}
+
+/// Middleware: assigns the id and runs the rest of the stack inside its scope.
+pub async fn assign(req: Request, next: Next) -> Response {
+    let id = Uuid::now_v7().to_string();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span))
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

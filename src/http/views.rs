@@ -1,0 +1,92 @@
+//! Response bodies, and the conversions from opened records into them.
+
+use serde::{Serialize, Serializer};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::vault::records::OpenedContact;
+
+/// RFC 3339 UTC.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn secret<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn secret_opt<S: Serializer>(v: &Option<Zeroizing<String>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(v.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A contact point as released: masked unless revealed.
+#[derive(Serialize, ToSchema)]
+pub struct ContactView {
+    pub id: Uuid,
+    pub channel: String,
+    #[serde(serialize_with = "secret")]
+    #[schema(value_type = String, example = "+358*******67")]
+    pub value: Zeroizing<String>,
+    pub masked: bool,
+    #[serde(serialize_with = "secret_opt")]
+    #[schema(value_type = Option<String>)]
+    pub label: Option<Zeroizing<String>>,
+    #[schema(example = "2026-11-23T18:37:24.123456Z")]
+    pub created_at: String,
+}
+
+impl From<OpenedContact> for ContactView {
+    fn from(c: OpenedContact) -> Self {
+        ContactView {
+            id: c.id,
+            channel: c.channel,
+            value: c.value,
+            masked: c.masked,
+            label: c.label,
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+/// A channel the reader may not see, with the reason code.
+#[derive(Serialize, ToSchema, Clone)]
+pub struct WithheldView {
+    pub channel: String,
+    #[schema(example = "consent_required")]
+    pub reason: &'static str,
+}
+
+/// A customer profile filtered by the integration rule.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileView {
+    pub id: Uuid,
+    #[serde(serialize_with = "secret_opt")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Zeroizing<String>>,
+    #[serde(serialize_with = "secret_opt")]
+    #[schema(value_type = Option<String>)]
+    pub external_ref: Option<Zeroizing<String>>,
+    pub preferred_channel: Option<String>,
+    pub created_at: String,
+    pub contacts: Vec<ContactView>,
+    pub withheld: Vec<WithheldView>,
+}
+
+/// One lookup hit.
+#[derive(Serialize, ToSchema)]
+pub struct MatchView {
+    pub customer_id: Uuid,
+    pub contact_id: Uuid,
+    pub channel: String,
+}
+
+/// Lookup response.
+#[derive(Serialize, ToSchema)]
+pub struct LookupView {
+    pub matches: Vec<MatchView>,
+}

@@ -1,0 +1,43 @@
+//! arkku: a privacy vault for customer contact data.
+//!
+//! Each channel's contact data is encrypted under that channel's keys; one
+//! channel's data joins another channel's view only when the customer's
+//! consent and the retention rules allow it; every access is written to a
+//! tamper-evident audit log before any data leaves the vault.
+
+#![forbid(unsafe_code)]
+
+/// Start-up wiring: policies, keys, database, state.
+pub mod app;
+/// Hash-chained, fail-closed audit log.
+pub mod audit;
+/// Settings from flags and `ARKKU_*` environment variables.
+pub mod config;
+/// Key hierarchy, field encryption, blind index (ring).
+pub mod crypto;
+/// Plain types and the parsers that are their only constructors.
+pub mod domain;
+/// The HTTP API.
+pub mod http;
+/// Channel and purpose policies and the pure integration rule.
+pub mod policy;
+/// SQLite and PostgreSQL storage.
+pub mod store;
+/// JWT issuing and verification.
+pub mod token;
+/// Keyring and the sealing/opening of customer records.
+pub mod vault;
+
+pub use http::{build_router, AppState};
+
+/// Serves the API on an already-bound listener until `shutdown` resolves.
+/// Tests bind port 0 and pass the listener in.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, build_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,424 @@
+//! The integration rule (DESIGN.md §5) as pure functions: no I/O, no clock.
+//!
+//! Authorisation is a value: [`authorise_purpose`] returns a [`PurposeGrant`]
+//! and [`decide_channel`] a [`Permit`] per channel. Both have private fields,
+//! so the only way to get one is to pass these checks; the vault's decrypting
+//! functions demand them.
+
+use time::OffsetDateTime;
+
+use super::model::{Integration, MaskMode, Policies};
+use crate::domain::{ChannelId, Purpose, Role};
+
+/// Proof that `role` may act for `purpose` and that the token lists it.
+#[derive(Debug, Clone)]
+pub struct PurposeGrant {
+    purpose: Purpose,
+    role: Role,
+    context: Option<ChannelId>,
+}
+
+impl PurposeGrant {
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// The channel the customer is talking to us on (agent tokens), if any.
+    pub fn context(&self) -> Option<&ChannelId> {
+        self.context.as_ref()
+    }
+}
+
+/// Why a purpose was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurposeDenied {
+    /// No such purpose in `purposes.toml`: 400 `unknown_purpose`.
+    Unknown,
+    /// The role may not act for it, or the token does not list it: 403 `purpose_not_allowed`.
+    NotAllowed,
+}
+
+/// Checks that the purpose exists, the role may act for it, and the token lists it.
+pub fn authorise_purpose(
+    policies: &Policies,
+    role: Role,
+    token_purposes: &[String],
+    purpose: &str,
+    context: Option<&ChannelId>,
+) -> Result<PurposeGrant, PurposeDenied> {
+    let (id, policy) = policies.purpose(purpose).ok_or(PurposeDenied::Unknown)?;
+    if !policy.roles.contains(&role) || !token_purposes.iter().any(|p| p == id.as_str()) {
+        return Err(PurposeDenied::NotAllowed);
+    }
+    Ok(PurposeGrant {
+        purpose: id.clone(),
+        role,
+        context: context.cloned(),
+    })
+}
+
+/// The customer's current consent for one (purpose, channel), already resolved
+/// from the ledger (a channel-specific event wins over `*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentStatus {
+    /// Never granted.
+    None,
+    Granted {
+        at: OffsetDateTime,
+        expires_at: Option<OffsetDateTime>,
+    },
+    Withdrawn,
+}
+
+/// Where the decision learns a customer's consents.
+pub trait ConsentFacts {
+    fn status(&self, purpose: &str, channel: &ChannelId) -> ConsentStatus;
+}
+
+/// A customer with no consent recorded at all.
+pub struct NoConsents;
+
+impl ConsentFacts for NoConsents {
+    fn status(&self, _: &str, _: &ChannelId) -> ConsentStatus {
+        ConsentStatus::None
+    }
+}
+
+/// Why a channel is withheld; listed in the response with this code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithheldReason {
+    ConsentRequired,
+    ConsentWithdrawn,
+    ConsentLapsed,
+    IntegrationNever,
+    RetentionExpired,
+}
+
+impl WithheldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithheldReason::ConsentRequired => "consent_required",
+            WithheldReason::ConsentWithdrawn => "consent_withdrawn",
+            WithheldReason::ConsentLapsed => "consent_lapsed",
+            WithheldReason::IntegrationNever => "integration_never",
+            WithheldReason::RetentionExpired => "retention_expired",
+        }
+    }
+}
+
+/// Permission to open one channel's data of one customer for one purpose.
+#[derive(Debug, Clone)]
+pub struct Permit {
+    channel: ChannelId,
+    purpose: Purpose,
+    masked: bool,
+}
+
+impl Permit {
+    pub fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+    /// Whether values must be masked in what is released under this permit.
+    pub fn masked(&self) -> bool {
+        self.masked
+    }
+}
+
+/// The outcome for one channel.
+#[derive(Debug, Clone)]
+pub enum ChannelDecision {
+    Permit(Permit),
+    Withhold(WithheldReason),
+}
+
+/// Decides whether data of channel `target` may be read under `grant` now.
+///
+/// - same channel as the context and purpose `support`: allowed;
+/// - otherwise it is channel integration: `always` allows, `never` refuses,
+///   `consent` needs a current `cross_channel` consent on the channel (or `*`);
+/// - `marketing` additionally needs a current `marketing` consent on the channel;
+/// - a channel missing from the policy is treated as `never`.
+///
+/// `reveal` asks for unmasked values; the channel's mask mode has the last word.
+pub fn decide_channel(
+    policies: &Policies,
+    grant: &PurposeGrant,
+    target: &ChannelId,
+    consents: &impl ConsentFacts,
+    reveal: bool,
+    now: OffsetDateTime,
+) -> ChannelDecision {
+    let Some(policy) = policies.channels.get(target) else {
+        return ChannelDecision::Withhold(WithheldReason::IntegrationNever);
+    };
+    let purpose = grant.purpose.as_str();
+    if purpose == "marketing" {
+        if let Err(reason) = consent_current(
+            policies,
+            "marketing",
+            consents.status("marketing", target),
+            now,
+        ) {
+            return ChannelDecision::Withhold(reason);
+        }
+    }
+    let same_channel = grant.context.as_ref() == Some(target);
+    if !(same_channel && purpose == "support") {
+        match policy.integration {
+            Integration::Always => {}
+            Integration::Never => {
+                return ChannelDecision::Withhold(WithheldReason::IntegrationNever)
+            }
+            Integration::Consent => {
+                let status = consents.status("cross_channel", target);
+                if let Err(reason) = consent_current(policies, "cross_channel", status, now) {
+                    return ChannelDecision::Withhold(reason);
+                }
+            }
+        }
+    }
+    let masked = match policy.mask {
+        MaskMode::Always => true,
+        MaskMode::Never => false,
+        MaskMode::Default => !reveal,
+    };
+    ChannelDecision::Permit(Permit {
+        channel: target.clone(),
+        purpose: grant.purpose.clone(),
+        masked,
+    })
+}
+
+/// Is a consent granted, not withdrawn and not lapsed at `now`?
+fn consent_current(
+    policies: &Policies,
+    purpose: &str,
+    status: ConsentStatus,
+    now: OffsetDateTime,
+) -> Result<(), WithheldReason> {
+    match status {
+        ConsentStatus::None => Err(WithheldReason::ConsentRequired),
+        ConsentStatus::Withdrawn => Err(WithheldReason::ConsentWithdrawn),
+        ConsentStatus::Granted { at, expires_at } => {
+            let max_age = policies.purpose(purpose).and_then(|(_, p)| p.max_age);
+            let lapsed_by_age = max_age.is_some_and(|age| at + age <= now);
+            let lapsed_by_expiry = expires_at.is_some_and(|e| e <= now);
+            if lapsed_by_age || lapsed_by_expiry {
+                Err(WithheldReason::ConsentLapsed)
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::load_shipped;
+    use std::time::Duration;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn ch(s: &str) -> ChannelId {
+        ChannelId::parse(s).expect("valid channel")
+    }
+
+    fn grant(p: &Policies, role: Role, purpose: &str, context: Option<&str>) -> PurposeGrant {
+        let c = context.map(ch);
+        authorise_purpose(p, role, &[purpose.to_owned()], purpose, c.as_ref()).expect("granted")
+    }
+
+    struct Fixed(ConsentStatus);
+    impl ConsentFacts for Fixed {
+        fn status(&self, purpose: &str, _: &ChannelId) -> ConsentStatus {
+            if purpose == "cross_channel" {
+                self.0
+            } else {
+                ConsentStatus::None
+            }
+        }
+    }
+
+    fn permitted(d: &ChannelDecision) -> bool {
+        matches!(d, ChannelDecision::Permit(_))
+    }
+
+    #[test]
+    fn an_agent_reads_its_own_channel_for_support() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        assert!(permitted(&decide_channel(
+            &p,
+            &g,
+            &ch("phone"),
+            &NoConsents,
+            false,
+            NOW
+        )));
+    }
+
+    #[test]
+    fn an_agent_without_consent_sees_no_other_channel() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        for other in [
+            "email",
+            "sms",
+            "chat",
+            "whatsapp",
+            "messenger",
+            "instagram",
+            "postal",
+        ] {
+            let d = decide_channel(&p, &g, &ch(other), &NoConsents, false, NOW);
+            assert!(
+                matches!(
+                    d,
+                    ChannelDecision::Withhold(WithheldReason::ConsentRequired)
+                ),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_back_office_read_without_context_is_integration() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Service, "support", None);
+        let d = decide_channel(&p, &g, &ch("email"), &NoConsents, false, NOW);
+        assert!(matches!(
+            d,
+            ChannelDecision::Withhold(WithheldReason::ConsentRequired)
+        ));
+    }
+
+    #[test]
+    fn a_current_cross_channel_consent_lets_another_channel_in() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let c = Fixed(ConsentStatus::Granted {
+            at: NOW - Duration::from_secs(3600),
+            expires_at: None,
+        });
+        assert!(permitted(&decide_channel(
+            &p,
+            &g,
+            &ch("email"),
+            &c,
+            false,
+            NOW
+        )));
+    }
+
+    #[test]
+    fn a_withdrawn_consent_withholds_with_its_reason() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let d = decide_channel(
+            &p,
+            &g,
+            &ch("email"),
+            &Fixed(ConsentStatus::Withdrawn),
+            false,
+            NOW,
+        );
+        assert!(matches!(
+            d,
+            ChannelDecision::Withhold(WithheldReason::ConsentWithdrawn)
+        ));
+    }
+
+    #[test]
+    fn a_consent_older_than_max_age_has_lapsed() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let old = Fixed(ConsentStatus::Granted {
+            at: NOW - Duration::from_secs(366 * 86400),
+            expires_at: None,
+        });
+        let d = decide_channel(&p, &g, &ch("email"), &old, false, NOW);
+        assert!(matches!(
+            d,
+            ChannelDecision::Withhold(WithheldReason::ConsentLapsed)
+        ));
+        let expired = Fixed(ConsentStatus::Granted {
+            at: NOW - Duration::from_secs(60),
+            expires_at: Some(NOW),
+        });
+        let d = decide_channel(&p, &g, &ch("email"), &expired, false, NOW);
+        assert!(matches!(
+            d,
+            ChannelDecision::Withhold(WithheldReason::ConsentLapsed)
+        ));
+    }
+
+    #[test]
+    fn never_is_never_overridden_by_consent() {
+        let mut p = load_shipped().expect("policies");
+        if let Some(c) = p.channels.get_mut(&ch("email")) {
+            c.integration = Integration::Never;
+        }
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let c = Fixed(ConsentStatus::Granted {
+            at: NOW,
+            expires_at: None,
+        });
+        let d = decide_channel(&p, &g, &ch("email"), &c, false, NOW);
+        assert!(matches!(
+            d,
+            ChannelDecision::Withhold(WithheldReason::IntegrationNever)
+        ));
+    }
+
+    #[test]
+    fn marketing_needs_marketing_consent_even_in_the_same_channel() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "marketing", Some("email"));
+        let d = decide_channel(&p, &g, &ch("email"), &NoConsents, false, NOW);
+        assert!(matches!(
+            d,
+            ChannelDecision::Withhold(WithheldReason::ConsentRequired)
+        ));
+    }
+
+    #[test]
+    fn a_purpose_the_token_does_not_list_is_not_allowed() {
+        let p = load_shipped().expect("policies");
+        let r = authorise_purpose(&p, Role::Agent, &["marketing".into()], "support", None);
+        assert_eq!(r.unwrap_err(), PurposeDenied::NotAllowed);
+        let r = authorise_purpose(&p, Role::Customer, &["support".into()], "support", None);
+        assert_eq!(r.unwrap_err(), PurposeDenied::NotAllowed);
+        let r = authorise_purpose(&p, Role::Agent, &["nosuch".into()], "nosuch", None);
+        assert_eq!(r.unwrap_err(), PurposeDenied::Unknown);
+    }
+
+    #[test]
+    fn values_are_masked_unless_revealed_and_the_mode_decides_last() {
+        let mut p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let masked = |p: &Policies, reveal| match decide_channel(
+            p,
+            &g,
+            &ch("phone"),
+            &NoConsents,
+            reveal,
+            NOW,
+        ) {
+            ChannelDecision::Permit(permit) => permit.masked(),
+            ChannelDecision::Withhold(r) => panic!("withheld: {r:?}"),
+        };
+        assert!(masked(&p, false));
+        assert!(!masked(&p, true));
+        if let Some(c) = p.channels.get_mut(&ch("phone")) {
+            c.mask = MaskMode::Always;
+        }
+        assert!(masked(&p, true));
+    }
+}

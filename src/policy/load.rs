@@ -1,0 +1,395 @@
+//! Loads and validates `channels.toml` and `purposes.toml`.
+//!
+//! Every error names the file, the key and the reason, because an operator
+//! reads it at start-up (or from `arkku policy check`) and must fix it quickly.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use toml::{Table, Value};
+
+use super::model::*;
+use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
+
+/// The policies shipped in `policies/`, compiled in so the binary runs
+/// anywhere; an operator's directory replaces them.
+const SHIPPED_CHANNELS: &str = include_str!("../../policies/channels.toml");
+const SHIPPED_PURPOSES: &str = include_str!("../../policies/purposes.toml");
+
+/// The purposes the vault itself relies on; a policy set must define them.
+const REQUIRED_PURPOSES: [&str; 4] = ["support", "cross_channel", "marketing", "dsr"];
+
+/// A policy that cannot be used: which file, which key, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct PolicyError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+fn err(file: &str, key: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+    PolicyError {
+        file: file.to_owned(),
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Loads `channels.toml` and `purposes.toml` from `dir`.
+pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .map_err(|e| {
+                err(
+                    &path.display().to_string(),
+                    "(file)",
+                    format!("cannot read: {e}"),
+                )
+            })
+            .map(|text| (path.display().to_string(), text))
+    };
+    let (cfile, ctext) = read("channels.toml")?;
+    let (pfile, ptext) = read("purposes.toml")?;
+    parse(&cfile, &ctext, &pfile, &ptext)
+}
+
+/// The compiled-in default policies.
+pub fn load_shipped() -> Result<Policies, PolicyError> {
+    parse(
+        "policies/channels.toml (built in)",
+        SHIPPED_CHANNELS,
+        "policies/purposes.toml (built in)",
+        SHIPPED_PURPOSES,
+    )
+}
+
+/// Parses both files' text into validated policies.
+pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Policies, PolicyError> {
+    let channels = parse_channels(cfile, ctext)?;
+    let purposes = parse_purposes(pfile, ptext)?;
+    Ok(Policies { channels, purposes })
+}
+
+fn table<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a Table, PolicyError> {
+    v.as_table()
+        .ok_or_else(|| err(file, key, "must be a table"))
+}
+
+fn string<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a str, PolicyError> {
+    v.as_str().ok_or_else(|| err(file, key, "must be a string"))
+}
+
+fn only_keys(file: &str, prefix: &str, t: &Table, allowed: &[&str]) -> Result<(), PolicyError> {
+    for k in t.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(err(
+                file,
+                format!("{prefix}.{k}"),
+                format!("unknown key (expected one of: {})", allowed.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn required<'a>(
+    file: &str,
+    prefix: &str,
+    t: &'a Table,
+    key: &str,
+) -> Result<&'a Value, PolicyError> {
+    t.get(key)
+        .ok_or_else(|| err(file, format!("{prefix}.{key}"), "is required"))
+}
+
+/// Parses a retention or age such as `730d`, `12h` or `90 days`.
+pub fn parse_duration(file: &str, key: &str, v: &Value) -> Result<Duration, PolicyError> {
+    let s = string(file, key, v)?;
+    let d = humantime::parse_duration(s).map_err(|e| {
+        err(
+            file,
+            key,
+            format!("{s:?} is not a duration like \"730d\" or \"12h\" ({e})"),
+        )
+    })?;
+    if d.is_zero() {
+        return Err(err(file, key, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn parse_channels(
+    file: &str,
+    text: &str,
+) -> Result<BTreeMap<ChannelId, ChannelPolicy>, PolicyError> {
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
+    only_keys(file, "", &root, &["channels"]).map_err(|mut e| {
+        e.key = e.key.trim_start_matches('.').to_owned();
+        e
+    })?;
+    let channels = table(
+        file,
+        "channels",
+        required(file, "", &root, "channels").map_err(|mut e| {
+            e.key = "channels".into();
+            e
+        })?,
+    )?;
+    let mut out = BTreeMap::new();
+    for (name, v) in channels {
+        let prefix = format!("channels.{name}");
+        let id = ChannelId::parse(name)
+            .map_err(|e| err(file, &prefix, format!("bad channel name: {e}")))?;
+        let t = table(file, &prefix, v)?;
+        only_keys(
+            file,
+            &prefix,
+            t,
+            &[
+                "kind",
+                "integration",
+                "mask",
+                "contact_retention",
+                "interactions",
+            ],
+        )?;
+        let key = format!("{prefix}.kind");
+        let kind: ChannelKind = string(file, &key, required(file, &prefix, t, "kind")?)?
+            .parse()
+            .map_err(|_| {
+                err(
+                    file,
+                    &key,
+                    "unknown kind (expected email, phone, handle or text)",
+                )
+            })?;
+        let key = format!("{prefix}.integration");
+        let integration = match string(file, &key, required(file, &prefix, t, "integration")?)? {
+            "always" => Integration::Always,
+            "consent" => Integration::Consent,
+            "never" => Integration::Never,
+            _ => {
+                return Err(err(
+                    file,
+                    key,
+                    "unknown integration mode (expected always, consent or never)",
+                ))
+            }
+        };
+        let key = format!("{prefix}.mask");
+        let mask = match t.get("mask").map(|v| string(file, &key, v)).transpose()? {
+            None | Some("default") => MaskMode::Default,
+            Some("always") => MaskMode::Always,
+            Some("never") => MaskMode::Never,
+            Some(_) => {
+                return Err(err(
+                    file,
+                    key,
+                    "unknown mask mode (expected default, always or never)",
+                ))
+            }
+        };
+        let key = format!("{prefix}.contact_retention");
+        let contact_retention =
+            parse_duration(file, &key, required(file, &prefix, t, "contact_retention")?)?;
+        let mut interaction_retention = BTreeMap::new();
+        let ikey = format!("{prefix}.interactions");
+        let itable = table(file, &ikey, required(file, &prefix, t, "interactions")?)?;
+        only_keys(file, &ikey, itable, &INTERACTION_KINDS)?;
+        for kind in INTERACTION_KINDS {
+            let key = format!("{ikey}.{kind}");
+            let v = required(file, &ikey, itable, kind)?;
+            interaction_retention.insert(kind.to_owned(), parse_duration(file, &key, v)?);
+        }
+        out.insert(
+            id,
+            ChannelPolicy {
+                kind,
+                integration,
+                mask,
+                contact_retention,
+                interaction_retention,
+            },
+        );
+    }
+    if out.is_empty() {
+        return Err(err(file, "channels", "defines no channel"));
+    }
+    Ok(out)
+}
+
+fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePolicy>, PolicyError> {
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
+    if let Some(k) = root.keys().find(|k| k.as_str() != "purposes") {
+        return Err(err(file, k.as_str(), "unknown key (expected purposes)"));
+    }
+    let purposes = table(
+        file,
+        "purposes",
+        root.get("purposes")
+            .ok_or_else(|| err(file, "purposes", "is required"))?,
+    )?;
+    let mut out = BTreeMap::new();
+    for (name, v) in purposes {
+        let prefix = format!("purposes.{name}");
+        let id = Purpose::parse(name)
+            .map_err(|e| err(file, &prefix, format!("bad purpose name: {e}")))?;
+        let t = table(file, &prefix, v)?;
+        only_keys(
+            file,
+            &prefix,
+            t,
+            &["lawful_basis", "max_age", "roles", "description"],
+        )?;
+        let key = format!("{prefix}.lawful_basis");
+        let lawful_basis = match string(file, &key, required(file, &prefix, t, "lawful_basis")?)? {
+            "consent" => LawfulBasis::Consent,
+            "contract" => LawfulBasis::Contract,
+            "legal_obligation" => LawfulBasis::LegalObligation,
+            "vital_interests" => LawfulBasis::VitalInterests,
+            "public_task" => LawfulBasis::PublicTask,
+            "legitimate_interests" => LawfulBasis::LegitimateInterests,
+            _ => return Err(err(
+                file,
+                key,
+                "unknown lawful basis (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)",
+            )),
+        };
+        let key = format!("{prefix}.max_age");
+        let max_age = t
+            .get("max_age")
+            .map(|v| parse_duration(file, &key, v))
+            .transpose()?;
+        if max_age.is_some() && lawful_basis != LawfulBasis::Consent {
+            return Err(err(file, key, "only consent-based purposes can lapse"));
+        }
+        let key = format!("{prefix}.roles");
+        let list = required(file, &prefix, t, "roles")?
+            .as_array()
+            .ok_or_else(|| err(file, &key, "must be a list of roles"))?;
+        let mut roles = Vec::new();
+        for r in list {
+            let s = string(file, &key, r)?;
+            let role: Role = s
+                .parse()
+                .map_err(|_| err(file, &key, format!("unknown role {s:?} (expected agent, service, compliance, customer or admin)")))?;
+            roles.push(role);
+        }
+        let key = format!("{prefix}.description");
+        let description = t
+            .get("description")
+            .map(|v| string(file, &key, v).map(str::to_owned))
+            .transpose()?;
+        out.insert(
+            id,
+            PurposePolicy {
+                lawful_basis,
+                max_age,
+                roles,
+                description,
+            },
+        );
+    }
+    for p in REQUIRED_PURPOSES {
+        let id = Purpose::parse(p).map_err(|e| err(file, p, e.to_string()))?;
+        if !out.contains_key(&id) {
+            return Err(err(
+                file,
+                format!("purposes.{p}"),
+                "this purpose must exist: arkku relies on it",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channels_with(extra: &str) -> String {
+        format!(
+            "[channels.email]\nkind = \"email\"\nintegration = \"consent\"\ncontact_retention = \"730d\"\n{extra}\n\
+             [channels.email.interactions]\ncontact_request = \"90d\"\ncomplaint = \"730d\"\nfeedback = \"365d\"\ntranscript = \"30d\"\n"
+        )
+    }
+
+    fn check_channels(text: &str) -> Result<Policies, PolicyError> {
+        parse("channels.toml", text, "purposes.toml", SHIPPED_PURPOSES)
+    }
+
+    #[test]
+    fn the_shipped_policies_load_with_eight_consent_channels() {
+        let p = load_shipped().expect("shipped policies are valid");
+        assert_eq!(p.channels.len(), 8);
+        assert!(p
+            .channels
+            .values()
+            .all(|c| c.integration == Integration::Consent));
+        for name in REQUIRED_PURPOSES {
+            assert!(p.purpose(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_integration_mode_names_file_key_and_reason() {
+        let text =
+            channels_with("").replace("integration = \"consent\"", "integration = \"sometimes\"");
+        let e = check_channels(&text).unwrap_err();
+        assert_eq!(e.file, "channels.toml");
+        assert_eq!(e.key, "channels.email.integration");
+        assert!(e.reason.contains("unknown integration mode"));
+    }
+
+    #[test]
+    fn an_unknown_kind_is_rejected() {
+        let text = channels_with("").replace("kind = \"email\"", "kind = \"pigeon\"");
+        assert_eq!(
+            check_channels(&text).unwrap_err().key,
+            "channels.email.kind"
+        );
+    }
+
+    #[test]
+    fn a_duration_that_does_not_parse_is_rejected() {
+        let text = channels_with("").replace("\"730d\"\n", "\"forever\"\n");
+        let e = check_channels(&text).unwrap_err();
+        assert_eq!(e.key, "channels.email.contact_retention");
+        assert!(e.reason.contains("forever"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected() {
+        let e = check_channels(&channels_with("colour = \"red\"")).unwrap_err();
+        assert_eq!(e.key, "channels.email.colour");
+    }
+
+    #[test]
+    fn an_unknown_role_is_rejected() {
+        let text = SHIPPED_PURPOSES.replace(
+            "roles = [\"agent\", \"service\"]",
+            "roles = [\"agent\", \"janitor\"]",
+        );
+        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
+        assert!(e.key.ends_with(".roles"), "{e}");
+        assert!(e.reason.contains("janitor"));
+    }
+
+    #[test]
+    fn a_missing_required_purpose_is_rejected() {
+        let text = SHIPPED_PURPOSES.replace("[purposes.dsr]", "[purposes.other]");
+        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
+        assert_eq!(e.key, "purposes.dsr");
+    }
+
+    #[test]
+    fn bad_toml_syntax_is_reported() {
+        let e = check_channels("[channels.email\n").unwrap_err();
+        assert_eq!(e.key, "(syntax)");
+    }
+}

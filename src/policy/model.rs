@@ -1,0 +1,79 @@
+//! The validated policy model. Built only by [`super::load`].
+
+use std::{collections::BTreeMap, time::Duration};
+
+use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
+
+/// May a channel's data join another channel's (or a back-office) view?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integration {
+    Always,
+    Consent,
+    Never,
+}
+
+/// Whether values of a channel are masked in profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskMode {
+    /// Masked unless the reader reveals them (with a reason, audited).
+    Default,
+    /// Masked even when revealed.
+    Always,
+    /// Shown in full.
+    Never,
+}
+
+/// Interaction kinds known to the retention rules.
+pub const INTERACTION_KINDS: [&str; 4] = ["contact_request", "complaint", "feedback", "transcript"];
+
+/// One channel's policy.
+#[derive(Debug, Clone)]
+pub struct ChannelPolicy {
+    pub kind: ChannelKind,
+    pub integration: Integration,
+    pub mask: MaskMode,
+    pub contact_retention: Duration,
+    pub interaction_retention: BTreeMap<String, Duration>,
+}
+
+/// GDPR Art. 6(1) lawful basis of a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LawfulBasis {
+    Consent,
+    Contract,
+    LegalObligation,
+    VitalInterests,
+    PublicTask,
+    LegitimateInterests,
+}
+
+/// One purpose's policy.
+#[derive(Debug, Clone)]
+pub struct PurposePolicy {
+    pub lawful_basis: LawfulBasis,
+    /// For consent-based purposes: a consent older than this has lapsed.
+    pub max_age: Option<Duration>,
+    pub roles: Vec<Role>,
+    pub description: Option<String>,
+}
+
+/// All policies, validated.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    pub channels: BTreeMap<ChannelId, ChannelPolicy>,
+    pub purposes: BTreeMap<Purpose, PurposePolicy>,
+}
+
+impl Policies {
+    /// The policy of a channel named by untrusted input, if it exists.
+    pub fn channel(&self, name: &str) -> Option<(&ChannelId, &ChannelPolicy)> {
+        let id = ChannelId::parse(name).ok()?;
+        self.channels.get_key_value(&id)
+    }
+
+    /// The policy of a purpose named by untrusted input, if it exists.
+    pub fn purpose(&self, name: &str) -> Option<(&Purpose, &PurposePolicy)> {
+        let id = Purpose::parse(name).ok()?;
+        self.purposes.get_key_value(&id)
+    }
+}

@@ -1,0 +1,313 @@
+//! Customers and their contact points, as ciphertext rows.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{keys::WrappedDataKey, on_db, Db, Micros, StoreError, StoreResult};
+
+/// Name of the unique index that makes one normalised value appear at most
+/// once per customer and channel; a violation becomes 409 `contact_exists`.
+pub const CONTACT_UNIQUE: &str = "contacts_unique_value";
+
+/// A customer row to insert; the optional fields are already sealed.
+pub struct NewCustomer<'a> {
+    pub id: Uuid,
+    pub display_name: Option<&'a [u8]>,
+    pub external_ref: Option<&'a [u8]>,
+    pub preferred_channel: Option<&'a str>,
+    pub now: Micros,
+}
+
+/// A contact row to insert: sealed value and label, and the blind index.
+pub struct NewContact {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub channel: String,
+    pub blind_index: [u8; 32],
+    pub value: Vec<u8>,
+    pub label: Option<Vec<u8>>,
+    pub now: Micros,
+}
+
+/// A customer as stored, with the wrapped key of its profile fields.
+#[derive(Debug)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub display_name: Option<Vec<u8>>,
+    pub external_ref: Option<Vec<u8>>,
+    pub preferred_channel: Option<String>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+    pub erased_at: Option<Micros>,
+    pub profile_key: Option<WrappedDataKey>,
+}
+
+/// A contact point as stored, with the wrapped data key of its channel.
+#[derive(Debug)]
+pub struct ContactRow {
+    pub id: Uuid,
+    pub channel: String,
+    pub value: Vec<u8>,
+    pub label: Option<Vec<u8>>,
+    pub created_at: Micros,
+    pub last_activity_at: Micros,
+    pub key: Option<WrappedDataKey>,
+}
+
+fn wrapped(
+    channel: &str,
+    version: Option<i64>,
+    wrapped: Option<Vec<u8>>,
+) -> StoreResult<Option<WrappedDataKey>> {
+    match (version, wrapped) {
+        (Some(v), Some(w)) => Ok(Some(WrappedDataKey {
+            channel: channel.to_owned(),
+            key_version: u32::try_from(v)
+                .map_err(|_| StoreError::Corrupt("key version out of range"))?,
+            wrapped: w,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// Inserts a customer with its data keys and contacts in one transaction.
+pub async fn create(
+    db: &Db,
+    customer: &NewCustomer<'_>,
+    data_keys: &[WrappedDataKey],
+    contacts: &[NewContact],
+) -> StoreResult<()> {
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO customers (id, display_name, external_ref, preferred_channel, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(customer.id)
+        .bind(customer.display_name)
+        .bind(customer.external_ref)
+        .bind(customer.preferred_channel)
+        .bind(customer.now)
+        .execute(&mut *tx)
+        .await?;
+        for key in data_keys {
+            sqlx::query(
+                "INSERT INTO data_keys (customer_id, channel, key_version, wrapped, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(customer.id)
+            .bind(&key.channel)
+            .bind(i64::from(key.key_version))
+            .bind(&key.wrapped)
+            .bind(customer.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in contacts {
+            insert_contact_sql()
+                .bind(c.id)
+                .bind(c.customer_id)
+                .bind(&c.channel)
+                .bind(&c.blind_index[..])
+                .bind(&c.value)
+                .bind(&c.label)
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_unique(e, CONTACT_UNIQUE))?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+fn insert_contact_sql<'q, DB: sqlx::Database>(
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>> {
+    sqlx::query(
+        "INSERT INTO contacts (id, customer_id, channel, blind_index, value, label, created_at, last_activity_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+}
+
+/// Adds one contact point to an existing customer.
+pub async fn add_contact(db: &Db, c: &NewContact) -> StoreResult<()> {
+    on_db!(db, pool => insert_contact_sql()
+        .bind(c.id)
+        .bind(c.customer_id)
+        .bind(&c.channel)
+        .bind(&c.blind_index[..])
+        .bind(&c.value)
+        .bind(&c.label)
+        .bind(c.now)
+        .execute(pool)
+        .await
+        .map_err(|e| StoreError::from_unique(e, CONTACT_UNIQUE))
+        .map(drop)?);
+    Ok(())
+}
+
+/// Removes a contact point; returns its channel if it existed on that customer.
+pub async fn remove_contact(
+    db: &Db,
+    customer_id: Uuid,
+    contact_id: Uuid,
+) -> StoreResult<Option<String>> {
+    const SQL: &str = "DELETE FROM contacts WHERE id = $1 AND customer_id = $2 RETURNING channel";
+    let channel = on_db!(db, pool => match sqlx::query(SQL).bind(contact_id).bind(customer_id).fetch_optional(pool).await? {
+        Some(r) => Some(r.try_get::<String, _>(0)?),
+        None => None,
+    });
+    Ok(channel)
+}
+
+/// Whether a customer exists: `None` if never, `Some(erased_at)` otherwise.
+pub async fn state(db: &Db, id: Uuid) -> StoreResult<Option<Option<Micros>>> {
+    const SQL: &str = "SELECT erased_at FROM customers WHERE id = $1";
+    let row = on_db!(db, pool => match sqlx::query(SQL).bind(id).fetch_optional(pool).await? {
+        Some(r) => Some(r.try_get::<Option<i64>, _>(0)?),
+        None => None,
+    });
+    Ok(row)
+}
+
+/// The customer and all contact points, in one query (the read hot path).
+pub async fn profile(db: &Db, id: Uuid) -> StoreResult<Option<(CustomerRow, Vec<ContactRow>)>> {
+    const SQL: &str = "SELECT c.display_name, c.external_ref, c.preferred_channel, c.created_at, c.updated_at, c.erased_at, \
+                pk.key_version, pk.wrapped, \
+                ct.id, ct.channel, ct.value, ct.label, ct.created_at, ct.last_activity_at, dk.key_version, dk.wrapped \
+         FROM customers c \
+         LEFT JOIN data_keys pk ON pk.customer_id = c.id AND pk.channel = $2 \
+         LEFT JOIN contacts ct ON ct.customer_id = c.id \
+         LEFT JOIN data_keys dk ON dk.customer_id = c.id AND dk.channel = ct.channel \
+         WHERE c.id = $1 ORDER BY ct.created_at, ct.id";
+    type Raw = (
+        (
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<String>,
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<Vec<u8>>,
+        ),
+        Option<(
+            Uuid,
+            String,
+            Vec<u8>,
+            Option<Vec<u8>>,
+            i64,
+            i64,
+            Option<i64>,
+            Option<Vec<u8>>,
+        )>,
+    );
+    let rows: Vec<Raw> = on_db!(db, pool => {
+        let rows = sqlx::query(SQL).bind(id).bind(crate::vault::PROFILE_DOMAIN).fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let head = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?, r.try_get(7)?);
+            let contact = match r.try_get::<Option<Uuid>, _>(8)? {
+                Some(cid) => Some((cid, r.try_get(9)?, r.try_get(10)?, r.try_get(11)?, r.try_get(12)?, r.try_get(13)?, r.try_get(14)?, r.try_get(15)?)),
+                None => None,
+            };
+            out.push((head, contact));
+        }
+        out
+    });
+    let mut iter = rows.into_iter();
+    let Some((head, first)) = iter.next() else {
+        return Ok(None);
+    };
+    let (
+        display_name,
+        external_ref,
+        preferred_channel,
+        created_at,
+        updated_at,
+        erased_at,
+        pk_version,
+        pk_wrapped,
+    ) = head;
+    let customer = CustomerRow {
+        id,
+        display_name,
+        external_ref,
+        preferred_channel,
+        created_at,
+        updated_at,
+        erased_at,
+        profile_key: wrapped(crate::vault::PROFILE_DOMAIN, pk_version, pk_wrapped)?,
+    };
+    let mut contacts = Vec::new();
+    for raw in std::iter::once(first).chain(iter.map(|(_, c)| c)).flatten() {
+        let (cid, channel, value, label, created_at, last_activity_at, v, w) = raw;
+        let key = wrapped(&channel, v, w)?;
+        contacts.push(ContactRow {
+            id: cid,
+            channel,
+            value,
+            label,
+            created_at,
+            last_activity_at,
+            key,
+        });
+    }
+    Ok(Some((customer, contacts)))
+}
+
+/// Field changes of a PATCH: `None` leaves a field alone, `Some(None)` clears it.
+pub struct CustomerPatch<'a> {
+    pub display_name: Option<Option<&'a [u8]>>,
+    pub preferred_channel: Option<Option<&'a str>>,
+    pub now: Micros,
+}
+
+/// Applies a patch to a live (not erased) customer; false if there is none.
+pub async fn update(db: &Db, id: Uuid, patch: &CustomerPatch<'_>) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE customers SET \
+           display_name = CASE WHEN $2 THEN $3 ELSE display_name END, \
+           preferred_channel = CASE WHEN $4 THEN $5 ELSE preferred_channel END, \
+           updated_at = $6 \
+         WHERE id = $1 AND erased_at IS NULL";
+    let done = on_db!(db, pool => sqlx::query(SQL)
+        .bind(id)
+        .bind(patch.display_name.is_some())
+        .bind(patch.display_name.flatten())
+        .bind(patch.preferred_channel.is_some())
+        .bind(patch.preferred_channel.flatten())
+        .bind(patch.now)
+        .execute(pool)
+        .await?
+        .rows_affected());
+    Ok(done == 1)
+}
+
+/// A lookup hit: which customer holds the value, on which contact point.
+#[derive(Debug, Clone)]
+pub struct LookupHit {
+    pub customer_id: Uuid,
+    pub contact_id: Uuid,
+}
+
+/// Contact points whose blind index matches, on live customers; at most `limit`.
+pub async fn lookup(
+    db: &Db,
+    channel: &str,
+    blind_index: &[u8; 32],
+    limit: i64,
+) -> StoreResult<Vec<LookupHit>> {
+    const SQL: &str =
+        "SELECT ct.customer_id, ct.id FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
+                       WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
+                       ORDER BY ct.customer_id, ct.id LIMIT $3";
+    let hits = on_db!(db, pool => {
+        let rows = sqlx::query(SQL).bind(channel).bind(&blind_index[..]).bind(limit).fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(LookupHit { customer_id: r.try_get(0)?, contact_id: r.try_get(1)? });
+        }
+        out
+    });
+    Ok(hits)
+}

@@ -1,0 +1,197 @@
+//! Storage on SQLite (the embedded default) and PostgreSQL (production, scale-out).
+//!
+//! One code path for both: every query is written once with `$n` placeholders,
+//! which both engines accept, and [`on_db!`] runs it on whichever pool is live.
+//! Columns hold ciphertext, blind indexes, ids and timestamps only; this module
+//! never sees a plaintext contact value (see [`crate::vault`] for sealing).
+
+pub mod audit;
+pub mod customers;
+pub mod keys;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, SqlitePool,
+};
+
+/// Runs one expression against whichever pool is live; `$pool` is bound to it.
+/// The expression is compiled once per backend, so the same SQL text and the
+/// same Rust code serve both.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub use crate::on_db;
+
+/// Errors of the storage layer. The HTTP boundary maps them to opaque 500s
+/// (or 503 when the database is unreachable); their text is only logged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL scheme (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("the unique constraint {0} was violated")]
+    Conflict(&'static str),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(&'static str),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation on `constraint` (by index name) to
+    /// [`StoreError::Conflict`], so handlers can answer 409 without parsing text.
+    pub fn from_unique(err: sqlx::Error, constraint: &'static str) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                let named = db.constraint().map(|c| c == constraint);
+                // SQLite does not report constraint names; its message names the columns.
+                if named.unwrap_or(true) {
+                    return StoreError::Conflict(constraint);
+                }
+            }
+        }
+        StoreError::Database(err)
+    }
+
+    /// True when the database itself could not be reached (pool timeout, I/O).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
+        )
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The live database: the backend is chosen from the URL scheme.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). SQLite files are
+    /// created if missing and run in WAL mode with `synchronous=FULL`, so an
+    /// acknowledged write survives a crash or power loss.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let file = opts.get_filename();
+            if let Some(dir) = file.parent() {
+                if !dir.as_os_str().is_empty() && !dir.exists() {
+                    create_private_dir(dir)
+                        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                }
+            }
+            // Pre-create the file owner-only; SQLite gives its -wal and -shm
+            // files the same mode. It holds ciphertext only, but metadata too.
+            if !file.as_os_str().is_empty() && file.to_str() != Some(":memory:") && !file.exists() {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(file)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            Ok(std::fs::File::open(file)?)
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Name of the backend, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}
+
+/// Creates a directory (and parents) readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Microseconds since the Unix epoch: the one timestamp representation in the
+/// database, identical on both backends.
+pub type Micros = i64;
+
+/// Converts a stored timestamp to a `time::OffsetDateTime` (UTC).
+pub fn from_micros(us: Micros) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Converts a time to stored microseconds.
+pub fn to_micros(t: time::OffsetDateTime) -> Micros {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
