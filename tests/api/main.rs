@@ -1,0 +1,62 @@
+//! Black-box tests through the HTTP API and the CLI, all in one binary.
+//!
+//! Every scenario runs on SQLite, and again on PostgreSQL when
+//! `ARKKU_TEST_POSTGRES_URL` is set (each test gets a fresh database). Without
+//! it the PostgreSQL runs are listed as ignored and a note says so.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod customers;
+mod input;
+mod lookup;
+mod storage;
+
+use helpers::{Backend, Scenario};
+use libtest_mimic::{Arguments, Trial};
+
+/// Lists a module's scenarios: `scenarios![a, b]` → `[("a", |b| Box::pin(a(b))), …]`.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|b| Box::pin($name(b))) as $crate::helpers::ScenarioFn)),*]
+    };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let postgres = helpers::postgres_url();
+    if postgres.is_none() {
+        println!(
+            "\nnote: PostgreSQL run SKIPPED: set ARKKU_TEST_POSTGRES_URL (for example \
+             postgres://postgres@127.0.0.1:5432/test) to run every test on PostgreSQL too.\n"
+        );
+    }
+    let mut all: Vec<(&str, Vec<Scenario>)> = vec![
+        ("auth", auth::tests()),
+        ("customers", customers::tests()),
+        ("input", input::tests()),
+        ("lookup", lookup::tests()),
+        ("storage", storage::tests()),
+        ("cli", cli::tests()),
+    ];
+    let mut trials = Vec::new();
+    for (module, scenarios) in all.drain(..) {
+        for (name, f) in scenarios {
+            for backend in [Backend::Sqlite, Backend::Postgres] {
+                let skip = backend == Backend::Postgres && postgres.is_none();
+                let trial =
+                    Trial::test(format!("{}::{module}::{name}", backend.name()), move || {
+                        helpers::run(backend, f);
+                        Ok(())
+                    })
+                    .with_ignored_flag(skip);
+                trials.push(trial);
+            }
+        }
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    helpers::drop_test_databases();
+    conclusion.exit();
+}
