@@ -195,9 +195,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     ApiError::InvalidRequest("the request body could not be read".into())
                 }
             })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        // Every request body is an object: serde would otherwise fill a
+        // struct from an array, by position.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::InvalidRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             ApiError::InvalidRequest(describe_body_error(&e.path().to_string(), e.inner()))
+        })?;
+        // Nothing but whitespace may follow the object.
+        de.end().map_err(|_| {
+            ApiError::InvalidRequest("the body must hold exactly one JSON object".into())
         })?;
         Ok(ApiJson(value))
     }
