@@ -4,6 +4,11 @@
 //! `ARKKU_TEST_POSTGRES_URL` is set (each test gets a fresh database). Without
 //! it the PostgreSQL runs are listed as ignored and a note says so.
 
+// A panic in a test is a failed assertion. (`allow-unwrap-in-tests` in
+// clippy.toml does not reach this binary: with `harness = false` it is not
+// compiled with cfg(test).)
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 
 mod auth;
