@@ -1,10 +1,15 @@
 //! Start-up: policies, key files, database, migrations, keyring, verifier,
 //! audit — in that order, each failure named for the operator.
 
+use std::sync::Arc;
+
 use crate::{
-    audit::Auditor,
+    audit::{Auditor, Checkpointer},
     config::Config,
-    crypto::{load_or_create_key_file, BlindIndex, CryptoError, KeyFileOutcome, SecretKey},
+    crypto::{
+        load_or_create_key_file, BlindIndex, CheckpointSigner, CryptoError, KeyFileOutcome,
+        SecretKey,
+    },
     http::{AppState, Services},
     policy::{Policies, PolicyError},
     store::{Db, StoreError},
@@ -57,6 +62,19 @@ pub async fn keyring(db: &Db, root: SecretKey, policies: &Policies) -> Result<Ke
     Keyring::open(db, root, domains).await
 }
 
+/// The checkpoint signer, from the audit key file.
+pub fn checkpointer(config: &Config) -> Result<Checkpointer, CryptoError> {
+    let seed = key_file(
+        &config.audit_key_file,
+        config.auto_keys,
+        "AUDIT SIGNING KEY",
+    )?;
+    Ok(Checkpointer::new(
+        CheckpointSigner::from_seed(&seed)?,
+        config.audit_checkpoint_every,
+    ))
+}
+
 /// Builds the application state for `serve` (and for the tests).
 pub async fn open(config: Config) -> Result<AppState, StartError> {
     let policies = config.load_policies()?;
@@ -66,11 +84,16 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         config.auto_keys,
         "TOKEN ISSUER KEY",
     )?;
+    let checkpoints = Arc::new(checkpointer(&config)?);
     let db = database(&config).await?;
     let keyring = keyring(&db, root, &policies).await?;
     let blind = BlindIndex::new(keyring.root(), policies.channels.keys().map(|c| c.as_str()));
     let tokens = TokenVerifier::new(&issuer, &config.issuer, &config.audience);
-    let audit = Auditor::new(db.clone(), config.audit_timeout);
+    let audit = Auditor::start(
+        db.clone(),
+        config.audit_timeout,
+        Some(Arc::clone(&checkpoints)),
+    );
     Ok(AppState::new(Services {
         config,
         policies,
@@ -79,5 +102,6 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         blind,
         tokens,
         audit,
+        checkpoints,
     }))
 }

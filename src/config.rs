@@ -42,6 +42,17 @@ pub struct GlobalArgs {
     /// Local token issuer key file (default: <data-dir>/issuer.key).
     #[arg(long, env = "ARKKU_ISSUER_KEY_FILE", global = true)]
     pub issuer_key_file: Option<PathBuf>,
+    /// Ed25519 seed that signs audit checkpoints (default: <data-dir>/audit.key).
+    #[arg(long, env = "ARKKU_AUDIT_KEY_FILE", global = true)]
+    pub audit_key_file: Option<PathBuf>,
+    /// Sign an audit checkpoint every N entries.
+    #[arg(
+        long,
+        env = "ARKKU_AUDIT_CHECKPOINT_EVERY",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub audit_checkpoint_every: u64,
     /// Region for phone numbers written without a country code.
     #[arg(
         long,
@@ -85,6 +96,8 @@ pub struct Config {
     pub policies: PolicySource,
     pub root_key_file: PathBuf,
     pub issuer_key_file: PathBuf,
+    pub audit_key_file: PathBuf,
+    pub audit_checkpoint_every: u64,
     pub default_region: Region,
     pub auto_keys: bool,
     pub audit_timeout: Duration,
@@ -120,6 +133,11 @@ impl Config {
                 .issuer_key_file
                 .clone()
                 .unwrap_or_else(|| data_dir.join("issuer.key")),
+            audit_key_file: a
+                .audit_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("audit.key")),
+            audit_checkpoint_every: a.audit_checkpoint_every,
             data_dir,
             policies,
             default_region,
@@ -137,6 +155,8 @@ impl Config {
             database_url,
             root_key_file: data_dir.join("root.key"),
             issuer_key_file: data_dir.join("issuer.key"),
+            audit_key_file: data_dir.join("audit.key"),
+            audit_checkpoint_every: 1000,
             data_dir,
             policies: PolicySource::BuiltIn,
             default_region: Region::default(),

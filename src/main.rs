@@ -43,6 +43,30 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Verify, checkpoint and export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the whole chain and the stored checkpoints; exit 1 on the first bad entry.
+    Verify {
+        /// A checkpoint file kept from before (detects a truncated tail).
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Sign a checkpoint of the current head, store it, and print it (keep the output).
+    Checkpoint,
+    /// Stream the whole log to stdout.
+    Export {
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+    },
+    /// Print the public key that signs checkpoints (hex).
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: KeysCommand::Status,
         } => keys_status(config).await,
         Command::Token(args) => print_token(config, args),
+        Command::Audit { command } => audit(config, command).await,
         Command::Policy {
             command: PolicyCommand::Check,
         } => {
@@ -265,4 +290,73 @@ fn print_token(config: Config, args: TokenArgs) -> anyhow::Result<()> {
     )?;
     println!("{jwt}");
     Ok(())
+}
+
+async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    use arkku::audit::{checkpoint::CheckpointFile, verify::verify};
+    use std::io::Write;
+
+    let signer = app::checkpointer(&config).context("audit signing key")?;
+    if let AuditCommand::PublicKey = command {
+        println!("{}", arkku::crypto::hex(signer.public_key()));
+        return Ok(());
+    }
+    let db = app::database(&config).await.context("database")?;
+    match command {
+        AuditCommand::Verify { checkpoint } => {
+            let kept = match checkpoint {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let file: CheckpointFile = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
+                    Some(file.to_row().with_context(|| {
+                        format!("{} holds a malformed checkpoint", path.display())
+                    })?)
+                }
+            };
+            let started = std::time::Instant::now();
+            let report = verify(&db, Some(signer.public_key()), kept.as_ref()).await?;
+            let secs = started.elapsed().as_secs_f64();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!(
+                "verified {} entries in {:.3} s ({:.0} entries/s)",
+                report.entries_checked,
+                secs,
+                report.entries_checked as f64 / secs.max(1e-9)
+            );
+            if !report.ok {
+                bail!(
+                    "the audit chain does not verify: {}",
+                    report.problem.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Checkpoint => {
+            match signer.checkpoint_head(&db).await? {
+                Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
+                None => bail!("the audit log is empty: nothing to checkpoint"),
+            }
+            Ok(())
+        }
+        AuditCommand::Export { .. } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut after = 0;
+            loop {
+                let rows = store::audit::entries_after(&db, after, 10_000).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.seq;
+                for r in rows {
+                    let line = serde_json::to_string(&arkku::http::audit::EntryView::from(r))?;
+                    writeln!(out, "{line}")?;
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+        AuditCommand::PublicKey => Ok(()),
+    }
 }

@@ -8,13 +8,22 @@
 //! Entries never hold contact values, bodies, display names, tokens or keys.
 
 mod chain;
+pub mod checkpoint;
+pub mod verify;
 
 pub use chain::{entry_hash, GENESIS_HASH};
+pub use checkpoint::Checkpointer;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::{self, audit::AuditRow, Db, StoreError};
@@ -115,98 +124,141 @@ pub struct Entry {
 }
 
 /// Why an append failed; every variant becomes 503 `audit_unavailable`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
     #[error("audit append failed: {0}")]
-    Store(#[from] StoreError),
+    Store(String),
     #[error("audit append did not finish within {0:?}")]
     Timeout(Duration),
-    #[error("audit append lost the race for a sequence number too often")]
-    Contended,
+    #[error("the audit writer has stopped")]
+    Stopped,
 }
 
-/// Appends entries to the chain, one at a time per process. Another process
-/// appending the same seq first makes the insert conflict; the head is then
-/// reloaded and the append retried, so the chain stays gap- and fork-free.
+impl From<StoreError> for AuditError {
+    fn from(e: StoreError) -> Self {
+        AuditError::Store(e.to_string())
+    }
+}
+
+/// Appends entries durably, with group commit.
+///
+/// Requests hand their entry to one writer task per process and wait for its
+/// answer. The writer takes everything queued, chains it onto the head inside
+/// one transaction that holds the database's writer lock, commits (one fsync
+/// for the whole batch), and only then answers each waiter. A request whose
+/// entry is not committed within the deadline fails with 503.
 pub struct Auditor {
-    db: Db,
-    head: Mutex<Option<(i64, [u8; 32])>>,
+    queue: mpsc::Sender<Pending>,
     deadline: Duration,
+    healthy: Arc<AtomicBool>,
 }
 
-const MAX_RACES: usize = 16;
+struct Pending {
+    entry: Entry,
+    at: i64,
+    done: oneshot::Sender<Result<i64, AuditError>>,
+}
+
+/// Most entries committed in one transaction.
+const MAX_BATCH: usize = 4096;
 
 impl Auditor {
-    pub fn new(db: Db, deadline: Duration) -> Self {
+    /// Starts the writer task. Checkpoints are signed every `checkpoint_every`
+    /// entries when a signer is given.
+    pub fn start(db: Db, deadline: Duration, checkpoints: Option<Arc<Checkpointer>>) -> Self {
+        let (queue, rx) = mpsc::channel(MAX_BATCH * 4);
+        let healthy = Arc::new(AtomicBool::new(true));
+        tokio::spawn(writer(db, rx, Arc::clone(&healthy), checkpoints));
         Auditor {
-            db,
-            head: Mutex::new(None),
+            queue,
             deadline,
+            healthy,
         }
     }
 
     /// Appends one entry and returns its seq once it is durable.
     pub async fn append(&self, entry: Entry) -> Result<i64, AuditError> {
-        tokio::time::timeout(self.deadline, self.append_inner(entry))
+        let (done, wait) = oneshot::channel();
+        let at = store::to_micros(time::OffsetDateTime::now_utc());
+        let work = async {
+            self.queue
+                .send(Pending { entry, at, done })
+                .await
+                .map_err(|_| AuditError::Stopped)?;
+            wait.await.map_err(|_| AuditError::Stopped)?
+        };
+        tokio::time::timeout(self.deadline, work)
             .await
             .map_err(|_| AuditError::Timeout(self.deadline))?
     }
 
-    async fn append_inner(&self, entry: Entry) -> Result<i64, AuditError> {
-        let mut head = self.head.lock().await;
-        let detail = serde_json::to_string(&entry.detail).unwrap_or_else(|_| "{}".to_owned());
-        for _ in 0..MAX_RACES {
-            let (prev_seq, prev_hash) = match *head {
-                Some(h) => h,
-                None => load_head(&self.db).await?,
-            };
-            let mut row = AuditRow {
-                seq: prev_seq + 1,
-                at: store::to_micros(time::OffsetDateTime::now_utc()),
-                actor_sub: entry.actor.sub.clone(),
-                actor_role: entry.actor.role.clone(),
-                actor_client: entry.actor.client.clone(),
-                action: entry.action.as_str().to_owned(),
-                customer_id: entry.customer_id,
-                channel: entry.channel.clone(),
-                purpose: entry.purpose.clone(),
-                decision: entry.decision.as_str().to_owned(),
-                reason: entry.reason.clone(),
-                request_id: entry.request_id.clone(),
-                detail: detail.clone(),
-                prev_hash: prev_hash.to_vec(),
-                hash: Vec::new(),
-            };
-            let hash = entry_hash(&prev_hash, &row);
-            row.hash = hash.to_vec();
-            match store::audit::insert(&self.db, &row).await {
-                Ok(()) => {
-                    *head = Some((row.seq, hash));
-                    return Ok(row.seq);
-                }
-                Err(StoreError::Conflict(_)) => {
-                    *head = None;
-                    continue;
-                }
-                Err(e) => {
-                    // The outcome is unknown (the commit may have landed); reload next time.
-                    *head = None;
-                    return Err(e.into());
-                }
-            }
-        }
-        Err(AuditError::Contended)
+    /// Whether the last batch was committed (for `/readyz`).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 }
 
-async fn load_head(db: &Db) -> Result<(i64, [u8; 32]), AuditError> {
-    match store::audit::head(db).await? {
-        None => Ok((0, GENESIS_HASH)),
-        Some((seq, hash)) => {
-            let hash: [u8; 32] = hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes"))?;
-            Ok((seq, hash))
+/// The writer task: drains the queue in batches until every sender is gone.
+async fn writer(
+    db: Db,
+    mut rx: mpsc::Receiver<Pending>,
+    healthy: Arc<AtomicBool>,
+    checkpoints: Option<Arc<Checkpointer>>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Entries whose requester gave up (deadline passed) are still written:
+        // the attempt happened and the log should say so.
+        let entries: Vec<(&Entry, i64)> = batch.iter().map(|p| (&p.entry, p.at)).collect();
+        let result =
+            store::audit::append_batch(&db, |seq, hash| chain_rows(seq, hash, &entries)).await;
+        match result {
+            Ok(rows) => {
+                healthy.store(true, Ordering::Relaxed);
+                if let Some(cp) = &checkpoints {
+                    cp.after_append(&db, &rows).await;
+                }
+                for (p, row) in batch.drain(..).zip(rows.iter()) {
+                    let _ = p.done.send(Ok(row.seq));
+                }
+            }
+            Err(e) => {
+                healthy.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, entries = batch.len(), "audit batch failed");
+                let err = AuditError::from(e);
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Err(err.clone()));
+                }
+            }
         }
     }
+}
+
+/// Builds rows `seq+1 ..` chained onto `(seq, hash)`.
+fn chain_rows(mut seq: i64, mut prev: [u8; 32], entries: &[(&Entry, i64)]) -> Vec<AuditRow> {
+    let mut rows = Vec::with_capacity(entries.len());
+    for (e, at) in entries {
+        seq += 1;
+        let mut row = AuditRow {
+            seq,
+            at: *at,
+            actor_sub: e.actor.sub.clone(),
+            actor_role: e.actor.role.clone(),
+            actor_client: e.actor.client.clone(),
+            action: e.action.as_str().to_owned(),
+            customer_id: e.customer_id,
+            channel: e.channel.clone(),
+            purpose: e.purpose.clone(),
+            decision: e.decision.as_str().to_owned(),
+            reason: e.reason.clone(),
+            request_id: e.request_id.clone(),
+            detail: serde_json::to_string(&e.detail).unwrap_or_else(|_| "{}".to_owned()),
+            prev_hash: prev.to_vec(),
+            hash: Vec::new(),
+        };
+        prev = entry_hash(&prev, &row);
+        row.hash = prev.to_vec();
+        rows.push(row);
+    }
+    rows
 }

@@ -5,15 +5,18 @@
 //! - A data key (one per customer per channel) encrypts that customer's fields; deleting it shreds them.
 //! - Every wrap and every field is AES-256-GCM with AAD binding where it belongs, so moved ciphertext fails.
 //! - Lookups use a blind index: HMAC-SHA256 keyed per channel from the root key (HKDF), never plaintext.
+//! - Audit checkpoints are signed with Ed25519, so anyone holding the public key can check them.
 
 pub mod blind_index;
 mod envelope;
 pub mod field;
 pub mod keys;
+pub mod signing;
 
 pub use blind_index::*;
 pub use field::*;
 pub use keys::*;
+pub use signing::*;
 
 /// Everything that can go wrong in this module; deliberately coarse so errors never leak
 /// which part of a ciphertext or key was wrong (or any secret bytes).

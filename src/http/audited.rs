@@ -28,13 +28,23 @@ pub struct AuditScope {
 }
 
 impl AuditScope {
-    pub fn new(actor: &Actor, action: Action) -> Self {
-        AuditScope {
-            actor: ActorRef {
-                sub: actor.sub.clone(),
-                role: actor.role.as_str().to_owned(),
-                client: actor.client.clone(),
+    /// A scope for a request whose caller may not have authenticated: an
+    /// unauthenticated request is logged as `anonymous` with role `none`.
+    pub fn new(auth: &Result<Actor, ApiError>, action: Action) -> Self {
+        let actor = match auth {
+            Ok(a) => ActorRef {
+                sub: a.sub.clone(),
+                role: a.role.as_str().to_owned(),
+                client: a.client.clone(),
             },
+            Err(_) => ActorRef {
+                sub: "anonymous".to_owned(),
+                role: "none".to_owned(),
+                client: None,
+            },
+        };
+        AuditScope {
+            actor,
             action,
             customer_id: None,
             channel: None,
@@ -44,8 +54,8 @@ impl AuditScope {
         }
     }
 
-    pub fn customer(mut self, id: Uuid) -> Self {
-        self.customer_id = Some(id);
+    pub fn customer(mut self, id: Option<Uuid>) -> Self {
+        self.customer_id = id;
         self
     }
 

@@ -212,11 +212,16 @@ fn now() -> OffsetDateTime {
     security(("bearer" = [])), tag = "customers")]
 pub async fn create(
     State(s): State<AppState>,
-    actor: Actor,
-    ApiJson(body): ApiJson<CreateCustomer>,
+    auth: Result<Actor, ApiError>,
+    body: Result<ApiJson<CreateCustomer>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&actor, Action::CustomerCreate);
-    let outcome = create_inner(&s, &actor, body, &mut scope).await;
+    let mut scope = AuditScope::new(&auth, Action::CustomerCreate);
+    let outcome = async {
+        let actor = auth?;
+        let ApiJson(body) = body?;
+        create_inner(&s, &actor, body, &mut scope).await
+    }
+    .await;
     finish(&s, scope, outcome).await
 }
 
@@ -353,12 +358,19 @@ async fn create_inner(
     security(("bearer" = [])), tag = "customers")]
 pub async fn read(
     State(s): State<AppState>,
-    actor: Actor,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiQuery(q): ApiQuery<ReadQuery>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+    query: Result<ApiQuery<ReadQuery>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&actor, Action::CustomerRead).customer(id);
-    let outcome = read_inner(&s, &actor, id, q, &mut scope).await;
+    let mut scope =
+        AuditScope::new(&auth, Action::CustomerRead).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        let ApiPath(id) = path?;
+        let ApiQuery(q) = query?;
+        read_inner(&s, &actor, id, q, &mut scope).await
+    }
+    .await;
     finish(&s, scope, outcome).await
 }
 
@@ -466,12 +478,19 @@ async fn read_inner(
     responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
 pub async fn patch(
     State(s): State<AppState>,
-    actor: Actor,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<PatchCustomer>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+    body: Result<ApiJson<PatchCustomer>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&actor, Action::CustomerUpdate).customer(id);
-    let outcome = patch_inner(&s, &actor, id, body, &mut scope).await;
+    let mut scope =
+        AuditScope::new(&auth, Action::CustomerUpdate).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        let ApiPath(id) = path?;
+        let ApiJson(body) = body?;
+        patch_inner(&s, &actor, id, body, &mut scope).await
+    }
+    .await;
     finish(&s, scope, outcome).await
 }
 
@@ -540,12 +559,19 @@ async fn patch_inner(
     responses((status = 201, body = ContactView), (status = 409, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
 pub async fn add_contact(
     State(s): State<AppState>,
-    actor: Actor,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<NewContactBody>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+    body: Result<ApiJson<NewContactBody>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&actor, Action::ContactAdd).customer(id);
-    let outcome = add_contact_inner(&s, &actor, id, body, &mut scope).await;
+    let mut scope =
+        AuditScope::new(&auth, Action::ContactAdd).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        let ApiPath(id) = path?;
+        let ApiJson(body) = body?;
+        add_contact_inner(&s, &actor, id, body, &mut scope).await
+    }
+    .await;
     finish(&s, scope, outcome).await
 }
 
@@ -611,12 +637,18 @@ async fn add_contact_inner(
     responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
 pub async fn remove_contact(
     State(s): State<AppState>,
-    actor: Actor,
-    ApiPath((id, contact_id)): ApiPath<(Uuid, Uuid)>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<(Uuid, Uuid)>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&actor, Action::ContactRemove).customer(id);
-    scope.detail("contact_id", contact_id.to_string());
-    let outcome = remove_contact_inner(&s, &actor, id, contact_id, &mut scope).await;
+    let mut scope =
+        AuditScope::new(&auth, Action::ContactRemove).customer(path.as_ref().ok().map(|p| p.0 .0));
+    let outcome = async {
+        let actor = auth?;
+        let ApiPath((id, contact_id)) = path?;
+        scope.detail("contact_id", contact_id.to_string());
+        remove_contact_inner(&s, &actor, id, contact_id, &mut scope).await
+    }
+    .await;
     finish(&s, scope, outcome).await
 }
 

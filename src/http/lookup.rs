@@ -46,11 +46,16 @@ pub struct LookupBody {
     responses((status = 200, body = LookupView), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "lookup")]
 pub async fn lookup(
     State(s): State<AppState>,
-    actor: Actor,
-    ApiJson(body): ApiJson<LookupBody>,
+    auth: Result<Actor, ApiError>,
+    body: Result<ApiJson<LookupBody>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&actor, Action::Lookup);
-    let outcome = lookup_inner(&s, &actor, body, &mut scope).await;
+    let mut scope = AuditScope::new(&auth, Action::Lookup);
+    let outcome = async {
+        let actor = auth?;
+        let ApiJson(body) = body?;
+        lookup_inner(&s, &actor, body, &mut scope).await
+    }
+    .await;
     finish(&s, scope, outcome).await
 }
 

@@ -4,6 +4,7 @@
 //! store + vault (fetch, open only what was permitted) → [`audited::finish`]
 //! (durable audit entry) → response.
 
+pub mod audit;
 pub mod audited;
 pub mod auth;
 pub mod customers;
@@ -20,8 +21,13 @@ use axum::{extract::DefaultBodyLimit, middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
-    audit::Auditor, config::Config, crypto::BlindIndex, policy::Policies, store::Db,
-    token::TokenVerifier, vault::Keyring,
+    audit::{Auditor, Checkpointer},
+    config::Config,
+    crypto::BlindIndex,
+    policy::Policies,
+    store::Db,
+    token::TokenVerifier,
+    vault::Keyring,
 };
 
 /// Request bodies larger than this get 413 `payload_too_large`.
@@ -40,6 +46,7 @@ pub struct Services {
     pub blind: BlindIndex,
     pub tokens: TokenVerifier,
     pub audit: Auditor,
+    pub checkpoints: Arc<Checkpointer>,
 }
 
 impl AppState {
@@ -60,6 +67,7 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .merge(customers::router())
         .merge(lookup::router())
+        .merge(audit::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(|| async { error::ApiError::NotFound })

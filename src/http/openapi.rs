@@ -35,6 +35,8 @@ impl Modify for BearerAuth {
         super::customers::add_contact,
         super::customers::remove_contact,
         super::lookup::lookup,
+        super::audit::list,
+        super::audit::verify_chain,
         super::health::healthz,
         super::health::readyz,
     ),

@@ -44,6 +44,8 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("the unique constraint {0} was violated")]
     Conflict(&'static str),
+    #[error("{0}")]
+    Durability(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(&'static str),
 }
@@ -126,15 +128,28 @@ impl Db {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(2))
                 .connect_with(opts)
                 .await?;
+            // sqlx applies these per connection; check that they took, because
+            // the audit log's durability rests on them.
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&pool)
+                .await?;
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await?;
+            if !journal.eq_ignore_ascii_case("wal") || synchronous != 2 {
+                return Err(StoreError::Durability(format!(
+                    "SQLite runs with journal_mode={journal}, synchronous={synchronous}; arkku needs wal and 2 (FULL)"
+                )));
+            }
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(2))
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
