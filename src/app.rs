@@ -77,6 +77,17 @@ pub fn checkpointer(config: &Config) -> Result<Checkpointer, CryptoError> {
 
 /// Builds the application state for `serve` (and for the tests).
 pub async fn open(config: Config) -> Result<AppState, StartError> {
+    open_with(config, true).await
+}
+
+/// NOT FOR PRODUCTION: the application state with an auditor that writes
+/// nothing, for measuring the cost of the audit log against the same stack.
+/// Only benchmark code calls this; no flag of `arkku serve` reaches it.
+pub async fn open_without_audit_for_benchmarks(config: Config) -> Result<AppState, StartError> {
+    open_with(config, false).await
+}
+
+async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError> {
     let policies = config.load_policies()?;
     let root = key_file(&config.root_key_file, config.auto_keys, "ROOT KEY")?;
     let issuer = key_file(
@@ -89,11 +100,15 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
     let keyring = keyring(&db, root, &policies).await?;
     let blind = BlindIndex::new(keyring.root(), policies.channels.keys().map(|c| c.as_str()));
     let tokens = TokenVerifier::new(&issuer, &config.issuer, &config.audience);
-    let audit = Auditor::start(
-        db.clone(),
-        config.audit_timeout,
-        Some(Arc::clone(&checkpoints)),
-    );
+    let audit = if !audited {
+        Auditor::discarding_for_benchmarks()
+    } else {
+        Auditor::start(
+            db.clone(),
+            config.audit_timeout,
+            Some(Arc::clone(&checkpoints)),
+        )
+    };
     Ok(AppState::new(Services {
         config,
         policies,

@@ -5,6 +5,12 @@
 //! deny with the error code) is appended durably first, and only then is the
 //! response released. If the append fails or misses its deadline, the client
 //! gets 503 `audit_unavailable` and nothing else.
+//!
+//! Writes go one step further: once a write is authorised and validated, its
+//! entry is committed by [`AuditScope::commit_before_write`] *before* the data
+//! changes, so no change is ever stored without its entry. The entry records
+//! the decision (allow); should the write itself then fail (a conflict, an
+//! outage), the client gets that error and the entry stands for the attempt.
 
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -21,36 +27,45 @@ pub struct AuditScope {
     actor: ActorRef,
     pub action: Action,
     pub customer_id: Option<Uuid>,
+    /// The channel acted on; an agent's channel context until a handler names one.
     pub channel: Option<String>,
     pub purpose: Option<String>,
     pub reason: Option<String>,
     detail: Map<String, Value>,
+    written: bool,
 }
 
 impl AuditScope {
     /// A scope for a request whose caller may not have authenticated: an
     /// unauthenticated request is logged as `anonymous` with role `none`.
     pub fn new(auth: &Result<Actor, ApiError>, action: Action) -> Self {
-        let actor = match auth {
-            Ok(a) => ActorRef {
-                sub: a.sub.clone(),
-                role: a.role.as_str().to_owned(),
-                client: a.client.clone(),
-            },
-            Err(_) => ActorRef {
-                sub: "anonymous".to_owned(),
-                role: "none".to_owned(),
-                client: None,
-            },
+        let (actor, channel) = match auth {
+            Ok(a) => (
+                ActorRef {
+                    sub: a.sub.clone(),
+                    role: a.role.as_str().to_owned(),
+                    client: a.client.clone(),
+                },
+                a.channel.as_ref().map(|c| c.to_string()),
+            ),
+            Err(_) => (
+                ActorRef {
+                    sub: "anonymous".to_owned(),
+                    role: "none".to_owned(),
+                    client: None,
+                },
+                None,
+            ),
         };
         AuditScope {
             actor,
             action,
             customer_id: None,
-            channel: None,
+            channel,
             purpose: None,
             reason: None,
             detail: Map::new(),
+            written: false,
         }
     }
 
@@ -63,6 +78,35 @@ impl AuditScope {
     pub fn detail(&mut self, key: &str, value: impl Into<Value>) {
         self.detail.insert(key.to_owned(), value.into());
     }
+
+    fn entry(&self, decision: Decision) -> Entry {
+        Entry {
+            actor: self.actor.clone(),
+            action: self.action,
+            customer_id: self.customer_id,
+            channel: self.channel.clone(),
+            purpose: self.purpose.clone(),
+            decision,
+            reason: self.reason.clone(),
+            request_id: request_id::current(),
+            detail: Value::Object(self.detail.clone()),
+        }
+    }
+
+    /// Commits the (allow) entry of an authorised write before the write
+    /// happens. On failure the handler must stop: 503, nothing changed.
+    pub async fn commit_before_write(&mut self, state: &AppState) -> Result<(), ApiError> {
+        self.written = true;
+        state
+            .audit
+            .append(self.entry(Decision::Allow))
+            .await
+            .map(drop)
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit append failed; the write is not performed");
+                ApiError::AuditUnavailable
+            })
+    }
 }
 
 /// Appends the entry for `outcome`, then releases it (or 503 if the append failed).
@@ -71,6 +115,15 @@ pub async fn finish<R: IntoResponse>(
     mut scope: AuditScope,
     outcome: Result<R, ApiError>,
 ) -> Response {
+    if scope.written {
+        if let Err(e) = &outcome {
+            tracing::info!(
+                code = e.code(),
+                "an audited write failed after its entry was committed"
+            );
+        }
+        return outcome.map_or_else(IntoResponse::into_response, IntoResponse::into_response);
+    }
     let decision = match &outcome {
         Ok(_) => Decision::Allow,
         Err(e) => {
@@ -78,22 +131,8 @@ pub async fn finish<R: IntoResponse>(
             Decision::Deny
         }
     };
-    let entry = Entry {
-        actor: scope.actor,
-        action: scope.action,
-        customer_id: scope.customer_id,
-        channel: scope.channel,
-        purpose: scope.purpose,
-        decision,
-        reason: scope.reason,
-        request_id: request_id::current(),
-        detail: Value::Object(scope.detail),
-    };
-    match state.audit.append(entry).await {
-        Ok(_) => match outcome {
-            Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
-        },
+    match state.audit.append(scope.entry(decision)).await {
+        Ok(_) => outcome.map_or_else(IntoResponse::into_response, IntoResponse::into_response),
         Err(e) => {
             tracing::error!(error = %e, "audit append failed; releasing nothing");
             ApiError::AuditUnavailable.into_response()

@@ -167,6 +167,11 @@ pub fn grant_purpose(
     scope: &mut AuditScope,
 ) -> Result<PurposeGrant, ApiError> {
     let purpose = purpose.ok_or_else(|| ApiError::InvalidRequest("purpose is required".into()))?;
+    // Record what was asked for, even when refused (a well-formed name only:
+    // arbitrary text does not go into the log).
+    if let Ok(p) = crate::domain::Purpose::parse(purpose) {
+        scope.purpose = Some(p.to_string());
+    }
     let grant = authorise_purpose(
         &s.policies,
         actor.role,
@@ -329,16 +334,17 @@ async fn create_inner(
         preferred_channel: preferred.as_ref().map(ChannelId::as_str),
         now: micros,
     };
+    scope.customer_id = Some(id);
+    let channels: Vec<String> = parsed.iter().map(|p| p.0.to_string()).collect();
+    scope.detail("contacts", channels.len());
+    scope.detail("channels", channels);
+    scope.commit_before_write(s).await?;
     store::customers::create(&s.db, &customer, &wrapped, &rows)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::ContactExists,
             other => other.into(),
         })?;
-    scope.customer_id = Some(id);
-    let channels: Vec<String> = parsed.iter().map(|p| p.0.to_string()).collect();
-    scope.detail("contacts", channels.len());
-    scope.detail("channels", channels);
     let view = ProfileView {
         id,
         display_name,
@@ -513,6 +519,15 @@ async fn patch_inner(
         None => None,
     };
     require_live(s, id).await?;
+    let mut fields = Vec::new();
+    if body.display_name.is_some() {
+        fields.push("display_name");
+    }
+    if body.preferred_channel.is_some() {
+        fields.push("preferred_channel");
+    }
+    scope.detail("fields", fields);
+    scope.commit_before_write(s).await?;
     let sealed_name = match &display_name {
         Some(Some(v)) => {
             let key = records::field_key(
@@ -542,14 +557,6 @@ async fn patch_inner(
     if !store::customers::update(&s.db, id, &patch).await? {
         return Err(ApiError::NotFound);
     }
-    let mut fields = Vec::new();
-    if body.display_name.is_some() {
-        fields.push("display_name");
-    }
-    if body.preferred_channel.is_some() {
-        fields.push("preferred_channel");
-    }
-    scope.detail("fields", fields);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -592,12 +599,14 @@ async fn add_contact_inner(
         .transpose()?
         .map(Zeroizing::new);
     require_live(s, id).await?;
+    let cid = Uuid::now_v7();
+    scope.detail("contact_id", cid.to_string());
+    scope.commit_before_write(s).await?;
     let key = records::field_key(
         &s.keyring
             .data_key_for_write(&s.db, id, channel.as_str())
             .await?,
     )?;
-    let cid = Uuid::now_v7();
     let at = now();
     let row = NewContact {
         id: cid,
@@ -617,7 +626,6 @@ async fn add_contact_inner(
             StoreError::Conflict(_) => ApiError::ContactExists,
             other => other.into(),
         })?;
-    scope.detail("contact_id", cid.to_string());
     let (value, masked) = released_value(kind, mode, &nv);
     Ok((
         StatusCode::CREATED,
@@ -661,9 +669,13 @@ async fn remove_contact_inner(
 ) -> Result<StatusCode, ApiError> {
     require_role(actor, &WRITERS)?;
     require_live(s, id).await?;
-    let channel = store::customers::remove_contact(&s.db, id, contact_id)
+    let channel = store::customers::contact_channel(&s.db, id, contact_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     scope.channel = Some(channel);
+    scope.commit_before_write(s).await?;
+    store::customers::remove_contact(&s.db, id, contact_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }

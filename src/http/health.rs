@@ -44,7 +44,7 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         .await
         .map(|r| r.is_ok())
         .unwrap_or(false);
-    let audit_ok = s.audit.healthy();
+    let audit_ok = s.audit.probe().await;
     let ready = db_ok && audit_ok;
     let status = if ready {
         StatusCode::OK

@@ -160,6 +160,20 @@ pub async fn remove_contact(
     Ok(channel)
 }
 
+/// The channel of one of a customer's contact points, if it exists.
+pub async fn contact_channel(
+    db: &Db,
+    customer_id: Uuid,
+    contact_id: Uuid,
+) -> StoreResult<Option<String>> {
+    const SQL: &str = "SELECT channel FROM contacts WHERE id = $1 AND customer_id = $2";
+    let channel = on_db!(db, pool => match sqlx::query(SQL).bind(contact_id).bind(customer_id).fetch_optional(pool).await? {
+        Some(r) => Some(r.try_get::<String, _>(0)?),
+        None => None,
+    });
+    Ok(channel)
+}
+
 /// Whether a customer exists: `None` if never, `Some(erased_at)` otherwise.
 pub async fn state(db: &Db, id: Uuid) -> StoreResult<Option<Option<Micros>>> {
     const SQL: &str = "SELECT erased_at FROM customers WHERE id = $1";

@@ -46,6 +46,8 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("{0}")]
     Durability(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is malformed: {0}")]
     Corrupt(&'static str),
 }

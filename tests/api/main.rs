@@ -11,6 +11,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod cli;
 mod customers;
@@ -45,6 +46,7 @@ fn main() {
         ("lookup", lookup::tests()),
         ("storage", storage::tests()),
         ("cli", cli::tests()),
+        ("audit", audit::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
