@@ -216,7 +216,12 @@ impl Auditor {
         };
         tokio::time::timeout(self.deadline, work)
             .await
-            .map_err(|_| AuditError::Timeout(self.deadline))?
+            .map_err(|_| {
+                // A writer that cannot commit within the deadline is not healthy,
+                // even before its batch finally fails.
+                self.healthy.store(false, Ordering::Relaxed);
+                AuditError::Timeout(self.deadline)
+            })?
     }
 
     /// Whether the last batch was committed (for `/readyz`).

@@ -68,14 +68,24 @@ impl StoreError {
         StoreError::Database(err)
     }
 
-    /// True when the database itself could not be reached (pool timeout, I/O).
+    /// True when the database could not be reached or stayed locked past its
+    /// busy timeout (pool timeout, I/O, SQLite BUSY/LOCKED): 503, not 500.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-            )
-        )
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                // SQLite primary result codes 5 (BUSY) and 6 (LOCKED), possibly extended.
+                let code = db.code();
+                let primary = code
+                    .as_deref()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .map(|c| c & 0xff);
+                matches!(primary, Some(5 | 6))
+            }
+            _ => false,
+        }
     }
 }
 

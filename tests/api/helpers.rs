@@ -84,10 +84,17 @@ pub async fn fresh_postgres_database() -> String {
         .await
         .expect("create test database");
     pool.close().await;
+    CREATED
+        .lock()
+        .expect("created databases")
+        .push(name.clone());
     with_database(&admin, &name)
 }
 
-/// Drops every database the tests created.
+/// The databases this run created (another run's are not ours to drop).
+static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the databases this run created.
 pub fn drop_test_databases() {
     let Some(admin) = postgres_url() else { return };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -98,12 +105,8 @@ pub fn drop_test_databases() {
         let Ok(pool) = sqlx::PgPool::connect(&admin).await else {
             return;
         };
-        let names: Vec<(String,)> =
-            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'arkku\\_test\\_%'")
-                .fetch_all(&pool)
-                .await
-                .unwrap_or_default();
-        for (name,) in names {
+        let names = std::mem::take(&mut *CREATED.lock().expect("created databases"));
+        for name in names {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&pool)
                 .await;

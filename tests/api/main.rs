@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod cli;
 mod customers;
+mod durability;
 mod input;
 mod lookup;
 mod storage;
@@ -47,6 +48,7 @@ fn main() {
         ("storage", storage::tests()),
         ("cli", cli::tests()),
         ("audit", audit::tests()),
+        ("durability", durability::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
