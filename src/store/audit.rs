@@ -38,10 +38,6 @@ pub struct CheckpointRow {
     pub public_key: Vec<u8>,
 }
 
-/// Rows per multi-row INSERT: 15 parameters each stays far below both
-/// engines' parameter limits.
-const INSERT_CHUNK: usize = 64;
-
 /// A multi-row INSERT of `rows` (backend-generic; placeholders per backend).
 fn insert_values<'a, DB>(rows: &'a [AuditRow]) -> sqlx::QueryBuilder<'a, DB>
 where
@@ -97,11 +93,12 @@ pub type ChainFn = fn(i64, [u8; 32], &mut [AuditRow]);
 
 /// Appends batches at the head of the chain, atomically and durably.
 ///
-/// Inside one transaction that holds the writer lock (SQLite `BEGIN
-/// IMMEDIATE`; PostgreSQL a transaction-scoped advisory lock), it reads the
-/// head, chains the new rows onto it, inserts them and commits. So appends
-/// from several processes form one gap-free, fork-free order, and a whole
-/// batch costs one commit (one fsync): group commit.
+/// On SQLite, inside one transaction that holds the writer lock (`BEGIN
+/// IMMEDIATE`), it reads the head, chains the new rows onto it, inserts them
+/// and commits; on PostgreSQL the insert is optimistic (see
+/// `append_postgres`). Either way appends from several processes form one
+/// gap-free, fork-free order, and a whole batch costs one commit (one
+/// fsync): group commit.
 ///
 /// On SQLite the appender owns a direct connection (its own, not from the
 /// pool) and inserts through one cached prepared statement on a blocking
@@ -109,7 +106,8 @@ pub type ChainFn = fn(i64, [u8; 32], &mut [AuditRow]);
 /// per-statement round trip.
 pub enum Appender {
     Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>),
-    Postgres(sqlx::PgPool),
+    /// The pool and this process's last known head of the chain.
+    Postgres(sqlx::PgPool, tokio::sync::Mutex<Option<(i64, [u8; 32])>>),
 }
 
 impl Appender {
@@ -130,7 +128,10 @@ impl Appender {
                 }
                 Ok(Appender::Sqlite(Arc::new(std::sync::Mutex::new(conn))))
             }
-            Db::Postgres(pool) => Ok(Appender::Postgres(pool.clone())),
+            Db::Postgres(pool) => Ok(Appender::Postgres(
+                pool.clone(),
+                tokio::sync::Mutex::new(None),
+            )),
         }
     }
 
@@ -158,7 +159,7 @@ impl Appender {
                 .await
                 .map_err(|_| StoreError::Corrupt("audit probe task failed"))?
             }
-            Appender::Postgres(pool) => {
+            Appender::Postgres(pool, _) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(AUDIT_LOCK)
@@ -190,7 +191,7 @@ impl Appender {
                 .await
                 .map_err(|_| StoreError::Corrupt("audit append task failed"))?
             }
-            Appender::Postgres(pool) => append_postgres(pool, rows, chain).await,
+            Appender::Postgres(pool, head) => append_postgres(pool, head, rows, chain).await,
         }
     }
 }
@@ -269,37 +270,73 @@ fn insert_sqlite(tx: &rusqlite::Transaction<'_>, rows: &[AuditRow]) -> StoreResu
     Ok(())
 }
 
+/// PostgreSQL appends are optimistic: the batch is chained onto this
+/// process's last known head and inserted by one `INSERT … SELECT FROM
+/// UNNEST(…)` in its own implicit transaction — one round trip, one commit.
+/// The primary key on `seq` is the lock: if another process appended first,
+/// the insert collides on `seq` and nothing of it is stored; the head is then
+/// reloaded and the batch re-chained. A process can only extend the head it
+/// has read, so the chain stays gap-free and fork-free.
 async fn append_postgres(
     pool: &sqlx::PgPool,
+    cached: &tokio::sync::Mutex<Option<(i64, [u8; 32])>>,
     mut rows: Vec<AuditRow>,
     chain: ChainFn,
 ) -> StoreResult<Vec<AuditRow>> {
-    const HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(AUDIT_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    let (seq, hash) = match sqlx::query(HEAD).fetch_optional(&mut *tx).await? {
-        Some(r) => head_of(Some(r.try_get(0)?), Some(r.try_get(1)?))?,
-        None => head_of(None, None)?,
-    };
-    chain(seq, hash, &mut rows);
-    // Full chunks share one statement text (prepared once, cached); the
-    // remainder goes row by row through another cached one.
-    let mut chunks = rows.chunks_exact(INSERT_CHUNK);
-    for chunk in chunks.by_ref() {
-        insert_values(chunk).build().execute(&mut *tx).await?;
+    const INSERT: &str = "INSERT INTO audit_log (seq, at, actor_sub, actor_role, actor_client, action, customer_id, \
+        channel, purpose, decision, reason, request_id, detail, prev_hash, hash) \
+        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], \
+        $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[])";
+    let mut head = cached.lock().await;
+    for _ in 0..MAX_RACES {
+        let (seq, hash) = match *head {
+            Some(h) => h,
+            None => self::head(&Db::Postgres(pool.clone())).await?,
+        };
+        chain(seq, hash, &mut rows);
+        let col = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+        let result = sqlx::query(INSERT)
+            .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+            .bind(col(|r| Some(r.actor_sub.clone())))
+            .bind(col(|r| Some(r.actor_role.clone())))
+            .bind(col(|r| r.actor_client.clone()))
+            .bind(col(|r| Some(r.action.clone())))
+            .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
+            .bind(col(|r| r.channel.clone()))
+            .bind(col(|r| r.purpose.clone()))
+            .bind(col(|r| Some(r.decision.clone())))
+            .bind(col(|r| r.reason.clone()))
+            .bind(col(|r| Some(r.request_id.clone())))
+            .bind(col(|r| Some(r.detail.clone())))
+            .bind(rows.iter().map(|r| r.prev_hash.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.hash.clone()).collect::<Vec<_>>())
+            .execute(pool)
+            .await;
+        match result.map_err(|e| StoreError::from_unique(e, "audit_log_pkey")) {
+            Ok(_) => {
+                if let Some(last) = rows.last() {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(&last.hash);
+                    *head = Some((last.seq, h));
+                }
+                return Ok(rows);
+            }
+            Err(StoreError::Conflict(_)) => *head = None,
+            Err(e) => {
+                // Unknown outcome (the commit may have landed): reload next time.
+                *head = None;
+                return Err(e);
+            }
+        }
     }
-    for row in chunks.remainder() {
-        insert_values(std::slice::from_ref(row))
-            .build()
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(rows)
+    Err(StoreError::Corrupt(
+        "audit append lost the race for the head too often",
+    ))
 }
+
+/// How often an optimistic PostgreSQL append may collide before giving up.
+const MAX_RACES: usize = 64;
 
 /// The last entry's seq and hash (`(0, zeros)` for an empty log).
 pub async fn head(db: &Db) -> StoreResult<(i64, [u8; 32])> {
