@@ -161,6 +161,9 @@ struct Pending {
     done: oneshot::Sender<Result<i64, AuditError>>,
 }
 
+/// The `at` of a probe (which carries no entry).
+const PROBE_AT: i64 = i64::MIN;
+
 /// Most entries committed in one transaction.
 const MAX_BATCH: usize = 4096;
 
@@ -206,7 +209,10 @@ impl Auditor {
             return Ok(0);
         };
         let (done, wait) = oneshot::channel();
-        let at = store::to_micros(time::OffsetDateTime::now_utc());
+        let at = match entry {
+            Some(_) => store::to_micros(time::OffsetDateTime::now_utc()),
+            None => PROBE_AT,
+        };
         let work = async {
             queue
                 .send(Pending { entry, at, done })
@@ -253,10 +259,13 @@ async fn writer(
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Entries whose requester gave up (deadline passed) are still written:
         // the attempt happened and the log should say so.
+        // Move the entries out (their requests keep only `done`): no copies.
         let rows: Vec<AuditRow> = batch
-            .iter()
-            .filter_map(|p| p.entry.as_ref().map(|e| unchained_row(e, p.at)))
+            .iter_mut()
+            .filter_map(|p| p.entry.take().map(|e| (e, p.at)))
+            .map(|(e, at)| unchained_row(e, at))
             .collect();
+        let is_entry: Vec<bool> = batch.iter().map(|p| p.at != PROBE_AT).collect();
         if rows.is_empty() {
             // Only probes: test the database without writing.
             let ok = appender.probe().await;
@@ -280,12 +289,8 @@ async fn writer(
                     cp.after_append(&db, &rows).await;
                 }
                 let mut seqs = rows.iter().map(|r| r.seq);
-                for p in batch.drain(..) {
-                    let seq = if p.entry.is_some() {
-                        seqs.next().unwrap_or(0)
-                    } else {
-                        0
-                    };
+                for (p, entry) in batch.drain(..).zip(is_entry) {
+                    let seq = if entry { seqs.next().unwrap_or(0) } else { 0 };
                     let _ = p.done.send(Ok(seq));
                 }
             }
@@ -302,20 +307,20 @@ async fn writer(
 }
 
 /// An entry as a row, before it is chained (seq and hashes are set by [`chain_rows`]).
-fn unchained_row(e: &Entry, at: i64) -> AuditRow {
+fn unchained_row(e: Entry, at: i64) -> AuditRow {
     AuditRow {
         seq: 0,
         at,
-        actor_sub: e.actor.sub.clone(),
-        actor_role: e.actor.role.clone(),
-        actor_client: e.actor.client.clone(),
+        actor_sub: e.actor.sub,
+        actor_role: e.actor.role,
+        actor_client: e.actor.client,
         action: e.action.as_str().to_owned(),
         customer_id: e.customer_id,
-        channel: e.channel.clone(),
-        purpose: e.purpose.clone(),
+        channel: e.channel,
+        purpose: e.purpose,
         decision: e.decision.as_str().to_owned(),
-        reason: e.reason.clone(),
-        request_id: e.request_id.clone(),
+        reason: e.reason,
+        request_id: e.request_id,
         detail: serde_json::to_string(&e.detail).unwrap_or_else(|_| "{}".to_owned()),
         prev_hash: Vec::new(),
         hash: Vec::new(),

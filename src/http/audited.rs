@@ -79,6 +79,20 @@ impl AuditScope {
         self.detail.insert(key.to_owned(), value.into());
     }
 
+    fn into_entry(self, decision: Decision) -> Entry {
+        Entry {
+            actor: self.actor,
+            action: self.action,
+            customer_id: self.customer_id,
+            channel: self.channel,
+            purpose: self.purpose,
+            decision,
+            reason: self.reason,
+            request_id: request_id::current(),
+            detail: Value::Object(self.detail),
+        }
+    }
+
     fn entry(&self, decision: Decision) -> Entry {
         Entry {
             actor: self.actor.clone(),
@@ -131,7 +145,7 @@ pub async fn finish<R: IntoResponse>(
             Decision::Deny
         }
     };
-    match state.audit.append(scope.entry(decision)).await {
+    match state.audit.append(scope.into_entry(decision)).await {
         Ok(_) => outcome.map_or_else(IntoResponse::into_response, IntoResponse::into_response),
         Err(e) => {
             tracing::error!(error = %e, "audit append failed; releasing nothing");

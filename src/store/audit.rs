@@ -141,11 +141,7 @@ impl Appender {
     pub async fn probe(&self) -> StoreResult<()> {
         match self {
             Appender::Sqlite(conn) => {
-                let conn = Arc::clone(conn);
-                tokio::task::spawn_blocking(move || {
-                    let mut conn = conn
-                        .lock()
-                        .map_err(|_| StoreError::Corrupt("audit connection poisoned"))?;
+                on_sqlite_thread(conn, |conn| {
                     let tx =
                         conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                     let seq: i64 =
@@ -157,7 +153,6 @@ impl Appender {
                     Ok(())
                 })
                 .await
-                .map_err(|_| StoreError::Corrupt("audit probe task failed"))?
             }
             Appender::Postgres(pool, _) => {
                 let mut tx = pool.begin().await?;
@@ -181,19 +176,27 @@ impl Appender {
     pub async fn append(&self, rows: Vec<AuditRow>, chain: ChainFn) -> StoreResult<Vec<AuditRow>> {
         match self {
             Appender::Sqlite(conn) => {
-                let conn = Arc::clone(conn);
-                tokio::task::spawn_blocking(move || {
-                    let mut conn = conn
-                        .lock()
-                        .map_err(|_| StoreError::Corrupt("audit connection poisoned"))?;
-                    append_sqlite(&mut conn, rows, chain)
-                })
-                .await
-                .map_err(|_| StoreError::Corrupt("audit append task failed"))?
+                on_sqlite_thread(conn, move |conn| append_sqlite(conn, rows, chain)).await
             }
             Appender::Postgres(pool, head) => append_postgres(pool, head, rows, chain).await,
         }
     }
+}
+
+/// Runs `f` with the audit writer's SQLite connection on a blocking thread.
+async fn on_sqlite_thread<T: Send + 'static>(
+    conn: &Arc<std::sync::Mutex<rusqlite::Connection>>,
+    f: impl FnOnce(&mut rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    let conn = Arc::clone(conn);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = conn
+            .lock()
+            .map_err(|_| StoreError::Corrupt("audit connection poisoned"))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|_| StoreError::Corrupt("audit writer task failed"))?
 }
 
 /// A row that is inserted and rolled back by a probe; never committed.

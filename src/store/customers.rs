@@ -152,12 +152,13 @@ pub async fn remove_contact(
     customer_id: Uuid,
     contact_id: Uuid,
 ) -> StoreResult<Option<String>> {
-    const SQL: &str = "DELETE FROM contacts WHERE id = $1 AND customer_id = $2 RETURNING channel";
-    let channel = on_db!(db, pool => match sqlx::query(SQL).bind(contact_id).bind(customer_id).fetch_optional(pool).await? {
-        Some(r) => Some(r.try_get::<String, _>(0)?),
-        None => None,
-    });
-    Ok(channel)
+    channel_of(
+        db,
+        "DELETE FROM contacts WHERE id = $1 AND customer_id = $2 RETURNING channel",
+        customer_id,
+        contact_id,
+    )
+    .await
 }
 
 /// The channel of one of a customer's contact points, if it exists.
@@ -166,8 +167,23 @@ pub async fn contact_channel(
     customer_id: Uuid,
     contact_id: Uuid,
 ) -> StoreResult<Option<String>> {
-    const SQL: &str = "SELECT channel FROM contacts WHERE id = $1 AND customer_id = $2";
-    let channel = on_db!(db, pool => match sqlx::query(SQL).bind(contact_id).bind(customer_id).fetch_optional(pool).await? {
+    channel_of(
+        db,
+        "SELECT channel FROM contacts WHERE id = $1 AND customer_id = $2",
+        customer_id,
+        contact_id,
+    )
+    .await
+}
+
+/// Runs `sql` (binding contact id, customer id) and returns the `channel` it yields.
+async fn channel_of(
+    db: &Db,
+    sql: &str,
+    customer_id: Uuid,
+    contact_id: Uuid,
+) -> StoreResult<Option<String>> {
+    let channel = on_db!(db, pool => match sqlx::query(sql).bind(contact_id).bind(customer_id).fetch_optional(pool).await? {
         Some(r) => Some(r.try_get::<String, _>(0)?),
         None => None,
     });
