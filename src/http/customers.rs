@@ -28,8 +28,7 @@ use crate::{
     crypto::FieldKey,
     domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
     policy::{
-        authorise_purpose, decide_channel, ChannelDecision, MaskMode, NoConsents, PurposeDenied,
-        PurposeGrant,
+        authorise_purpose, decide_channel, ChannelDecision, MaskMode, PurposeDenied, PurposeGrant,
     },
     store::{
         self,
@@ -117,7 +116,7 @@ pub struct ReadQuery {
 const MAX_CONTACTS: usize = 64;
 
 /// A short, single-line text field: trimmed, non-empty, at most `max` characters.
-fn short_text(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
+pub(crate) fn short_text(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
     let t = v.trim();
     if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
         return Err(ApiError::InvalidRequest(format!(
@@ -185,7 +184,7 @@ pub fn grant_purpose(
 }
 
 /// 404 if the customer never existed, 410 if erased.
-async fn require_live(s: &AppState, id: Uuid) -> Result<(), ApiError> {
+pub(crate) async fn require_live(s: &AppState, id: Uuid) -> Result<(), ApiError> {
     match store::customers::state(&s.db, id).await? {
         None => Err(ApiError::NotFound),
         Some(Some(_)) => Err(ApiError::CustomerErased),
@@ -206,7 +205,7 @@ fn released_value(
 
 /// Now, at the database's precision (microseconds), so a value echoed in a
 /// response equals the one a later read returns.
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     store::from_micros(store::to_micros(OffsetDateTime::now_utc()))
 }
 
@@ -412,12 +411,13 @@ async fn read_inner(
         return Err(ApiError::CustomerErased);
     }
     let at = now();
+    let consents = super::consents::ledger(s, id).await?;
     let mut decisions: BTreeMap<&str, ChannelDecision> = BTreeMap::new();
     for c in &contacts {
         decisions
             .entry(c.channel.as_str())
             .or_insert_with(|| match ChannelId::parse(&c.channel) {
-                Ok(ch) => decide_channel(&s.policies, &grant, &ch, &NoConsents, reveal, at),
+                Ok(ch) => decide_channel(&s.policies, &grant, &ch, &consents, reveal, at),
                 Err(_) => {
                     ChannelDecision::Withhold(crate::policy::WithheldReason::IntegrationNever)
                 }

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     audit::Action,
     domain::Role,
-    policy::{decide_channel, ChannelDecision, NoConsents},
+    policy::{decide_channel, ChannelDecision},
     store,
     token::Actor,
 };
@@ -75,7 +75,8 @@ async fn lookup_inner(
     let mut matches = Vec::new();
     let mut withheld = 0usize;
     for h in hits {
-        match decide_channel(&s.policies, &grant, &channel, &NoConsents, false, now) {
+        let consents = super::consents::ledger(s, h.customer_id).await?;
+        match decide_channel(&s.policies, &grant, &channel, &consents, false, now) {
             ChannelDecision::Permit(_) => matches.push(MatchView {
                 customer_id: h.customer_id,
                 contact_id: h.contact_id,

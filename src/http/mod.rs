@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod audited;
 pub mod auth;
+pub mod consents;
 pub mod customers;
 pub mod error;
 pub mod health;
@@ -67,6 +68,7 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .merge(customers::router())
         .merge(lookup::router())
+        .merge(consents::router())
         .merge(audit::router())
         .merge(health::router())
         .merge(openapi::router())

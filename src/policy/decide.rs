@@ -194,8 +194,9 @@ pub fn decide_channel(
     })
 }
 
-/// Is a consent granted, not withdrawn and not lapsed at `now`?
-fn consent_current(
+/// Is a consent granted, not withdrawn and not lapsed at `now`? The reason
+/// to withhold if not.
+pub fn consent_current(
     policies: &Policies,
     purpose: &str,
     status: ConsentStatus,
@@ -420,5 +421,111 @@ mod tests {
             c.mask = MaskMode::Always;
         }
         assert!(masked(&p, true));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::policy::{ConsentEvent, ConsentLedger, Integration};
+        use proptest::prelude::*;
+
+        const CHANNELS: [&str; 8] = [
+            "email",
+            "phone",
+            "sms",
+            "chat",
+            "whatsapp",
+            "messenger",
+            "instagram",
+            "postal",
+        ];
+        const PURPOSES: [&str; 3] = ["support", "cross_channel", "marketing"];
+
+        fn integration() -> impl Strategy<Value = Integration> {
+            prop_oneof![
+                Just(Integration::Always),
+                Just(Integration::Consent),
+                Just(Integration::Never)
+            ]
+        }
+
+        /// Random ledger events: any purpose, any channel or "*", grant or
+        /// withdraw, at any age up to two years, maybe with an expiry.
+        fn events() -> impl Strategy<Value = Vec<ConsentEvent>> {
+            prop::collection::vec(
+                (
+                    0..3usize,
+                    0..9usize,
+                    any::<bool>(),
+                    0i64..(2 * 365 * 86400),
+                    prop::option::of(-86400i64..86400),
+                ),
+                0..12,
+            )
+            .prop_map(|raw| {
+                let mut evs: Vec<ConsentEvent> = raw
+                    .into_iter()
+                    .map(|(p, c, grant, age, exp)| ConsentEvent {
+                        purpose: ["support", "cross_channel", "marketing"][p].to_owned(),
+                        channel: if c == 8 {
+                            "*".to_owned()
+                        } else {
+                            CHANNELS[c].to_owned()
+                        },
+                        grant,
+                        at: NOW - time::Duration::seconds(age),
+                        expires_at: exp.map(|e| NOW + time::Duration::seconds(e)),
+                    })
+                    .collect();
+                evs.sort_by_key(|e| e.at);
+                evs
+            })
+        }
+
+        /// Whether the ledger holds a current consent for `purpose` on `channel`.
+        fn current(p: &Policies, l: &ConsentLedger, purpose: &str, channel: &ChannelId) -> bool {
+            consent_current(p, purpose, l.status(purpose, channel), NOW).is_ok()
+        }
+
+        proptest! {
+            #[test]
+            fn no_channel_leaks_into_another_context_without_consent(
+                modes in prop::collection::vec(integration(), 8),
+                evs in events(),
+                target in 0..8usize,
+                context in prop::option::of(0..8usize),
+                purpose in 0..3usize,
+                reveal in any::<bool>(),
+            ) {
+                let mut p = load_shipped().unwrap();
+                for (name, mode) in CHANNELS.iter().zip(&modes) {
+                    if let Some(c) = p.channels.get_mut(&ch(name)) {
+                        c.integration = *mode;
+                    }
+                }
+                let ledger = ConsentLedger::from_events(evs);
+                let x = ch(CHANNELS[target]);
+                let y = context.map(|c| ch(CHANNELS[c]));
+                let purpose = PURPOSES[purpose];
+                let g = authorise_purpose(&p, Role::Agent, &[purpose.to_owned()], purpose, y.as_ref()).unwrap();
+                let permitted = matches!(decide_channel(&p, &g, &x, &ledger, reveal, NOW), ChannelDecision::Permit(_));
+                let mode = modes[target];
+                if permitted {
+                    // marketing always needs a current marketing consent on X
+                    if purpose == "marketing" {
+                        prop_assert!(current(&p, &ledger, "marketing", &x));
+                    }
+                    // X in a context Y != X (or none) is integration: never is
+                    // never overridden, and consent mode needs a current
+                    // cross_channel consent on X (or "*")
+                    let same = y.as_ref() == Some(&x) && purpose == "support";
+                    if !same {
+                        prop_assert_ne!(mode, Integration::Never);
+                        prop_assert!(mode == Integration::Always || current(&p, &ledger, "cross_channel", &x));
+                    }
+                } else if y.as_ref() == Some(&x) && purpose == "support" && mode != Integration::Never {
+                    prop_assert!(false, "an agent must see its own channel for support");
+                }
+            }
+        }
     }
 }

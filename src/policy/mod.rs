@@ -5,10 +5,12 @@
 //! [`decide`] holds the integration rule as pure functions, with no I/O, so
 //! every branch is unit- and property-tested apart from HTTP.
 
+pub mod consent;
 pub mod decide;
 pub mod load;
 pub mod model;
 
+pub use consent::{ConsentEvent, ConsentLedger, ANY_CHANNEL};
 pub use decide::*;
 pub use load::{load_dir, load_shipped, PolicyError};
 pub use model::*;

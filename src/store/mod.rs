@@ -6,6 +6,7 @@
 //! never sees a plaintext contact value (see [`crate::vault`] for sealing).
 
 pub mod audit;
+pub mod consents;
 pub mod customers;
 pub mod keys;
 

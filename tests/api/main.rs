@@ -14,6 +14,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod cli;
+mod consents;
 mod customers;
 mod durability;
 mod input;
@@ -42,6 +43,7 @@ fn main() {
     }
     let mut all: Vec<(&str, Vec<Scenario>)> = vec![
         ("auth", auth::tests()),
+        ("consents", consents::tests()),
         ("customers", customers::tests()),
         ("input", input::tests()),
         ("lookup", lookup::tests()),

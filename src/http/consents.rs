@@ -1,0 +1,380 @@
+//! The consent ledger over HTTP (DESIGN.md §6): an agent records what the
+//! customer said in the agent's channel, compliance staff act on the
+//! customer's behalf, and the customer manages their own (`/v1/me/consents`).
+//! Withdrawing is as easy as granting: same endpoint, same roles. Every change
+//! returns a receipt and is audited before it is stored.
+
+use axum::{extract::State, http::StatusCode, response::Response, routing::get, Json, Router};
+use serde::{Deserialize, Serialize};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    audited::{finish, AuditScope},
+    auth::require_role,
+    customers::{now, require_live, short_text},
+    error::{ApiError, ApiJson, ApiPath},
+    views::rfc3339,
+    AppState,
+};
+use crate::{
+    audit::Action,
+    domain::Role,
+    policy::{
+        consent_current, ConsentEvent, ConsentLedger, ConsentStatus, LawfulBasis, WithheldReason,
+        ANY_CHANNEL,
+    },
+    store::{self, consents::ConsentRow},
+    token::Actor,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers/{id}/consents", get(list).post(record))
+        .route("/v1/me/consents", get(list_mine).post(record_mine))
+}
+
+/// Who may use `/v1/customers/{id}/consents`.
+const STAFF: [Role; 2] = [Role::Agent, Role::Compliance];
+
+/// The notice the customer saw when consenting.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    #[schema(example = "privacy-notice-2026")]
+    pub notice_id: String,
+    #[schema(example = "3")]
+    pub notice_version: String,
+}
+
+/// Body of a consent change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    #[schema(example = "cross_channel")]
+    pub purpose: String,
+    /// A channel name or `*` for every channel.
+    #[schema(example = "email")]
+    pub channel: String,
+    /// `grant` or `withdraw`.
+    #[schema(example = "grant")]
+    pub action: String,
+    /// Required for a grant.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+    /// How it was given: `spoken`, `web_form`, `chat`, … (a-z and _).
+    #[schema(example = "spoken")]
+    pub method: String,
+    /// When a grant ends by itself (RFC 3339), besides the purpose's max_age.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// What a consent change returns.
+#[derive(Serialize, ToSchema)]
+pub struct Receipt {
+    pub consent_id: Uuid,
+    pub customer_id: Uuid,
+    pub purpose: String,
+    pub channel: String,
+    pub action: String,
+    pub at: String,
+    pub evidence: Option<Evidence>,
+}
+
+/// The current state of one (purpose, channel).
+#[derive(Serialize, ToSchema)]
+pub struct ConsentState {
+    pub purpose: String,
+    pub channel: String,
+    /// `granted`, `withdrawn` or `lapsed`.
+    pub status: &'static str,
+}
+
+/// One ledger event.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentEventView {
+    pub consent_id: Uuid,
+    pub purpose: String,
+    pub channel: String,
+    pub action: String,
+    pub evidence: Option<Evidence>,
+    pub method: String,
+    pub source_channel: Option<String>,
+    pub recorded_by: String,
+    pub at: String,
+    pub expires_at: Option<String>,
+}
+
+/// `{current, history}`.
+#[derive(Serialize, ToSchema)]
+pub struct LedgerView {
+    pub current: Vec<ConsentState>,
+    pub history: Vec<ConsentEventView>,
+}
+
+/// The decision's view of a customer's ledger.
+pub async fn ledger(s: &AppState, customer_id: Uuid) -> Result<ConsentLedger, ApiError> {
+    let rows = store::consents::for_customer(&s.db, customer_id).await?;
+    Ok(ledger_of(&rows))
+}
+
+fn ledger_of(rows: &[ConsentRow]) -> ConsentLedger {
+    ConsentLedger::from_events(rows.iter().map(|r| ConsentEvent {
+        purpose: r.purpose.clone(),
+        channel: r.channel.clone(),
+        grant: r.action == "grant",
+        at: store::from_micros(r.at),
+        expires_at: r.expires_at.map(store::from_micros),
+    }))
+}
+
+fn validate(s: &AppState, body: &ConsentBody) -> Result<(Option<Evidence>, Option<i64>), ApiError> {
+    let (_, purpose) = s
+        .policies
+        .purpose(&body.purpose)
+        .ok_or_else(|| ApiError::UnknownPurpose(body.purpose.chars().take(32).collect()))?;
+    if purpose.lawful_basis != LawfulBasis::Consent {
+        return Err(ApiError::InvalidRequest(format!(
+            "purpose {} does not rest on consent",
+            body.purpose
+        )));
+    }
+    if body.channel != ANY_CHANNEL && s.policies.channel(&body.channel).is_none() {
+        return Err(ApiError::UnknownChannel(
+            body.channel.chars().take(32).collect(),
+        ));
+    }
+    let grant = match body.action.as_str() {
+        "grant" => true,
+        "withdraw" => false,
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "action must be grant or withdraw".into(),
+            ))
+        }
+    };
+    if body.method.is_empty()
+        || body.method.len() > 32
+        || !body
+            .method
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        return Err(ApiError::InvalidRequest(
+            "method must be 1 to 32 characters of a-z and _".into(),
+        ));
+    }
+    let evidence = match (&body.evidence, grant) {
+        (Some(e), _) => Some(Evidence {
+            notice_id: short_text("evidence.notice_id", &e.notice_id, 64)?,
+            notice_version: short_text("evidence.notice_version", &e.notice_version, 32)?,
+        }),
+        (None, true) => {
+            return Err(ApiError::InvalidRequest(
+                "a grant needs evidence: the notice_id and notice_version the customer saw".into(),
+            ))
+        }
+        (None, false) => None,
+    };
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(t) => {
+            let t = OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+                ApiError::InvalidRequest("expires_at must be an RFC 3339 time".into())
+            })?;
+            if !grant || t <= now() {
+                return Err(ApiError::InvalidRequest(
+                    "expires_at must be in the future, on a grant".into(),
+                ));
+            }
+            Some(store::to_micros(t))
+        }
+    };
+    Ok((evidence, expires_at))
+}
+
+async fn record_inner(
+    s: &AppState,
+    actor: &Actor,
+    customer_id: Uuid,
+    body: ConsentBody,
+    scope: &mut AuditScope,
+) -> Result<(StatusCode, Json<Receipt>), ApiError> {
+    if body.action == "withdraw" {
+        scope.action = Action::ConsentWithdraw;
+    }
+    let (evidence, expires_at) = validate(s, &body)?;
+    scope.purpose = Some(body.purpose.clone());
+    scope.channel = Some(body.channel.clone());
+    require_live(s, customer_id).await?;
+    let at = now();
+    let row = ConsentRow {
+        id: Uuid::now_v7(),
+        customer_id,
+        purpose: body.purpose,
+        channel: body.channel,
+        action: body.action,
+        notice_id: evidence.as_ref().map(|e| e.notice_id.clone()),
+        notice_version: evidence.as_ref().map(|e| e.notice_version.clone()),
+        method: body.method,
+        source_channel: actor.channel.as_ref().map(|c| c.to_string()),
+        actor_sub: actor.sub.clone(),
+        actor_role: actor.role.as_str().to_owned(),
+        at: store::to_micros(at),
+        expires_at,
+    };
+    scope.detail("consent_id", row.id.to_string());
+    scope.commit_before_write(s).await?;
+    store::consents::insert(&s.db, &row).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Receipt {
+            consent_id: row.id,
+            customer_id,
+            purpose: row.purpose,
+            channel: row.channel,
+            action: row.action,
+            at: rfc3339(at),
+            evidence,
+        }),
+    ))
+}
+
+async fn list_inner(
+    s: &AppState,
+    customer_id: Uuid,
+    scope: &mut AuditScope,
+) -> Result<Json<LedgerView>, ApiError> {
+    scope.detail("part", "consents");
+    require_live(s, customer_id).await?;
+    let rows = store::consents::for_customer(&s.db, customer_id).await?;
+    let at = now();
+    let mut current: Vec<ConsentState> = ledger_of(&rows)
+        .entries()
+        .map(|(purpose, channel, status)| ConsentState {
+            purpose: purpose.to_owned(),
+            channel: channel.to_owned(),
+            status: match status {
+                ConsentStatus::Withdrawn | ConsentStatus::None => "withdrawn",
+                granted => match consent_current(&s.policies, purpose, granted, at) {
+                    Ok(()) => "granted",
+                    Err(WithheldReason::ConsentLapsed) => "lapsed",
+                    Err(_) => "withdrawn",
+                },
+            },
+        })
+        .collect();
+    current.sort_by(|a, b| (&a.purpose, &a.channel).cmp(&(&b.purpose, &b.channel)));
+    let history = rows
+        .into_iter()
+        .map(|r| ConsentEventView {
+            consent_id: r.id,
+            evidence: match (r.notice_id, r.notice_version) {
+                (Some(notice_id), Some(notice_version)) => Some(Evidence {
+                    notice_id,
+                    notice_version,
+                }),
+                _ => None,
+            },
+            purpose: r.purpose,
+            channel: r.channel,
+            action: r.action,
+            method: r.method,
+            source_channel: r.source_channel,
+            recorded_by: r.actor_role,
+            at: rfc3339(store::from_micros(r.at)),
+            expires_at: r.expires_at.map(|t| rfc3339(store::from_micros(t))),
+        })
+        .collect();
+    Ok(Json(LedgerView { current, history }))
+}
+
+/// The customer id of a customer token (its `sub`, checked to be a UUID when verified).
+fn own_id(actor: &Actor) -> Result<Uuid, ApiError> {
+    require_role(actor, &[Role::Customer])?;
+    Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)
+}
+
+/// `POST /v1/customers/{id}/consents`: record a grant or withdrawal; 201 receipt.
+#[utoipa::path(post, path = "/v1/customers/{id}/consents", params(("id" = Uuid, Path)), request_body = ConsentBody,
+    responses((status = 201, body = Receipt), (status = 400, body = super::error::Problem)), security(("bearer" = [])), tag = "consents")]
+pub async fn record(
+    State(s): State<AppState>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+    body: Result<ApiJson<ConsentBody>, ApiError>,
+) -> Response {
+    let mut scope =
+        AuditScope::new(&auth, Action::ConsentGrant).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        require_role(&actor, &STAFF)?;
+        let ApiPath(id) = path?;
+        let ApiJson(body) = body?;
+        record_inner(&s, &actor, id, body, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+/// `GET /v1/customers/{id}/consents`: `{current, history}`.
+#[utoipa::path(get, path = "/v1/customers/{id}/consents", params(("id" = Uuid, Path)),
+    responses((status = 200, body = LedgerView)), security(("bearer" = [])), tag = "consents")]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+) -> Response {
+    let mut scope =
+        AuditScope::new(&auth, Action::CustomerRead).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        require_role(&actor, &STAFF)?;
+        let ApiPath(id) = path?;
+        list_inner(&s, id, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+/// `POST /v1/me/consents`: the customer grants or withdraws consent.
+#[utoipa::path(post, path = "/v1/me/consents", request_body = ConsentBody,
+    responses((status = 201, body = Receipt)), security(("bearer" = [])), tag = "consents")]
+pub async fn record_mine(
+    State(s): State<AppState>,
+    auth: Result<Actor, ApiError>,
+    body: Result<ApiJson<ConsentBody>, ApiError>,
+) -> Response {
+    let own = auth
+        .as_ref()
+        .ok()
+        .and_then(|a| Uuid::parse_str(&a.sub).ok());
+    let mut scope = AuditScope::new(&auth, Action::ConsentGrant).customer(own);
+    let outcome = async {
+        let actor = auth?;
+        let id = own_id(&actor)?;
+        let ApiJson(body) = body?;
+        record_inner(&s, &actor, id, body, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+/// `GET /v1/me/consents`: the customer's own ledger.
+#[utoipa::path(get, path = "/v1/me/consents", responses((status = 200, body = LedgerView)), security(("bearer" = [])), tag = "consents")]
+pub async fn list_mine(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
+    let own = auth
+        .as_ref()
+        .ok()
+        .and_then(|a| Uuid::parse_str(&a.sub).ok());
+    let mut scope = AuditScope::new(&auth, Action::CustomerRead).customer(own);
+    let outcome = async {
+        let actor = auth?;
+        let id = own_id(&actor)?;
+        list_inner(&s, id, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
