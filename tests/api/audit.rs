@@ -4,8 +4,8 @@
 //! with `arkku audit verify`; signed checkpoints; fail-closed appends; export.
 
 use std::{
+    ffi::OsStr,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, Reply, Scenario, TestApp, Tok};
+use crate::helpers::{
+    self, spawn_app, spawn_app_with, spawn_arkku, Backend, Ran, Reply, Scenario, TestApp, Tok,
+};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -58,27 +60,12 @@ struct Answer {
 
 /// Sends a request and reads the response whole, with its request id.
 async fn send(rb: RequestBuilder) -> Answer {
-    let r = rb.send().await.expect("request sent");
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let request_id = header("x-request-id").expect("every response carries x-request-id");
-    let content_type = header("content-type").unwrap_or_default();
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer {
-        reply: Reply {
-            status,
-            content_type,
-            text,
-            json,
-        },
-        request_id,
-    }
+    let reply = helpers::send(rb).await;
+    let request_id = reply
+        .header("x-request-id")
+        .expect("every response carries x-request-id")
+        .to_owned();
+    Answer { reply, request_id }
 }
 
 /// A request to `path`, with a bearer token when given.
@@ -90,22 +77,12 @@ fn req(app: &TestApp, method: Method, path: &str, token: Option<&str>) -> Reques
     }
 }
 
-/// The compliance officer who reads the log.
-fn auditor(app: &TestApp) -> String {
-    app.token(Tok {
-        role: Role::Compliance,
-        sub: "auditor",
-        purposes: &["dsr"],
-        channel: None,
-    })
-}
-
 /// `GET /v1/audit?query` as compliance.
 async fn audit_page(app: &TestApp, query: &str) -> Reply {
     app.request(
         Method::GET,
         &format!("/v1/audit?{query}"),
-        Some(&auditor(app)),
+        Some(&app.compliance()),
         None,
     )
     .await
@@ -158,16 +135,15 @@ fn seqs(entries: &[Value]) -> Vec<i64> {
 /// `GET /v1/audit/verify` as compliance.
 async fn verify_http(app: &TestApp) -> Value {
     let r = app
-        .request(Method::GET, "/v1/audit/verify", Some(&auditor(app)), None)
+        .request(
+            Method::GET,
+            "/v1/audit/verify",
+            Some(&app.compliance()),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json
-}
-
-/// One integer from the database.
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    arkku::on_db!(app.db(), pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// A column of integers from the database.
@@ -278,67 +254,18 @@ async fn seed(app: &TestApp) -> String {
 
 // -------------------------------------------------------------- the CLI --
 
-const BIN: &str = env!("CARGO_BIN_EXE_arkku");
-/// How long an `arkku audit …` command may take.
-const EXIT_LIMIT: Duration = Duration::from_secs(30);
-
-/// What a finished command left.
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// A child process killed when dropped (also when the test panics).
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `arkku args…` against the test vault's database and data dir (where
 /// the server keeps `audit.key`), with no other `ARKKU_*` from outside.
 async fn arkku(app: &TestApp, args: &[&str]) -> Ran {
     let logs = tempfile::tempdir().expect("tempdir");
-    let out = logs.path().join("stdout");
-    let err = logs.path().join("stderr");
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(app.dir.path())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ARKKU_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1")
-        .env("ARKKU_DATABASE_URL", &app.database_url)
-        .env("ARKKU_DATA_DIR", app.dir.path().join("data"));
-    let mut child = Guard(cmd.spawn().expect("start arkku"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            start.elapsed() < EXIT_LIMIT,
-            "arkku {} still runs after {EXIT_LIMIT:?}",
-            args.join(" ")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    Ran {
-        status,
-        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
-    }
+    let data = app.dir.path().join("data");
+    let env = [
+        ("ARKKU_DATABASE_URL", OsStr::new(&app.database_url)),
+        ("ARKKU_DATA_DIR", data.as_os_str()),
+    ];
+    spawn_arkku(args, app.dir.path(), logs.path(), "run", env)
+        .finish()
+        .await
 }
 
 /// `arkku audit verify [extra…]`: the report it printed. Asserts exit 0 when
@@ -410,7 +337,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     let app = spawn_app(b).await;
     let svc = app.service();
     let agent = app.agent("phone");
-    let compliance = auditor(&app);
+    let compliance = app.compliance();
     let service = json!({"sub": "crm-sync", "role": "service", "client": null});
     let agent_1 = json!({"sub": "agent-1", "role": "agent", "client": null});
     let anonymous = json!({"sub": "anonymous", "role": "none", "client": null});
@@ -867,7 +794,7 @@ async fn only_compliance_may_read_or_verify_the_audit_log(b: Backend) {
             .await
             .assert_problem(401, "unauthenticated");
         let r = app
-            .request(Method::GET, path, Some(&auditor(&app)), None)
+            .request(Method::GET, path, Some(&app.compliance()), None)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
     }
@@ -1644,12 +1571,12 @@ async fn a_write_refused_during_an_audit_outage_changes_nothing(b: Backend) {
     unblock_audit(&app).await;
 
     assert_eq!(
-        scalar(&app, "SELECT COUNT(*) FROM customers").await,
+        app.scalar("SELECT COUNT(*) FROM customers").await,
         1,
         "the refused create stored nothing"
     );
     assert_eq!(
-        scalar(&app, "SELECT COUNT(*) FROM contacts").await,
+        app.scalar("SELECT COUNT(*) FROM contacts").await,
         1,
         "no contact added or removed"
     );

@@ -13,7 +13,7 @@ use jsonwebtoken::{
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Backend, Reply, Scenario, TestApp};
+use crate::helpers::{send, spawn_app, Backend, Reply, Scenario, TestApp};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -174,28 +174,11 @@ async fn call(
     if let Some(b) = body {
         rb = rb.json(&b);
     }
-    let r = rb.send().await.expect("request sent");
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let www_authenticate = header("www-authenticate");
-    let request_id_header = header("x-request-id");
-    let status = r.status();
-    let content_type = header("content-type").unwrap_or_default();
-    let text = r.text().await.expect("body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let reply = send(rb).await;
     Answer {
-        reply: Reply {
-            status,
-            content_type,
-            text,
-            json,
-        },
-        www_authenticate,
-        request_id_header,
+        www_authenticate: reply.header("www-authenticate").map(str::to_owned),
+        request_id_header: reply.header("x-request-id").map(str::to_owned),
+        reply,
     }
 }
 

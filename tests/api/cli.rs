@@ -5,16 +5,17 @@
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::helpers::{fresh_postgres_database, Backend, Scenario};
+use crate::helpers::{
+    db_scalar, free_port, fresh_postgres_database, spawn_arkku, Backend, Proc, Ran, Scenario,
+};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -31,9 +32,6 @@ pub fn tests() -> Vec<Scenario> {
     ]
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_arkku");
-/// How long a command that should finish quickly may take.
-const EXIT_LIMIT: Duration = Duration::from_secs(30);
 /// How long `serve` may take to answer /healthz, or to refuse to start.
 const START_LIMIT: Duration = Duration::from_secs(10);
 
@@ -83,44 +81,14 @@ impl Cli {
     /// Starts `arkku args…` with the test's environment plus `extra`.
     fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let out = self.logs.path().join(format!("{n}.out"));
-        let err = self.logs.path().join(format!("{n}.err"));
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ARKKU_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1");
-        for (k, v) in &self.vars {
-            cmd.env(k, v);
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start arkku");
-        Proc {
-            child,
-            out,
-            err,
-            what: args.join(" "),
-        }
+        let vars = self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let env = vars.chain(extra.iter().copied());
+        spawn_arkku(args, self.dir.path(), self.logs.path(), &n.to_string(), env)
     }
 
     /// Runs `arkku args…` to completion.
     async fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Ran {
-        let mut p = self.spawn(args, extra);
-        let status = p.wait_exit(EXIT_LIMIT).await;
-        Ran {
-            status,
-            stdout: p.stdout(),
-            stderr: p.stderr(),
-        }
+        self.spawn(args, extra).finish().await
     }
 
     /// Runs `arkku args…` and asserts it succeeded.
@@ -136,108 +104,6 @@ impl Cli {
         );
         r
     }
-}
-
-/// What a finished command left.
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    #[track_caller]
-    fn assert_failed(&self) {
-        assert!(
-            !self.status.success(),
-            "expected a failure\nstdout: {}\nstderr: {}",
-            self.stdout,
-            self.stderr
-        );
-    }
-}
-
-/// A child process that is killed when dropped (also when a test panics).
-struct Proc {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    what: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit; fails the test if it takes longer than `limit`.
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "arkku {} still runs after {limit:?}\nstderr: {}",
-                self.what,
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Polls `GET base/healthz` until it answers 200; fails the test if the
-    /// server exits or does not answer in time.
-    async fn wait_healthy(&mut self, base: &str) {
-        let client = Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .expect("client");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "arkku {} exited with {status} before answering\nstderr: {}",
-                    self.what,
-                    self.stderr()
-                );
-            }
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-                assert_eq!(r.status(), StatusCode::OK, "/healthz");
-                return;
-            }
-            assert!(
-                start.elapsed() < START_LIMIT,
-                "arkku {} did not answer /healthz within {START_LIMIT:?}\nstderr: {}",
-                self.what,
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -305,7 +171,7 @@ async fn serve_without_configuration_creates_private_keys_warns_and_serves_a_cli
     let listen = format!("127.0.0.1:{port}");
     let base = format!("http://{listen}");
     let mut server = cli.spawn(&["serve"], &[("ARKKU_LISTEN", &listen)]);
-    server.wait_healthy(&base).await;
+    server.wait_healthy(&base, START_LIMIT).await;
 
     // Keys in ./arkku-data, owner-only.
     let data = cli.path("arkku-data");
@@ -438,7 +304,9 @@ async fn serve_refuses_a_root_key_file_readable_by_group_or_others(b: Backend) {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let listen = format!("127.0.0.1:{}", free_port());
     let mut server = cli.spawn(&["serve"], &[("ARKKU_LISTEN", &listen)]);
-    server.wait_healthy(&format!("http://{listen}")).await;
+    server
+        .wait_healthy(&format!("http://{listen}"), START_LIMIT)
+        .await;
 }
 
 async fn without_automatic_keys_serve_refuses_to_start_and_creates_nothing(b: Backend) {
@@ -585,19 +453,9 @@ async fn migrate_succeeds_and_running_it_twice_changes_nothing(b: Backend) {
     .expect("migrations")
     .count() as i64;
     let db = arkku::store::Db::connect(&url).await.expect("connect");
-    let applied = arkku::on_db!(&db, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_one(pool)
-    .await)
-    .expect("migrations table");
+    let applied = db_scalar(&db, "SELECT COUNT(*) FROM _sqlx_migrations WHERE success").await;
     assert_eq!(applied, migrations, "each migration applied once");
-    let customers = arkku::on_db!(&db, pool => sqlx::query_scalar::<_, i64>(
-        "SELECT COUNT(*) FROM customers",
-    )
-    .fetch_one(pool)
-    .await)
-    .expect("the schema exists");
+    let customers = db_scalar(&db, "SELECT COUNT(*) FROM customers").await;
     assert_eq!(customers, 0);
 }
 
@@ -661,7 +519,9 @@ async fn the_listen_address_and_data_dir_come_from_a_flag_or_its_env_twin(b: Bac
         &["serve", "--listen", &listen, "--data-dir", "by-flag"],
         &[],
     );
-    server.wait_healthy(&format!("http://{listen}")).await;
+    server
+        .wait_healthy(&format!("http://{listen}"), START_LIMIT)
+        .await;
     assert_key_file(&cli.path("by-flag").join("root.key"));
     assert_eq!(entries(cli.dir.path()), ["by-flag"]);
     drop(server);
@@ -673,7 +533,9 @@ async fn the_listen_address_and_data_dir_come_from_a_flag_or_its_env_twin(b: Bac
         &["serve"],
         &[("ARKKU_LISTEN", &listen), ("ARKKU_DATA_DIR", "by-env")],
     );
-    server.wait_healthy(&format!("http://{listen}")).await;
+    server
+        .wait_healthy(&format!("http://{listen}"), START_LIMIT)
+        .await;
     assert_key_file(&cli.path("by-env").join("root.key"));
     assert_eq!(entries(cli.dir.path()), ["by-env"]);
 }

@@ -9,8 +9,8 @@
 
 use std::{
     collections::BTreeSet,
+    ffi::OsStr,
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
     str::FromStr,
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -21,9 +21,8 @@ use std::{
 
 use arkku::{
     crypto::{load_key_file, SecretKey},
-    domain::{ChannelId, Role},
+    domain::Role,
     store::Db,
-    token::{self, TokenRequest},
 };
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -33,7 +32,8 @@ use tokio::{net::TcpListener, task::JoinSet};
 use uuid::Uuid;
 
 use crate::helpers::{
-    fresh_postgres_database, postgres_url, spawn_app, spawn_app_with, Backend, Reply, Scenario, Tok,
+    free_port, fresh_postgres_database, http_client, issue_token, postgres_url, spawn_app,
+    spawn_app_with, spawn_arkku, Backend, Proc, Ran, Reply, Scenario, Tok,
 };
 use crate::scenarios;
 
@@ -47,31 +47,10 @@ pub fn tests() -> Vec<Scenario> {
     ]
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_arkku");
 /// How long `serve` may take to answer /healthz (two servers and other tests share two cores).
 const START_LIMIT: Duration = Duration::from_secs(15);
-/// How long a CLI command that should finish quickly may take.
-const EXIT_LIMIT: Duration = Duration::from_secs(30);
 
 // --- tokens and requests ----------------------------------------------------
-
-fn issue(key: &SecretKey, t: Tok<'_>) -> String {
-    let purposes: Vec<String> = t.purposes.iter().map(|s| s.to_string()).collect();
-    let channel = t.channel.map(|c| ChannelId::parse(c).expect("channel"));
-    token::issue(
-        key,
-        arkku::config::LOCAL_ISSUER,
-        arkku::config::AUDIENCE,
-        &TokenRequest {
-            role: t.role,
-            sub: t.sub,
-            purposes: &purposes,
-            channel: channel.as_ref(),
-            ttl: Duration::from_secs(3600),
-        },
-    )
-    .expect("token")
-}
 
 /// The tokens the load uses.
 #[derive(Clone)]
@@ -86,7 +65,7 @@ struct Tokens {
 impl Tokens {
     fn signed_with(key: &SecretKey) -> Self {
         Tokens {
-            agent: issue(
+            agent: issue_token(
                 key,
                 Tok {
                     role: Role::Agent,
@@ -95,7 +74,7 @@ impl Tokens {
                     channel: Some("phone"),
                 },
             ),
-            service: issue(
+            service: issue_token(
                 key,
                 Tok {
                     role: Role::Service,
@@ -104,7 +83,7 @@ impl Tokens {
                     channel: None,
                 },
             ),
-            compliance: issue(
+            compliance: issue_token(
                 key,
                 Tok {
                     role: Role::Compliance,
@@ -115,13 +94,6 @@ impl Tokens {
             ),
         }
     }
-}
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
 }
 
 /// One answer: status, the `x-request-id` header, and the body.
@@ -147,21 +119,12 @@ async fn send(
     if let Some(b) = body {
         rb = rb.json(b);
     }
-    let r = rb.send().await?;
-    let status = r.status().as_u16();
-    let request_id = r
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let text = r.text().await?;
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let reply = Reply::try_read(rb.send().await?).await?;
     Ok(Answer {
-        status,
-        request_id,
-        text,
-        json,
+        status: reply.status.as_u16(),
+        request_id: reply.header("x-request-id").unwrap_or("").to_owned(),
+        text: reply.text,
+        json: reply.json,
     })
 }
 
@@ -319,7 +282,7 @@ async fn drive(
     tasks: usize,
     per_task: usize,
 ) -> Vec<Sent> {
-    let client = client();
+    let client = http_client();
     let mut set = JoinSet::new();
     for task in 0..tasks {
         let target = task % targets.len();
@@ -457,94 +420,6 @@ fn assert_verified(report: &Value, n: i64) {
 
 // --- the real binary ------------------------------------------------------------
 
-/// A child process that is killed when dropped (also when a test panics).
-struct Proc {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    what: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Sends SIGKILL and reaps the process.
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-
-    #[track_caller]
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!(
-                "arkku {} exited with {status}\nstderr: {}",
-                self.what,
-                self.stderr()
-            );
-        }
-    }
-
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "arkku {} still runs after {limit:?}\nstderr: {}",
-                self.what,
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn wait_healthy(&mut self, base: &str) {
-        let client = Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .expect("client");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "arkku {} exited with {status} before answering\nstderr: {}",
-                    self.what,
-                    self.stderr()
-                );
-            }
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-                assert_eq!(r.status(), StatusCode::OK, "/healthz");
-                return;
-            }
-            assert!(
-                start.elapsed() < START_LIMIT,
-                "arkku {} did not answer /healthz within {START_LIMIT:?}\nstderr: {}",
-                self.what,
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 /// A running `arkku serve`.
 struct Server {
     proc: Proc,
@@ -582,31 +457,18 @@ impl Env {
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let logs = self.dir.path().join("logs");
         std::fs::create_dir_all(&logs).expect("logs dir");
-        let out = logs.join(format!("{n}.out"));
-        let err = logs.join(format!("{n}.err"));
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ARKKU_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1")
-            .env("ARKKU_DATA_DIR", &self.data)
-            .env("ARKKU_DATABASE_URL", &self.database_url);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        Proc {
-            child: cmd.spawn().expect("start arkku"),
-            out,
-            err,
-            what: args.join(" "),
-        }
+        let own = [
+            ("ARKKU_DATA_DIR", self.data.as_os_str()),
+            ("ARKKU_DATABASE_URL", OsStr::new(&self.database_url)),
+        ];
+        let extra = extra.iter().map(|&(k, v)| (k, OsStr::new(v)));
+        spawn_arkku(
+            args,
+            self.dir.path(),
+            &logs,
+            &n.to_string(),
+            own.into_iter().chain(extra),
+        )
     }
 
     /// Starts `arkku serve` on a free port and waits until it answers.
@@ -614,15 +476,17 @@ impl Env {
         let listen = format!("127.0.0.1:{}", free_port());
         let mut proc = self.spawn(&["serve"], &[("ARKKU_LISTEN", &listen)]);
         let base = format!("http://{listen}");
-        proc.wait_healthy(&base).await;
+        proc.wait_healthy(&base, START_LIMIT).await;
         Server { proc, base }
     }
 
     /// Runs `arkku audit verify`; asserts exit 0 and returns its JSON report.
     async fn verify_ok(&self) -> Value {
-        let mut p = self.spawn(&["audit", "verify"], &[]);
-        let status = p.wait_exit(EXIT_LIMIT).await;
-        let (stdout, stderr) = (p.stdout(), p.stderr());
+        let Ran {
+            status,
+            stdout,
+            stderr,
+        } = self.spawn(&["audit", "verify"], &[]).finish().await;
         assert!(
             status.success(),
             "arkku audit verify failed: {status}\nstdout: {stdout}\nstderr: {stderr}"
@@ -644,15 +508,6 @@ impl Env {
     }
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 // --- 1. one order under concurrency -----------------------------------------
 
 async fn concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_verified_order(
@@ -660,7 +515,7 @@ async fn concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_ve
 ) {
     let app = spawn_app(b).await;
     let tokens = Tokens::signed_with(&app.issuer_key());
-    let (seeds, mut ids) = seed(&client(), &app.address, &tokens, 4).await;
+    let (seeds, mut ids) = seed(&http_client(), &app.address, &tokens, 4).await;
 
     let sent = drive(std::slice::from_ref(&app.address), &tokens, &seeds, 16, 25).await;
     assert_eq!(sent.len(), 16 * 25);
@@ -669,7 +524,7 @@ async fn concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_ve
     assert_one_entry_per_request_in_one_order(app.db(), &ids).await;
 
     let v = send(
-        &client(),
+        &http_client(),
         Method::GET,
         format!("{}/v1/audit/verify", app.address),
         Some(&tokens.compliance),
@@ -689,7 +544,7 @@ async fn two_serve_processes_on_one_database_keep_one_gap_free_verified_audit_ch
     let mut first = env.serve().await;
     let mut second = env.serve().await;
     let tokens = env.tokens();
-    let (seeds, mut ids) = seed(&client(), &first.base, &tokens, 4).await;
+    let (seeds, mut ids) = seed(&http_client(), &first.base, &tokens, 4).await;
 
     let targets = [first.base.clone(), second.base.clone()];
     let sent = drive(&targets, &tokens, &seeds, 12, 25).await;
@@ -731,13 +586,17 @@ async fn after_sigkill_under_load_every_acknowledged_request_and_customer_is_sto
     let env = Env::new(b).await;
     let mut server = env.serve().await;
     let tokens = env.tokens();
-    let (seeds, seed_ids) = seed(&client(), &server.base, &tokens, 2).await;
+    let (seeds, seed_ids) = seed(&http_client(), &server.base, &tokens, 2).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut set = JoinSet::new();
     for task in 0..8 {
-        let (client, base, tokens, seeds) =
-            (client(), server.base.clone(), tokens.clone(), seeds.clone());
+        let (client, base, tokens, seeds) = (
+            http_client(),
+            server.base.clone(),
+            tokens.clone(),
+            seeds.clone(),
+        );
         let stop = Arc::clone(&stop);
         set.spawn(async move {
             let mut seen = Seen::default();
@@ -830,7 +689,7 @@ async fn after_sigkill_under_load_every_acknowledged_request_and_customer_is_sto
     // After a restart the chain continues at the next seq and still verifies.
     let restarted = env.serve().await;
     let a = request(
-        &client(),
+        &http_client(),
         &restarted.base,
         &tokens,
         &seeds,
@@ -852,7 +711,7 @@ async fn after_sigkill_under_load_every_acknowledged_request_and_customer_is_sto
         count + 1
     );
     let v = send(
-        &client(),
+        &http_client(),
         Method::GET,
         format!("{}/v1/audit/verify", restarted.base),
         Some(&tokens.compliance),
@@ -1106,12 +965,7 @@ async fn locked_sqlite(b: Backend) {
         "/readyz after the lock: {}",
         r.text
     );
-    let compliance = app.token(Tok {
-        role: Role::Compliance,
-        sub: "auditor",
-        purposes: &["dsr"],
-        channel: None,
-    });
+    let compliance = app.compliance();
     let v = app
         .request(Method::GET, "/v1/audit/verify", Some(&compliance), None)
         .await;
@@ -1218,14 +1072,14 @@ async fn the_database_runs_with_durable_settings_and_a_restarted_serve_logs_no_w
     }
     let mut server = env.serve().await;
     let tokens = env.tokens();
-    let (seeds, _) = seed(&client(), &server.base, &tokens, 1).await;
+    let (seeds, _) = seed(&http_client(), &server.base, &tokens, 1).await;
     for kind in [
         Kind::Read,
         Kind::Lookup,
         Kind::LookupMiss,
         Kind::ReadWithoutToken,
     ] {
-        let a = request(&client(), &server.base, &tokens, &seeds, kind, 0, 0)
+        let a = request(&http_client(), &server.base, &tokens, &seeds, kind, 0, 0)
             .await
             .expect("request");
         assert_eq!(a.status, kind.expected(), "{kind:?}: {}", a.text);

@@ -1,17 +1,24 @@
 //! The test harness: a fresh vault per test on a port-0 server, one helper
 //! per endpoint, and direct database access for sabotage tests.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    ffi::OsStr,
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
 
 use arkku::{
     config::Config,
-    crypto::load_key_file,
+    crypto::{load_key_file, SecretKey},
     domain::{ChannelId, Role},
     store::Db,
     token::{self, TokenRequest},
     AppState,
 };
-use reqwest::{Client, Method, Response, StatusCode};
+use reqwest::{header::HeaderMap, Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -164,10 +171,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     TestApp {
         backend,
         address,
-        client: Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
+        client: http_client(),
         state,
         database_url,
         dir,
@@ -175,31 +179,57 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     }
 }
 
+/// An HTTP client with the tests' 30-second timeout.
+pub fn http_client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// Sends a request and reads the response whole.
+pub async fn send(rb: RequestBuilder) -> Reply {
+    Reply::read(rb.send().await.expect("request sent")).await
+}
+
 /// A response read whole: status, headers and body as JSON (or Null).
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: HeaderMap,
     pub text: String,
     pub json: Value,
 }
 
 impl Reply {
-    async fn from(r: Response) -> Self {
+    /// Reads a response whole; an error only if the body cannot be read.
+    pub async fn try_read(r: Response) -> reqwest::Result<Self> {
         let status = r.status();
-        let content_type = r
-            .headers()
+        let headers = r.headers().clone();
+        let content_type = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let text = r.text().await.expect("body");
+        let text = r.text().await?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
+        Ok(Reply {
             status,
             content_type,
+            headers,
             text,
             json,
-        }
+        })
+    }
+
+    /// Reads a response whole (the test fails if the body cannot be read).
+    pub async fn read(r: Response) -> Self {
+        Self::try_read(r).await.expect("body")
+    }
+
+    /// A response header as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Asserts a problem+json error with this status and code.
@@ -232,21 +262,7 @@ impl TestApp {
 
     /// A valid token.
     pub fn token(&self, t: Tok<'_>) -> String {
-        let purposes: Vec<String> = t.purposes.iter().map(|s| s.to_string()).collect();
-        let channel = t.channel.map(|c| ChannelId::parse(c).expect("channel"));
-        token::issue(
-            &self.issuer_key(),
-            arkku::config::LOCAL_ISSUER,
-            arkku::config::AUDIENCE,
-            &TokenRequest {
-                role: t.role,
-                sub: t.sub,
-                purposes: &purposes,
-                channel: channel.as_ref(),
-                ttl: Duration::from_secs(3600),
-            },
-        )
-        .expect("token")
+        issue_token(&self.issuer_key(), t)
     }
 
     /// An agent serving `channel` with purpose `support`.
@@ -256,6 +272,16 @@ impl TestApp {
             sub: "agent-1",
             purposes: &["support"],
             channel: Some(channel),
+        })
+    }
+
+    /// The compliance officer `auditor` with purpose `dsr` (reads the audit log).
+    pub fn compliance(&self) -> String {
+        self.token(Tok {
+            role: Role::Compliance,
+            sub: "auditor",
+            purposes: &["dsr"],
+            channel: None,
         })
     }
 
@@ -286,7 +312,7 @@ impl TestApp {
         if let Some(b) = body {
             rb = rb.json(&b);
         }
-        Reply::from(rb.send().await.expect("request sent")).await
+        send(rb).await
     }
 
     /// A request with a raw body and content type.
@@ -306,7 +332,7 @@ impl TestApp {
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
-        Reply::from(rb.send().await.expect("request sent")).await
+        send(rb).await
     }
 
     pub async fn create_customer(&self, token: &str, body: Value) -> Reply {
@@ -382,10 +408,19 @@ impl TestApp {
             .expect("sql");
     }
 
+    /// One integer from the database (`SELECT COUNT(*) …` and the like).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        db_scalar(self.db(), sql).await
+    }
+
+    /// Number of rows in `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
     /// Number of audit entries.
     pub async fn audit_count(&self) -> i64 {
-        arkku::on_db!(self.db(), pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_log").fetch_one(pool).await)
-            .expect("count")
+        self.count("audit_log").await
     }
 
     /// Every audit row as text, for leak checks.
@@ -398,4 +433,204 @@ impl TestApp {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// One integer from `db` (`SELECT COUNT(*) …` and the like); the test fails on an error.
+pub async fn db_scalar(db: &Db, sql: &str) -> i64 {
+    arkku::on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A token signed with `key` by the local issuer, valid for an hour.
+pub fn issue_token(key: &SecretKey, t: Tok<'_>) -> String {
+    let purposes: Vec<String> = t.purposes.iter().map(|s| s.to_string()).collect();
+    let channel = t.channel.map(|c| ChannelId::parse(c).expect("channel"));
+    token::issue(
+        key,
+        arkku::config::LOCAL_ISSUER,
+        arkku::config::AUDIENCE,
+        &TokenRequest {
+            role: t.role,
+            sub: t.sub,
+            purposes: &purposes,
+            channel: channel.as_ref(),
+            ttl: Duration::from_secs(3600),
+        },
+    )
+    .expect("token")
+}
+
+// --- the real binary ------------------------------------------------------------
+
+/// The `arkku` binary under test.
+pub const ARKKU_BIN: &str = env!("CARGO_BIN_EXE_arkku");
+
+/// How long an `arkku` command that should finish quickly may take.
+pub const EXIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Starts `arkku args…` in `dir` with no `ARKKU_*` from outside, `NO_COLOR=1`
+/// and then `env` in order; stdout and stderr go to `logs/{name}.out` and `.err`.
+pub fn spawn_arkku<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    args: &[&str],
+    dir: &Path,
+    logs: &Path,
+    name: &str,
+    env: impl IntoIterator<Item = (K, V)>,
+) -> Proc {
+    let out = logs.join(format!("{name}.out"));
+    let err = logs.join(format!("{name}.err"));
+    let mut cmd = Command::new(ARKKU_BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ARKKU_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: cmd.spawn().expect("start arkku"),
+        out,
+        err,
+        what: args.join(" "),
+    }
+}
+
+/// A child `arkku` process that is killed when dropped (also when a test panics).
+pub struct Proc {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    what: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// What a finished command left.
+pub struct Ran {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Asserts the command failed.
+    #[track_caller]
+    pub fn assert_failed(&self) {
+        assert!(
+            !self.status.success(),
+            "expected a failure\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+impl Proc {
+    /// What the process wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// Fails the test if the process has exited.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            panic!(
+                "arkku {} exited with {status}\nstderr: {}",
+                self.what,
+                self.stderr()
+            );
+        }
+    }
+
+    /// Waits for the process to exit; fails the test if it takes longer than `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "arkku {} still runs after {limit:?}\nstderr: {}",
+                self.what,
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (up to [`EXIT_LIMIT`]) for the process to exit and returns what it left.
+    pub async fn finish(mut self) -> Ran {
+        let status = self.wait_exit(EXIT_LIMIT).await;
+        Ran {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// Polls `GET base/healthz` until it answers 200; fails the test if the
+    /// server exits or does not answer within `limit`.
+    pub async fn wait_healthy(&mut self, base: &str, limit: Duration) {
+        let client = Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .expect("client");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "arkku {} exited with {status} before answering\nstderr: {}",
+                    self.what,
+                    self.stderr()
+                );
+            }
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+                assert_eq!(r.status(), StatusCode::OK, "/healthz");
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "arkku {} did not answer /healthz within {limit:?}\nstderr: {}",
+                self.what,
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Backend, Reply, Scenario, TestApp};
+use crate::helpers::{send, spawn_app, Backend, Reply, Scenario, TestApp};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -88,12 +88,6 @@ struct Stored {
     writes_allowed: usize,
 }
 
-async fn count(app: &TestApp, table: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    arkku::on_db!(app.db(), pool => sqlx::query_scalar::<_, i64>(&sql).fetch_one(pool).await)
-        .expect("count")
-}
-
 impl Vault {
     async fn stored(&self) -> Stored {
         let writes_allowed = arkku::store::audit::entries_after(self.app.db(), 0, 1_000_000)
@@ -109,8 +103,8 @@ impl Vault {
             })
             .count();
         Stored {
-            customers: count(&self.app, "customers").await,
-            contacts: count(&self.app, "contacts").await,
+            customers: self.app.count("customers").await,
+            contacts: self.app.count("contacts").await,
             writes_allowed,
         }
     }
@@ -176,31 +170,7 @@ async fn without_content_type(app: &TestApp, token: &str, path: &str, body: &[u8
         .request(Method::POST, format!("{}{path}", app.address))
         .bearer_auth(token)
         .body(body.to_vec());
-    reply(rb.send().await.expect("request sent")).await.0
-}
-
-/// Reads a response whole, with its `x-request-id` header.
-async fn reply(r: reqwest::Response) -> (Reply, Option<String>) {
-    let status = r.status();
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let content_type = header("content-type").unwrap_or_default();
-    let request_id = header("x-request-id");
-    let text = r.text().await.expect("body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (
-        Reply {
-            status,
-            content_type,
-            text,
-            json,
-        },
-        request_id,
-    )
+    send(rb).await
 }
 
 /// The problem's `detail` (and title) do not contain `secret`.
@@ -1066,7 +1036,8 @@ async fn every_problem_carries_the_request_id(b: Backend) {
     ];
     let mut seen = Vec::new();
     for rb in requests {
-        let (r, header) = reply(rb.send().await.expect("request sent")).await;
+        let r = send(rb).await;
+        let header = r.header("x-request-id").map(str::to_owned);
         assert!(r.status.is_client_error(), "{}", r.text);
         assert_eq!(r.content_type, "application/problem+json", "{}", r.text);
         let id = r.json["request_id"].as_str().unwrap_or("").to_owned();
@@ -1087,15 +1058,13 @@ async fn every_problem_carries_the_request_id(b: Backend) {
         seen.push(id);
     }
     // A client-supplied request id is not taken over.
-    let (r, header) = reply(
+    let r = send(
         app.client
             .get(url("/nope"))
-            .header("x-request-id", "injected\" id")
-            .send()
-            .await
-            .expect("request sent"),
+            .header("x-request-id", "injected\" id"),
     )
     .await;
+    let header = r.header("x-request-id").map(str::to_owned);
     assert_ne!(r.json["request_id"], "injected\" id");
     assert_ne!(header.as_deref(), Some("injected\" id"));
 }
