@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{error::ApiError, request_id, AppState};
 use crate::{
     audit::{Action, ActorRef, Decision, Entry},
+    policy::Disclosure,
     token::Actor,
 };
 
@@ -72,6 +73,25 @@ impl AuditScope {
     pub fn customer(mut self, id: Option<Uuid>) -> Self {
         self.customer_id = id;
         self
+    }
+
+    /// Records every channel decision of a read with its reason code:
+    /// `released` and `withheld`, each `[{channel, reason}]`.
+    pub fn disclosure(&mut self, d: &Disclosure) {
+        let list = |items: Vec<(&str, &'static str)>| {
+            items
+                .into_iter()
+                .map(|(channel, reason)| serde_json::json!({"channel": channel, "reason": reason}))
+                .collect::<Vec<_>>()
+        };
+        self.detail(
+            "released",
+            list(d.released().map(|(c, r)| (c, r.as_str())).collect()),
+        );
+        self.detail(
+            "withheld",
+            list(d.withheld().map(|(c, r)| (c, r.as_str())).collect()),
+        );
     }
 
     /// Adds a detail field. Ids, counts, channel names and reason codes only.

@@ -28,7 +28,8 @@ use crate::{
     crypto::FieldKey,
     domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
     policy::{
-        authorise_purpose, decide_channel, ChannelDecision, MaskMode, PurposeDenied, PurposeGrant,
+        authorise_purpose, decide_channel, ChannelDecision, Disclosure, MaskMode, PurposeDenied,
+        PurposeGrant, Retained, WithheldReason,
     },
     store::{
         self,
@@ -412,20 +413,18 @@ async fn read_inner(
     }
     let at = now();
     let consents = super::consents::ledger(s, id).await?;
-    let mut decisions: BTreeMap<&str, ChannelDecision> = BTreeMap::new();
-    for c in &contacts {
-        decisions
-            .entry(c.channel.as_str())
-            .or_insert_with(|| match ChannelId::parse(&c.channel) {
-                Ok(ch) => decide_channel(&s.policies, &grant, &ch, &consents, reveal, at),
-                Err(_) => {
-                    ChannelDecision::Withhold(crate::policy::WithheldReason::IntegrationNever)
-                }
-            });
-    }
+    let mut disclosure = Disclosure::default();
     let mut views = Vec::new();
     for c in &contacts {
-        if let Some(ChannelDecision::Permit(permit)) = decisions.get(c.channel.as_str()) {
+        let item = Retained::Contact {
+            last_activity_at: store::from_micros(c.last_activity_at),
+        };
+        let decision = match ChannelId::parse(&c.channel) {
+            Ok(ch) => decide_channel(&s.policies, &grant, &ch, &consents, item, reveal, at),
+            Err(_) => ChannelDecision::Withhold(WithheldReason::IntegrationNever),
+        };
+        disclosure.record(&c.channel, &decision);
+        if let ChannelDecision::Permit(permit) = &decision {
             let kind = s
                 .policies
                 .channel(&c.channel)
@@ -438,35 +437,14 @@ async fn read_inner(
             views.push(ContactView::from(opened));
         }
     }
-    let withheld: Vec<WithheldView> = decisions
-        .iter()
-        .filter_map(|(ch, d)| match d {
-            ChannelDecision::Withhold(r) => Some(WithheldView {
-                channel: (*ch).to_owned(),
-                reason: r.as_str(),
-            }),
-            ChannelDecision::Permit(_) => None,
-        })
-        .collect();
+    let withheld = WithheldView::list(&disclosure);
     let profile = records::open_profile(&s.keyring, &s.db, &grant, &customer)
         .await
         .map_err(|e| {
             tracing::error!(customer_id = %id, error = %e, "profile fields failed to open");
             ApiError::from(e)
         })?;
-    let released: Vec<&str> = decisions
-        .iter()
-        .filter(|(_, d)| matches!(d, ChannelDecision::Permit(_)))
-        .map(|(c, _)| *c)
-        .collect();
-    scope.detail("released", released);
-    scope.detail(
-        "withheld",
-        withheld
-            .iter()
-            .map(|w| serde_json::json!({"channel": w.channel, "reason": w.reason}))
-            .collect::<Vec<_>>(),
-    );
+    scope.disclosure(&disclosure);
     scope.detail("revealed", views.iter().any(|v| !v.masked));
     Ok(Json(ProfileView {
         id,

@@ -4,6 +4,7 @@
 
 use axum::{extract::State, response::Response, routing::post, Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{
@@ -17,7 +18,7 @@ use super::{
 use crate::{
     audit::Action,
     domain::Role,
-    policy::{decide_channel, ChannelDecision},
+    policy::{decide_channel, ChannelDecision, Retained},
     store,
     token::Actor,
 };
@@ -73,30 +74,29 @@ async fn lookup_inner(
     let hits = store::customers::lookup(&s.db, channel.as_str(), &index, MAX_MATCHES).await?;
     let now = time::OffsetDateTime::now_utc();
     let mut matches = Vec::new();
-    let mut withheld = 0usize;
+    let mut decisions = Vec::new();
     for h in hits {
         let consents = super::consents::ledger(s, h.customer_id).await?;
-        match decide_channel(&s.policies, &grant, &channel, &consents, false, now) {
-            ChannelDecision::Permit(_) => matches.push(MatchView {
+        let item = Retained::Contact {
+            last_activity_at: store::from_micros(h.last_activity_at),
+        };
+        let decision = decide_channel(&s.policies, &grant, &channel, &consents, item, false, now);
+        decisions.push(json!({"customer_id": h.customer_id, "reason": decision.reason_code()}));
+        if let ChannelDecision::Permit(_) = decision {
+            matches.push(MatchView {
                 customer_id: h.customer_id,
                 contact_id: h.contact_id,
                 channel: channel.to_string(),
-            }),
-            ChannelDecision::Withhold(_) => withheld += 1,
+            });
         }
     }
     if let [only] = matches.as_slice() {
         scope.customer_id = Some(only.customer_id);
     }
     scope.detail("matches", matches.len());
-    scope.detail("withheld", withheld);
-    scope.detail(
-        "customer_ids",
-        matches
-            .iter()
-            .map(|m| m.customer_id.to_string())
-            .collect::<Vec<_>>(),
-    );
+    scope.detail("withheld", decisions.len() - matches.len());
+    // Every hit's decision, allowed or not, with its reason code.
+    scope.detail("decisions", decisions);
     if matches.is_empty() {
         return Err(ApiError::NotFound);
     }

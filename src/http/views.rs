@@ -6,7 +6,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::vault::records::OpenedContact;
+use crate::{
+    policy::Disclosure,
+    vault::records::OpenedContact,
+};
 
 /// RFC 3339 UTC.
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -61,6 +64,18 @@ pub struct WithheldView {
     pub reason: &'static str,
 }
 
+impl WithheldView {
+    /// The withheld channels of one read, in channel order.
+    pub fn list(d: &Disclosure) -> Vec<WithheldView> {
+        d.withheld()
+            .map(|(channel, reason)| WithheldView {
+                channel: channel.to_owned(),
+                reason: reason.as_str(),
+            })
+            .collect()
+    }
+}
+
 /// A customer profile filtered by the integration rule.
 #[derive(Serialize, ToSchema)]
 pub struct ProfileView {
@@ -90,3 +105,4 @@ pub struct MatchView {
 pub struct LookupView {
     pub matches: Vec<MatchView>,
 }
+

@@ -108,12 +108,35 @@ impl WithheldReason {
     }
 }
 
+/// Why a channel's data may be read: recorded in the audit log with the
+/// decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermitReason {
+    /// The customer is talking to us on this channel and the purpose is `support`.
+    SameChannel,
+    /// The channel's integration is `always`.
+    IntegrationAlways,
+    /// A current `cross_channel` consent on the channel (or `*`).
+    ConsentGranted,
+}
+
+impl PermitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermitReason::SameChannel => "same_channel",
+            PermitReason::IntegrationAlways => "integration_always",
+            PermitReason::ConsentGranted => "consent_granted",
+        }
+    }
+}
+
 /// Permission to open one channel's data of one customer for one purpose.
 #[derive(Debug, Clone)]
 pub struct Permit {
     channel: ChannelId,
     purpose: Purpose,
     masked: bool,
+    reason: PermitReason,
 }
 
 impl Permit {
@@ -127,6 +150,10 @@ impl Permit {
     pub fn masked(&self) -> bool {
         self.masked
     }
+    /// Why the read is allowed.
+    pub fn reason(&self) -> PermitReason {
+        self.reason
+    }
 }
 
 /// The outcome for one channel.
@@ -136,13 +163,69 @@ pub enum ChannelDecision {
     Withhold(WithheldReason),
 }
 
-/// Decides whether data of channel `target` may be read under `grant` now.
+impl ChannelDecision {
+    /// The reason code the audit log records: why allowed, or why withheld.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            ChannelDecision::Permit(p) => p.reason.as_str(),
+            ChannelDecision::Withhold(r) => r.as_str(),
+        }
+    }
+}
+
+/// The retention facts of one stored item: what it is and since when its
+/// retention runs (DESIGN.md §5, §9).
+#[derive(Debug, Clone, Copy)]
+pub enum Retained<'a> {
+    /// A contact point, kept for the channel's `contact_retention` after its
+    /// last activity.
+    Contact { last_activity_at: OffsetDateTime },
+    /// An interaction, kept for its kind's retention after it was recorded
+    /// (or resolved, if later).
+    Interaction {
+        kind: &'a str,
+        since: OffsetDateTime,
+    },
+}
+
+/// When an item of `channel` reaches the end of its retention. `None` when
+/// the policy has no rule for it (an unknown channel or kind): such data has
+/// no lawful place in the vault and is treated as already expired.
+pub fn retention_deadline(
+    policies: &Policies,
+    channel: &ChannelId,
+    item: Retained<'_>,
+) -> Option<OffsetDateTime> {
+    let policy = policies.channels.get(channel)?;
+    let (since, keep) = match item {
+        Retained::Contact { last_activity_at } => (last_activity_at, policy.contact_retention),
+        Retained::Interaction { kind, since } => (since, *policy.interaction_retention.get(kind)?),
+    };
+    let keep = time::Duration::try_from(keep).ok()?;
+    since.checked_add(keep)
+}
+
+/// Whether an item is past its retention at `now`: treated as gone even
+/// before the sweeper deletes it.
+pub fn retention_expired(
+    policies: &Policies,
+    channel: &ChannelId,
+    item: Retained<'_>,
+    now: OffsetDateTime,
+) -> bool {
+    retention_deadline(policies, channel, item).is_none_or(|deadline| deadline <= now)
+}
+
+/// Decides whether one item of channel `target` may be read under `grant` now.
 ///
 /// - same channel as the context and purpose `support`: allowed;
 /// - otherwise it is channel integration: `always` allows, `never` refuses,
 ///   `consent` needs a current `cross_channel` consent on the channel (or `*`);
 /// - `marketing` additionally needs a current `marketing` consent on the channel;
-/// - a channel missing from the policy is treated as `never`.
+/// - a channel missing from the policy is treated as `never`;
+/// - an item past its retention is withheld as `retention_expired`. This is
+///   checked after the rules above, so a reader who may not see the channel
+///   learns nothing about how old its data is.
 ///
 /// `reveal` asks for unmasked values; the channel's mask mode has the last word.
 pub fn decide_channel(
@@ -150,6 +233,7 @@ pub fn decide_channel(
     grant: &PurposeGrant,
     target: &ChannelId,
     consents: &impl ConsentFacts,
+    item: Retained<'_>,
     reveal: bool,
     now: OffsetDateTime,
 ) -> ChannelDecision {
@@ -168,9 +252,11 @@ pub fn decide_channel(
         }
     }
     let same_channel = grant.context.as_ref() == Some(target);
-    if !(same_channel && purpose == "support") {
+    let reason = if same_channel && purpose == "support" {
+        PermitReason::SameChannel
+    } else {
         match policy.integration {
-            Integration::Always => {}
+            Integration::Always => PermitReason::IntegrationAlways,
             Integration::Never => {
                 return ChannelDecision::Withhold(WithheldReason::IntegrationNever)
             }
@@ -179,8 +265,12 @@ pub fn decide_channel(
                 if let Err(reason) = consent_current(policies, "cross_channel", status, now) {
                     return ChannelDecision::Withhold(reason);
                 }
+                PermitReason::ConsentGranted
             }
         }
+    };
+    if retention_expired(policies, target, item, now) {
+        return ChannelDecision::Withhold(WithheldReason::RetentionExpired);
     }
     let masked = match policy.mask {
         MaskMode::Always => true,
@@ -191,6 +281,7 @@ pub fn decide_channel(
         channel: target.clone(),
         purpose: grant.purpose.clone(),
         masked,
+        reason,
     })
 }
 
@@ -226,6 +317,10 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+    /// A contact point active just now: well within any retention.
+    const FRESH: Retained<'static> = Retained::Contact {
+        last_activity_at: NOW,
+    };
 
     fn ch(s: &str) -> ChannelId {
         ChannelId::parse(s).expect("valid channel")
@@ -260,6 +355,7 @@ mod tests {
             &g,
             &ch("phone"),
             &NoConsents,
+            FRESH,
             false,
             NOW
         )));
@@ -278,7 +374,7 @@ mod tests {
             "instagram",
             "postal",
         ] {
-            let d = decide_channel(&p, &g, &ch(other), &NoConsents, false, NOW);
+            let d = decide_channel(&p, &g, &ch(other), &NoConsents, FRESH, false, NOW);
             assert!(
                 matches!(
                     d,
@@ -293,7 +389,7 @@ mod tests {
     fn a_back_office_read_without_context_is_integration() {
         let p = load_shipped().expect("policies");
         let g = grant(&p, Role::Service, "support", None);
-        let d = decide_channel(&p, &g, &ch("email"), &NoConsents, false, NOW);
+        let d = decide_channel(&p, &g, &ch("email"), &NoConsents, FRESH, false, NOW);
         assert!(matches!(
             d,
             ChannelDecision::Withhold(WithheldReason::ConsentRequired)
@@ -313,6 +409,7 @@ mod tests {
             &g,
             &ch("email"),
             &c,
+            FRESH,
             false,
             NOW
         )));
@@ -327,6 +424,7 @@ mod tests {
             &g,
             &ch("email"),
             &Fixed(ConsentStatus::Withdrawn),
+            FRESH,
             false,
             NOW,
         );
@@ -344,7 +442,7 @@ mod tests {
             at: NOW - Duration::from_secs(366 * 86400),
             expires_at: None,
         });
-        let d = decide_channel(&p, &g, &ch("email"), &old, false, NOW);
+        let d = decide_channel(&p, &g, &ch("email"), &old, FRESH, false, NOW);
         assert!(matches!(
             d,
             ChannelDecision::Withhold(WithheldReason::ConsentLapsed)
@@ -353,7 +451,7 @@ mod tests {
             at: NOW - Duration::from_secs(60),
             expires_at: Some(NOW),
         });
-        let d = decide_channel(&p, &g, &ch("email"), &expired, false, NOW);
+        let d = decide_channel(&p, &g, &ch("email"), &expired, FRESH, false, NOW);
         assert!(matches!(
             d,
             ChannelDecision::Withhold(WithheldReason::ConsentLapsed)
@@ -371,7 +469,7 @@ mod tests {
             at: NOW,
             expires_at: None,
         });
-        let d = decide_channel(&p, &g, &ch("email"), &c, false, NOW);
+        let d = decide_channel(&p, &g, &ch("email"), &c, FRESH, false, NOW);
         assert!(matches!(
             d,
             ChannelDecision::Withhold(WithheldReason::IntegrationNever)
@@ -382,7 +480,7 @@ mod tests {
     fn marketing_needs_marketing_consent_even_in_the_same_channel() {
         let p = load_shipped().expect("policies");
         let g = grant(&p, Role::Agent, "marketing", Some("email"));
-        let d = decide_channel(&p, &g, &ch("email"), &NoConsents, false, NOW);
+        let d = decide_channel(&p, &g, &ch("email"), &NoConsents, FRESH, false, NOW);
         assert!(matches!(
             d,
             ChannelDecision::Withhold(WithheldReason::ConsentRequired)
@@ -409,6 +507,7 @@ mod tests {
             &g,
             &ch("phone"),
             &NoConsents,
+            FRESH,
             reveal,
             NOW,
         ) {
@@ -421,6 +520,114 @@ mod tests {
             c.mask = MaskMode::Always;
         }
         assert!(masked(&p, true));
+    }
+
+    #[test]
+    fn data_past_its_retention_is_gone_for_a_reader_who_may_see_it() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let phone = ch("phone");
+        // phone contact_retention is 730d after the last activity
+        let just_inside = Retained::Contact {
+            last_activity_at: NOW - Duration::from_secs(729 * 86400),
+        };
+        let at_deadline = Retained::Contact {
+            last_activity_at: NOW - Duration::from_secs(730 * 86400),
+        };
+        assert!(permitted(&decide_channel(
+            &p,
+            &g,
+            &phone,
+            &NoConsents,
+            just_inside,
+            false,
+            NOW
+        )));
+        assert!(matches!(
+            decide_channel(&p, &g, &phone, &NoConsents, at_deadline, false, NOW),
+            ChannelDecision::Withhold(WithheldReason::RetentionExpired)
+        ));
+        // interactions follow their kind: a transcript lasts 30d, a complaint 730d
+        let month_old = |kind| Retained::Interaction {
+            kind,
+            since: NOW - Duration::from_secs(31 * 86400),
+        };
+        assert!(matches!(
+            decide_channel(
+                &p,
+                &g,
+                &phone,
+                &NoConsents,
+                month_old("transcript"),
+                false,
+                NOW
+            ),
+            ChannelDecision::Withhold(WithheldReason::RetentionExpired)
+        ));
+        assert!(permitted(&decide_channel(
+            &p,
+            &g,
+            &phone,
+            &NoConsents,
+            month_old("complaint"),
+            false,
+            NOW
+        )));
+        // a kind the policy does not know has no lawful place: gone
+        assert!(retention_expired(&p, &phone, month_old("gossip"), NOW));
+    }
+
+    #[test]
+    fn a_reader_who_may_not_see_a_channel_learns_the_policy_reason_not_the_age() {
+        let p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let ancient = Retained::Contact {
+            last_activity_at: NOW - Duration::from_secs(3000 * 86400),
+        };
+        assert!(matches!(
+            decide_channel(&p, &g, &ch("email"), &NoConsents, ancient, false, NOW),
+            ChannelDecision::Withhold(WithheldReason::ConsentRequired)
+        ));
+    }
+
+    #[test]
+    fn every_permit_says_why() {
+        let mut p = load_shipped().expect("policies");
+        let g = grant(&p, Role::Agent, "support", Some("phone"));
+        let reason = |p: &Policies, target: &str, c: &dyn Fn() -> Fixed| match decide_channel(
+            p,
+            &g,
+            &ch(target),
+            &c(),
+            FRESH,
+            false,
+            NOW,
+        ) {
+            ChannelDecision::Permit(permit) => Some(permit.reason()),
+            ChannelDecision::Withhold(_) => None,
+        };
+        let granted = || {
+            Fixed(ConsentStatus::Granted {
+                at: NOW,
+                expires_at: None,
+            })
+        };
+        assert_eq!(
+            reason(&p, "phone", &granted),
+            Some(PermitReason::SameChannel)
+        );
+        assert_eq!(
+            reason(&p, "email", &granted),
+            Some(PermitReason::ConsentGranted)
+        );
+        if let Some(c) = p.channels.get_mut(&ch("email")) {
+            c.integration = Integration::Always;
+        }
+        let none = || Fixed(ConsentStatus::None);
+        assert_eq!(
+            reason(&p, "email", &none),
+            Some(PermitReason::IntegrationAlways)
+        );
     }
 
     mod properties {
@@ -495,6 +702,7 @@ mod tests {
                 context in prop::option::of(0..8usize),
                 purpose in 0..3usize,
                 reveal in any::<bool>(),
+                idle_days in 0i64..1000,
             ) {
                 let mut p = load_shipped().unwrap();
                 for (name, mode) in CHANNELS.iter().zip(&modes) {
@@ -507,9 +715,12 @@ mod tests {
                 let y = context.map(|c| ch(CHANNELS[c]));
                 let purpose = PURPOSES[purpose];
                 let g = authorise_purpose(&p, Role::Agent, &[purpose.to_owned()], purpose, y.as_ref()).unwrap();
-                let permitted = matches!(decide_channel(&p, &g, &x, &ledger, reveal, NOW), ChannelDecision::Permit(_));
+                let item = Retained::Contact { last_activity_at: NOW - time::Duration::days(idle_days) };
+                let permitted = matches!(decide_channel(&p, &g, &x, &ledger, item, reveal, NOW), ChannelDecision::Permit(_));
                 let mode = modes[target];
                 if permitted {
+                    // nothing past its retention is ever released
+                    prop_assert!(!retention_expired(&p, &x, item, NOW));
                     // marketing always needs a current marketing consent on X
                     if purpose == "marketing" {
                         prop_assert!(current(&p, &ledger, "marketing", &x));
@@ -522,7 +733,7 @@ mod tests {
                         prop_assert_ne!(mode, Integration::Never);
                         prop_assert!(mode == Integration::Always || current(&p, &ledger, "cross_channel", &x));
                     }
-                } else if y.as_ref() == Some(&x) && purpose == "support" && mode != Integration::Never {
+                } else if y.as_ref() == Some(&x) && purpose == "support" && !retention_expired(&p, &x, item, NOW) {
                     prop_assert!(false, "an agent must see its own channel for support");
                 }
             }

@@ -7,10 +7,12 @@
 
 pub mod consent;
 pub mod decide;
+pub mod disclosure;
 pub mod load;
 pub mod model;
 
 pub use consent::{ConsentEvent, ConsentLedger, ANY_CHANNEL};
 pub use decide::*;
+pub use disclosure::Disclosure;
 pub use load::{load_dir, load_shipped, PolicyError};
 pub use model::*;

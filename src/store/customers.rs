@@ -54,7 +54,7 @@ pub struct ContactRow {
     pub key: Option<WrappedDataKey>,
 }
 
-fn wrapped(
+pub(super) fn wrapped(
     channel: &str,
     version: Option<i64>,
     wrapped: Option<Vec<u8>>,
@@ -318,6 +318,7 @@ pub async fn update(db: &Db, id: Uuid, patch: &CustomerPatch<'_>) -> StoreResult
 pub struct LookupHit {
     pub customer_id: Uuid,
     pub contact_id: Uuid,
+    pub last_activity_at: Micros,
 }
 
 /// Contact points whose blind index matches, on live customers; at most `limit`.
@@ -328,14 +329,14 @@ pub async fn lookup(
     limit: i64,
 ) -> StoreResult<Vec<LookupHit>> {
     const SQL: &str =
-        "SELECT ct.customer_id, ct.id FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
+        "SELECT ct.customer_id, ct.id, ct.last_activity_at FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
                        WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
                        ORDER BY ct.customer_id, ct.id LIMIT $3";
     let hits = on_db!(db, pool => {
         let rows = sqlx::query(SQL).bind(channel).bind(&blind_index[..]).bind(limit).fetch_all(pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(LookupHit { customer_id: r.try_get(0)?, contact_id: r.try_get(1)? });
+            out.push(LookupHit { customer_id: r.try_get(0)?, contact_id: r.try_get(1)?, last_activity_at: r.try_get(2)? });
         }
         out
     });

@@ -368,7 +368,17 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
         json!({"action": "customer.read", "decision": "allow", "code": null, "actor": agent_1,
                "customer_id": id, "purpose": "support", "reason": null}),
     );
-    assert_eq!(e["detail"]["released"], json!(["phone"]), "{e}");
+    // Every channel decision is recorded with its reason code.
+    assert_eq!(
+        e["detail"]["released"],
+        json!([{"channel": "phone", "reason": "same_channel"}]),
+        "{e}"
+    );
+    assert_eq!(
+        e["detail"]["withheld"],
+        json!([{"channel": "email", "reason": "consent_required"}, {"channel": "instagram", "reason": "consent_required"}]),
+        "{e}"
+    );
     // The read's channel context (the agent's phone) is recorded in `channel`.
     assert_eq!(e["channel"], "phone", "{e}");
 
