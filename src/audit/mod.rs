@@ -55,6 +55,10 @@ pub enum Action {
     InteractionCreate,
     #[serde(rename = "interaction.read")]
     InteractionRead,
+    /// Marking an interaction resolved (not in DESIGN.md §7's list, which
+    /// predates resolving; see docs/decisions.md).
+    #[serde(rename = "interaction.resolve")]
+    InteractionResolve,
     #[serde(rename = "export")]
     Export,
     #[serde(rename = "retention.purge")]
@@ -78,6 +82,7 @@ impl Action {
             Action::ConsentWithdraw => "consent.withdraw",
             Action::InteractionCreate => "interaction.create",
             Action::InteractionRead => "interaction.read",
+            Action::InteractionResolve => "interaction.resolve",
             Action::Export => "export",
             Action::RetentionPurge => "retention.purge",
             Action::KeyRotate => "key.rotate",

@@ -11,6 +11,7 @@ pub mod consents;
 pub mod customers;
 pub mod error;
 pub mod health;
+pub mod interactions;
 pub mod lookup;
 pub mod openapi;
 pub mod request_id;
@@ -69,6 +70,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(customers::router())
         .merge(lookup::router())
         .merge(consents::router())
+        .merge(interactions::router())
         .merge(audit::router())
         .merge(health::router())
         .merge(openapi::router())

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     policy::Disclosure,
-    vault::records::OpenedContact,
+    vault::records::{OpenedContact, OpenedInteraction},
 };
 
 /// RFC 3339 UTC.
@@ -106,3 +106,31 @@ pub struct LookupView {
     pub matches: Vec<MatchView>,
 }
 
+/// An interaction as released to a reader permitted its channel.
+#[derive(Serialize, ToSchema)]
+pub struct InteractionView {
+    pub id: Uuid,
+    pub channel: String,
+    #[schema(example = "contact_request")]
+    pub kind: String,
+    #[serde(serialize_with = "secret")]
+    #[schema(value_type = String)]
+    pub body: Zeroizing<String>,
+    pub created_at: String,
+    pub due_at: Option<String>,
+    pub resolved_at: Option<String>,
+}
+
+impl From<OpenedInteraction> for InteractionView {
+    fn from(i: OpenedInteraction) -> Self {
+        InteractionView {
+            id: i.id,
+            channel: i.channel,
+            kind: i.kind,
+            body: i.body,
+            created_at: rfc3339(i.created_at),
+            due_at: i.due_at.map(rfc3339),
+            resolved_at: i.resolved_at.map(rfc3339),
+        }
+    }
+}

@@ -13,7 +13,10 @@ use crate::{
     policy::{Permit, PurposeGrant},
     store::{
         customers::{ContactRow, CustomerRow},
-        from_micros, Db,
+        from_micros,
+        interactions::InteractionRow,
+        keys::WrappedDataKey,
+        Db,
     },
 };
 
@@ -23,6 +26,7 @@ pub mod field {
     pub const LABEL: &str = "label";
     pub const DISPLAY_NAME: &str = "display_name";
     pub const EXTERNAL_REF: &str = "external_ref";
+    pub const BODY: &str = "body";
 }
 
 /// Seals one field of a record.
@@ -146,4 +150,78 @@ pub async fn open_profile(
 /// Prepares a data key for sealing several fields.
 pub fn field_key(data_key: &SecretKey) -> Result<FieldKey, VaultError> {
     Ok(FieldKey::new(data_key)?)
+}
+
+/// An interaction as released to a reader whose permit covers its channel.
+pub struct OpenedInteraction {
+    pub id: Uuid,
+    pub channel: String,
+    pub kind: String,
+    pub body: Zeroizing<String>,
+    pub created_at: OffsetDateTime,
+    pub due_at: Option<OffsetDateTime>,
+    pub resolved_at: Option<OffsetDateTime>,
+}
+
+/// Field keys of one customer, unwrapped once per channel for a read that
+/// opens many records (a customer may have thousands of interactions).
+pub struct CustomerKeys<'a> {
+    keyring: &'a Keyring,
+    db: &'a Db,
+    customer_id: Uuid,
+    keys: std::collections::HashMap<String, FieldKey>,
+}
+
+impl<'a> CustomerKeys<'a> {
+    pub fn new(keyring: &'a Keyring, db: &'a Db, customer_id: Uuid) -> Self {
+        CustomerKeys {
+            keyring,
+            db,
+            customer_id,
+            keys: std::collections::HashMap::new(),
+        }
+    }
+
+    async fn key(&mut self, wrapped: Option<&WrappedDataKey>) -> Result<&FieldKey, VaultError> {
+        let wrapped = wrapped.ok_or(crate::crypto::CryptoError::Integrity)?;
+        if !self.keys.contains_key(&wrapped.channel) {
+            let data_key = self
+                .keyring
+                .open_data_key(self.db, self.customer_id, wrapped)
+                .await?;
+            self.keys
+                .insert(wrapped.channel.clone(), FieldKey::new(&data_key)?);
+        }
+        self.keys
+            .get(&wrapped.channel)
+            .ok_or(VaultError::Crypto(crate::crypto::CryptoError::Integrity))
+    }
+
+    /// Opens an interaction under a permit for its channel.
+    pub async fn open_interaction(
+        &mut self,
+        permit: &Permit,
+        row: &InteractionRow,
+    ) -> Result<OpenedInteraction, VaultError> {
+        if permit.channel().as_str() != row.channel {
+            return Err(VaultError::PermitMismatch);
+        }
+        let customer_id = self.customer_id;
+        let key = self.key(row.key.as_ref()).await?;
+        let ctx = FieldContext {
+            customer_id,
+            channel: &row.channel,
+            record_id: row.id,
+            field: field::BODY,
+        };
+        Ok(OpenedInteraction {
+            id: row.id,
+            channel: row.channel.clone(),
+            kind: row.kind.clone(),
+            body: key.open_string(&ctx, &row.body)?,
+            created_at: from_micros(row.created_at),
+            due_at: row.due_at.map(from_micros),
+            resolved_at: row.resolved_at.map(from_micros),
+        })
+    }
 }

@@ -18,6 +18,7 @@ mod consents;
 mod customers;
 mod durability;
 mod input;
+mod interactions;
 mod lookup;
 mod storage;
 
@@ -46,6 +47,7 @@ fn main() {
         ("consents", consents::tests()),
         ("customers", customers::tests()),
         ("input", input::tests()),
+        ("interactions", interactions::tests()),
         ("lookup", lookup::tests()),
         ("storage", storage::tests()),
         ("cli", cli::tests()),

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -81,6 +81,8 @@ const CANARIES: &[&str] = &[
     "Tunturila",
     // chat contact added later
     "visitor-kanari-5531",
+    // an interaction body
+    "Kanarialintu soitti laskusta",
 ];
 
 /// Asserts that `haystack` holds no canary, in any letter case.
@@ -187,6 +189,30 @@ async fn exercise_canaries(app: &TestApp) -> (Uuid, Uuid) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // An interaction with a distinctive body, recorded and read back.
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/v1/customers/{id}/interactions"),
+            Some(&phone),
+            Some(json!({"channel": "phone", "kind": "complaint",
+                        "body": "Kanarialintu soitti laskusta"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .request(
+            Method::GET,
+            &format!("/v1/customers/{id}/interactions?purpose=support"),
+            Some(&phone),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.json["interactions"][0]["body"], "Kanarialintu soitti laskusta",
+        "{}",
+        r.text
+    );
     // A lookup with an invalid spelling of the number is refused, not stored.
     app.lookup(&phone, "phone", "050 987 6543 ext 9", "support")
         .await

@@ -1,0 +1,164 @@
+//! Interactions as ciphertext rows, and the open contact requests past due.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{customers::wrapped, keys::WrappedDataKey, on_db, Db, Micros, StoreResult};
+
+/// An interaction to insert; the body is already sealed.
+pub struct NewInteraction<'a> {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub channel: &'a str,
+    pub kind: &'a str,
+    pub body: &'a [u8],
+    pub created_at: Micros,
+    pub due_at: Option<Micros>,
+    /// Contact points last active before this are past their retention: gone,
+    /// so the interaction does not bring them back.
+    pub contacts_live_after: Micros,
+}
+
+/// An interaction as stored, with the wrapped data key of its channel.
+#[derive(Debug)]
+pub struct InteractionRow {
+    pub id: Uuid,
+    pub channel: String,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub created_at: Micros,
+    pub due_at: Option<Micros>,
+    pub resolved_at: Option<Micros>,
+    pub key: Option<WrappedDataKey>,
+}
+
+/// What a resolve needs to know before it writes: no body.
+#[derive(Debug)]
+pub struct InteractionMeta {
+    pub channel: String,
+    pub kind: String,
+    pub resolved_at: Option<Micros>,
+}
+
+/// An open contact request past its due date: no body.
+#[derive(Debug)]
+pub struct OverdueRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub channel: String,
+    pub kind: String,
+    pub created_at: Micros,
+    pub due_at: Micros,
+}
+
+/// Inserts an interaction and marks the customer's live contact points of its
+/// channel active: the customer was in touch on that channel, so their
+/// `contact_retention` starts again.
+pub async fn insert(db: &Db, i: &NewInteraction<'_>) -> StoreResult<()> {
+    on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO interactions (id, customer_id, channel, kind, body, created_at, due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(i.id)
+        .bind(i.customer_id)
+        .bind(i.channel)
+        .bind(i.kind)
+        .bind(i.body)
+        .bind(i.created_at)
+        .bind(i.due_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE contacts SET last_activity_at = $3 \
+             WHERE customer_id = $1 AND channel = $2 AND last_activity_at < $3 \
+               AND last_activity_at > $4",
+        )
+        .bind(i.customer_id)
+        .bind(i.channel)
+        .bind(i.created_at)
+        .bind(i.contacts_live_after)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// A customer's interactions with their channels' data keys, oldest first,
+/// in one query.
+pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<InteractionRow>> {
+    const SQL: &str =
+        "SELECT i.id, i.channel, i.kind, i.body, i.created_at, i.due_at, i.resolved_at, \
+                dk.key_version, dk.wrapped \
+         FROM interactions i \
+         LEFT JOIN data_keys dk ON dk.customer_id = i.customer_id AND dk.channel = i.channel \
+         WHERE i.customer_id = $1 ORDER BY i.id";
+    let rows = on_db!(db, pool => {
+        let rows = sqlx::query(SQL).bind(customer_id).fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let channel: String = r.try_get(1)?;
+            let key = wrapped(&channel, r.try_get(7)?, r.try_get(8)?)?;
+            out.push(InteractionRow {
+                id: r.try_get(0)?,
+                channel,
+                kind: r.try_get(2)?,
+                body: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                due_at: r.try_get(5)?,
+                resolved_at: r.try_get(6)?,
+                key,
+            });
+        }
+        out
+    });
+    Ok(rows)
+}
+
+/// Channel, kind and state of one of a customer's interactions.
+pub async fn meta(db: &Db, customer_id: Uuid, id: Uuid) -> StoreResult<Option<InteractionMeta>> {
+    const SQL: &str =
+        "SELECT channel, kind, resolved_at FROM interactions WHERE id = $1 AND customer_id = $2";
+    let row = on_db!(db, pool => match sqlx::query(SQL).bind(id).bind(customer_id).fetch_optional(pool).await? {
+        Some(r) => Some(InteractionMeta { channel: r.try_get(0)?, kind: r.try_get(1)?, resolved_at: r.try_get(2)? }),
+        None => None,
+    });
+    Ok(row)
+}
+
+/// Marks an interaction resolved at `now`; resolving twice keeps the first time.
+/// False if the interaction does not exist.
+pub async fn resolve(db: &Db, customer_id: Uuid, id: Uuid, now: Micros) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE interactions SET resolved_at = COALESCE(resolved_at, $3) \
+                       WHERE id = $1 AND customer_id = $2";
+    let done = on_db!(db, pool => sqlx::query(SQL).bind(id).bind(customer_id).bind(now).execute(pool).await?.rows_affected());
+    Ok(done == 1)
+}
+
+/// Open contact requests of live customers whose due date is before `now`,
+/// most overdue first; at most `limit`.
+pub async fn overdue(db: &Db, now: Micros, limit: i64) -> StoreResult<Vec<OverdueRow>> {
+    const SQL: &str = "SELECT i.id, i.customer_id, i.channel, i.kind, i.created_at, i.due_at \
+         FROM interactions i JOIN customers c ON c.id = i.customer_id \
+         WHERE i.resolved_at IS NULL AND i.kind = 'contact_request' AND i.due_at IS NOT NULL \
+           AND i.due_at < $1 AND c.erased_at IS NULL \
+         ORDER BY i.due_at, i.id LIMIT $2";
+    let rows = on_db!(db, pool => {
+        let rows = sqlx::query(SQL).bind(now).bind(limit).fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(OverdueRow {
+                id: r.try_get(0)?,
+                customer_id: r.try_get(1)?,
+                channel: r.try_get(2)?,
+                kind: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                due_at: r.try_get(5)?,
+            });
+        }
+        out
+    });
+    Ok(rows)
+}
