@@ -18,6 +18,9 @@ const SHIPPED_PURPOSES: &str = include_str!("../../policies/purposes.toml");
 /// The purposes the vault itself relies on; a policy set must define them.
 const REQUIRED_PURPOSES: [&str; 4] = ["support", "cross_channel", "marketing", "dsr"];
 
+/// The purposes whose permission comes from the customer's consent ledger.
+const CONSENT_PURPOSES: [&str; 2] = ["cross_channel", "marketing"];
+
 /// A policy that cannot be used: which file, which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: {key}: {reason}")]
@@ -297,11 +300,20 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
     }
     for p in REQUIRED_PURPOSES {
         let id = Purpose::parse(p).map_err(|e| err(file, p, e.to_string()))?;
-        if !out.contains_key(&id) {
+        let Some(policy) = out.get(&id) else {
             return Err(err(
                 file,
                 format!("purposes.{p}"),
                 "this purpose must exist: arkku relies on it",
+            ));
+        };
+        // The integration rule asks the customer's consent for these two; any
+        // other basis would make the ledger decide nothing.
+        if CONSENT_PURPOSES.contains(&p) && policy.lawful_basis != LawfulBasis::Consent {
+            return Err(err(
+                file,
+                format!("purposes.{p}.lawful_basis"),
+                "must be \"consent\": the integration rule asks the customer's consent for it",
             ));
         }
     }
@@ -385,6 +397,18 @@ mod tests {
         let text = SHIPPED_PURPOSES.replace("[purposes.dsr]", "[purposes.other]");
         let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
         assert_eq!(e.key, "purposes.dsr");
+    }
+
+    #[test]
+    fn cross_channel_and_marketing_must_rest_on_consent() {
+        let text = SHIPPED_PURPOSES.replacen(
+            "[purposes.cross_channel]\nlawful_basis = \"consent\"\nmax_age = \"365d\"",
+            "[purposes.cross_channel]\nlawful_basis = \"contract\"",
+            1,
+        );
+        assert_ne!(text, SHIPPED_PURPOSES);
+        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
+        assert_eq!(e.key, "purposes.cross_channel.lawful_basis");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub fn tests() -> Vec<Scenario> {
         serve_refuses_a_root_key_file_readable_by_group_or_others,
         without_automatic_keys_serve_refuses_to_start_and_creates_nothing,
         policy_check_passes_the_shipped_policies_and_names_file_key_and_reason_of_a_broken_one,
+        policy_check_names_file_key_and_reason_for_every_kind_of_bad_value,
         migrate_succeeds_and_running_it_twice_changes_nothing,
         keys_init_then_status_lists_every_channel_and_the_profile_at_version_1,
         the_listen_address_and_data_dir_come_from_a_flag_or_its_env_twin,
@@ -427,6 +428,84 @@ async fn policy_check_passes_the_shipped_policies_and_names_file_key_and_reason_
     let err = server.stderr();
     assert!(!status.success(), "{err}");
     assert!(err.contains("channels.email.integration"), "{err}");
+}
+
+async fn policy_check_names_file_key_and_reason_for_every_kind_of_bad_value(b: Backend) {
+    let cli = Cli::new(b).await;
+    // (file, text replaced, replacement, key named, reason named)
+    let cases = [
+        (
+            "channels.toml",
+            "kind = \"phone\"",
+            "kind = \"pigeon\"",
+            "channels.phone.kind",
+            "unknown kind",
+        ),
+        (
+            "channels.toml",
+            "contact_retention = \"365d\"",
+            "contact_retention = \"a while\"",
+            "contact_retention",
+            "not a duration",
+        ),
+        (
+            "channels.toml",
+            "transcript = \"30d\"",
+            "transcript = \"30 fortnights\"",
+            "interactions.transcript",
+            "not a duration",
+        ),
+        (
+            "channels.toml",
+            "integration = \"consent\"",
+            "integration = \"maybe\"",
+            "channels.email.integration",
+            "unknown integration mode",
+        ),
+        (
+            "purposes.toml",
+            "[purposes.dsr]",
+            "[purposes.dsr_old]",
+            "purposes.dsr",
+            "must exist",
+        ),
+        (
+            "purposes.toml",
+            "roles = [\"compliance\", \"customer\"]",
+            "roles = [\"compliance\", \"janitor\"]",
+            "purposes.dsr.roles",
+            "unknown role",
+        ),
+        (
+            "purposes.toml",
+            "max_age = \"365d\"",
+            "max_age = \"soon\"",
+            "purposes.cross_channel.max_age",
+            "not a duration",
+        ),
+    ];
+    for (i, (name, from, to, key, reason)) in cases.into_iter().enumerate() {
+        let dir = cli.path(&format!("bad-{i}"));
+        copy_policies(&dir);
+        let file = dir.join(name);
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert!(text.contains(from), "{name} has no {from:?}");
+        std::fs::write(&file, text.replacen(from, to, 1)).expect("write");
+        let r = cli
+            .run(
+                &["policy", "check", "--policies", &dir.display().to_string()],
+                &[],
+            )
+            .await;
+        r.assert_failed();
+        for needle in [&file.display().to_string(), key, reason] {
+            assert!(
+                r.stderr.contains(needle),
+                "case {i}: {needle:?} not in {}",
+                r.stderr
+            );
+        }
+    }
 }
 
 async fn migrate_succeeds_and_running_it_twice_changes_nothing(b: Backend) {
