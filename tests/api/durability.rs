@@ -41,6 +41,7 @@ pub fn tests() -> Vec<Scenario> {
     scenarios![
         concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_verified_order,
         two_serve_processes_on_one_database_keep_one_gap_free_verified_audit_chain,
+        a_consent_change_through_one_process_decides_the_next_read_at_the_other,
         after_sigkill_under_load_every_acknowledged_request_and_customer_is_stored_and_the_chain_verifies,
         a_lost_or_locked_database_gives_a_fast_503_without_customer_data,
         the_database_runs_with_durable_settings_and_a_restarted_serve_logs_no_warnings,
@@ -566,6 +567,79 @@ async fn two_serve_processes_on_one_database_keep_one_gap_free_verified_audit_ch
     db.close().await;
     let report = env.verify_ok().await;
     assert_verified(&report, ids.len() as i64);
+}
+
+async fn a_consent_change_through_one_process_decides_the_next_read_at_the_other(b: Backend) {
+    let env = Env::new(b).await;
+    let first = env.serve().await;
+    let second = env.serve().await;
+    let tokens = env.tokens();
+    let client = http_client();
+    let body = json!({"contacts": [
+        {"channel": "phone", "value": "040 123 4567"},
+        {"channel": "email", "value": "pena@example.com"}
+    ]});
+    let r = send(
+        &client,
+        Method::POST,
+        format!("{}/v1/customers", first.base),
+        Some(&tokens.service),
+        Some(&body),
+    )
+    .await
+    .expect("create");
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().expect("id").to_owned();
+    let consent = |action: &str| {
+        let mut c = json!({"purpose": "cross_channel", "channel": "email", "action": action, "method": "spoken"});
+        if action == "grant" {
+            c["evidence"] = json!({"notice_id": "n", "notice_version": "1"});
+        }
+        c
+    };
+    // The phone agent's view at the second process, as each change lands at the first.
+    let channels_at_second = || async {
+        let r = send(
+            &client,
+            Method::GET,
+            format!("{}/v1/customers/{id}?purpose=support", second.base),
+            Some(&tokens.agent),
+            None,
+        )
+        .await
+        .expect("read");
+        assert_eq!(r.status, 200, "{}", r.text);
+        let shown: Vec<String> = r.json["contacts"]
+            .as_array()
+            .expect("contacts")
+            .iter()
+            .map(|c| c["channel"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (shown, r.json["withheld"].clone())
+    };
+    for (action, shown, withheld) in [
+        ("grant", vec!["phone", "email"], json!([])),
+        (
+            "withdraw",
+            vec!["phone"],
+            json!([{"channel": "email", "reason": "consent_withdrawn"}]),
+        ),
+        ("grant", vec!["phone", "email"], json!([])),
+    ] {
+        let r = send(
+            &client,
+            Method::POST,
+            format!("{}/v1/customers/{id}/consents", first.base),
+            Some(&tokens.agent),
+            Some(&consent(action)),
+        )
+        .await
+        .expect("consent");
+        assert_eq!(r.status, 201, "{}", r.text);
+        let (got, w) = channels_at_second().await;
+        assert_eq!(got, shown, "after {action}");
+        assert_eq!(w, withheld, "after {action}");
+    }
 }
 
 // --- 3. SIGKILL under load -----------------------------------------------------
