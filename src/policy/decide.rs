@@ -118,6 +118,8 @@ pub enum PermitReason {
     IntegrationAlways,
     /// A current `cross_channel` consent on the channel (or `*`).
     ConsentGranted,
+    /// The data subject's own request (access, export): everything, unmasked.
+    DataSubject,
 }
 
 impl PermitReason {
@@ -126,6 +128,7 @@ impl PermitReason {
             PermitReason::SameChannel => "same_channel",
             PermitReason::IntegrationAlways => "integration_always",
             PermitReason::ConsentGranted => "consent_granted",
+            PermitReason::DataSubject => "data_subject",
         }
     }
 }
@@ -283,6 +286,78 @@ pub fn decide_channel(
         masked,
         reason,
     })
+}
+
+/// The purpose of data subject requests (GDPR Art. 15-17, 20).
+pub const DSR_PURPOSE: &str = "dsr";
+
+/// Proof that the reader may see one customer's whole record unmasked: the
+/// customer themselves, or staff acting on their request (`dsr`).
+#[derive(Debug, Clone)]
+pub struct SubjectAccess {
+    grant: PurposeGrant,
+}
+
+impl SubjectAccess {
+    /// The `dsr` purpose grant behind this access.
+    pub fn grant(&self) -> &PurposeGrant {
+        &self.grant
+    }
+
+    /// An unmasked permit for any channel of the customer.
+    pub fn permit(&self, channel: &ChannelId) -> Permit {
+        Permit {
+            channel: channel.clone(),
+            purpose: self.grant.purpose.clone(),
+            masked: false,
+            reason: PermitReason::DataSubject,
+        }
+    }
+}
+
+/// Authorises a data subject request. The role must be among the `dsr`
+/// purpose's roles; staff tokens must also list `dsr`. A customer acts on
+/// their own record (the caller passes only their own id), which is their
+/// right whatever purposes their token lists.
+pub fn authorise_subject_access(
+    policies: &Policies,
+    role: Role,
+    token_purposes: &[String],
+) -> Result<SubjectAccess, PurposeDenied> {
+    let (id, policy) = policies
+        .purpose(DSR_PURPOSE)
+        .ok_or(PurposeDenied::Unknown)?;
+    let listed = token_purposes.iter().any(|p| p == DSR_PURPOSE);
+    if !policy.roles.contains(&role) || (role != Role::Customer && !listed) {
+        return Err(PurposeDenied::NotAllowed);
+    }
+    Ok(SubjectAccess {
+        grant: PurposeGrant {
+            purpose: id.clone(),
+            role,
+            context: None,
+        },
+    })
+}
+
+/// When a consent event stops mattering and may be deleted: when it lapses
+/// (its purpose's `max_age` after it was given, or its own `expires_at`,
+/// whichever comes first). `None`: kept while the customer is.
+pub fn consent_deadline(
+    policies: &Policies,
+    purpose: &str,
+    at: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+) -> Option<OffsetDateTime> {
+    let by_age = policies
+        .purpose(purpose)
+        .and_then(|(_, p)| p.max_age)
+        .and_then(|age| time::Duration::try_from(age).ok())
+        .and_then(|age| at.checked_add(age));
+    match (by_age, expires_at) {
+        (Some(a), Some(e)) => Some(a.min(e)),
+        (a, e) => a.or(e),
+    }
 }
 
 /// Is a consent granted, not withdrawn and not lapsed at `now`? The reason
@@ -588,6 +663,42 @@ mod tests {
             decide_channel(&p, &g, &ch("email"), &NoConsents, ancient, false, NOW),
             ChannelDecision::Withhold(WithheldReason::ConsentRequired)
         ));
+    }
+
+    #[test]
+    fn subject_access_is_for_the_customer_and_dsr_staff_only() {
+        let p = load_shipped().expect("policies");
+        assert!(authorise_subject_access(&p, Role::Customer, &[]).is_ok());
+        let staff = authorise_subject_access(&p, Role::Compliance, &["dsr".into()])
+            .expect("compliance with dsr");
+        let permit = staff.permit(&ch("email"));
+        assert!(!permit.masked());
+        assert_eq!(permit.reason(), PermitReason::DataSubject);
+        for (role, purposes) in [
+            (Role::Compliance, vec![]),
+            (Role::Agent, vec!["dsr".to_owned()]),
+            (Role::Service, vec!["dsr".to_owned()]),
+            (Role::Admin, vec!["dsr".to_owned()]),
+        ] {
+            assert_eq!(
+                authorise_subject_access(&p, role, &purposes).unwrap_err(),
+                PurposeDenied::NotAllowed,
+                "{role:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_consent_is_deleted_when_it_lapses() {
+        let p = load_shipped().expect("policies");
+        let year = NOW + Duration::from_secs(365 * 86400);
+        assert_eq!(consent_deadline(&p, "cross_channel", NOW, None), Some(year));
+        let soon = NOW + Duration::from_secs(60);
+        assert_eq!(
+            consent_deadline(&p, "marketing", NOW, Some(soon)),
+            Some(soon)
+        );
+        assert_eq!(consent_deadline(&p, "support", NOW, None), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod consents;
 pub mod customers;
+pub mod erasure;
 pub mod interactions;
 pub mod keys;
 
