@@ -107,6 +107,29 @@ pub struct ConsentEventView {
     pub expires_at: Option<String>,
 }
 
+impl From<ConsentRow> for ConsentEventView {
+    fn from(r: ConsentRow) -> Self {
+        ConsentEventView {
+            consent_id: r.id,
+            evidence: match (r.notice_id, r.notice_version) {
+                (Some(notice_id), Some(notice_version)) => Some(Evidence {
+                    notice_id,
+                    notice_version,
+                }),
+                _ => None,
+            },
+            purpose: r.purpose,
+            channel: r.channel,
+            action: r.action,
+            method: r.method,
+            source_channel: r.source_channel,
+            recorded_by: r.actor_role,
+            at: rfc3339(store::from_micros(r.at)),
+            expires_at: r.expires_at.map(|t| rfc3339(store::from_micros(t))),
+        }
+    }
+}
+
 /// `{current, history}`.
 #[derive(Serialize, ToSchema)]
 pub struct LedgerView {
@@ -267,27 +290,7 @@ async fn list_inner(
         })
         .collect();
     current.sort_by(|a, b| (&a.purpose, &a.channel).cmp(&(&b.purpose, &b.channel)));
-    let history = rows
-        .into_iter()
-        .map(|r| ConsentEventView {
-            consent_id: r.id,
-            evidence: match (r.notice_id, r.notice_version) {
-                (Some(notice_id), Some(notice_version)) => Some(Evidence {
-                    notice_id,
-                    notice_version,
-                }),
-                _ => None,
-            },
-            purpose: r.purpose,
-            channel: r.channel,
-            action: r.action,
-            method: r.method,
-            source_channel: r.source_channel,
-            recorded_by: r.actor_role,
-            at: rfc3339(store::from_micros(r.at)),
-            expires_at: r.expires_at.map(|t| rfc3339(store::from_micros(t))),
-        })
-        .collect();
+    let history = rows.into_iter().map(ConsentEventView::from).collect();
     Ok(Json(LedgerView { current, history }))
 }
 

@@ -47,7 +47,10 @@ use crate::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/customers", post(create))
-        .route("/v1/customers/{id}", get(read).patch(patch))
+        .route(
+            "/v1/customers/{id}",
+            get(read).patch(patch).delete(super::dsr::erase),
+        )
         .route("/v1/customers/{id}/contacts", post(add_contact))
         .route(
             "/v1/customers/{id}/contacts/{contact_id}",

@@ -264,7 +264,7 @@ async fn create_inner(
 
 /// The retention facts of a stored interaction: its kind's retention runs
 /// from when it was recorded, or resolved if that came later.
-fn retained(row: &InteractionRow) -> Retained<'_> {
+pub(super) fn retained(row: &InteractionRow) -> Retained<'_> {
     Retained::Interaction {
         kind: &row.kind,
         since: store::from_micros(

@@ -9,7 +9,9 @@ pub mod audited;
 pub mod auth;
 pub mod consents;
 pub mod customers;
+pub mod dsr;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod interactions;
 pub mod lookup;
@@ -71,6 +73,7 @@ pub fn build_router(state: AppState) -> Router {
         .merge(lookup::router())
         .merge(consents::router())
         .merge(interactions::router())
+        .merge(dsr::router())
         .merge(audit::router())
         .merge(health::router())
         .merge(openapi::router())

@@ -16,6 +16,7 @@ mod auth;
 mod cli;
 mod consents;
 mod customers;
+mod dsr;
 mod durability;
 mod input;
 mod interactions;
@@ -46,6 +47,7 @@ fn main() {
         ("auth", auth::tests()),
         ("consents", consents::tests()),
         ("customers", customers::tests()),
+        ("dsr", dsr::tests()),
         ("input", input::tests()),
         ("interactions", interactions::tests()),
         ("lookup", lookup::tests()),

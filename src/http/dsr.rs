@@ -1,0 +1,497 @@
+//! Data subject rights (DESIGN.md §8): the customer's own view, export and
+//! erasure, for the customer (`/v1/me…`) and for compliance staff acting on
+//! the customer's request (`/v1/customers/{id}/export`, `DELETE
+//! /v1/customers/{id}`).
+//!
+//! Access here is a [`SubjectAccess`]: the whole record, unmasked, whatever
+//! the consent state, because it is the customer's own data. Data past its
+//! retention is gone here as everywhere else.
+
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    audited::{finish, AuditScope},
+    auth::require_role,
+    consents::ConsentEventView,
+    customers::{now, purpose_error, short_text},
+    error::{ApiError, ApiPath, ApiQuery},
+    export::{
+        AccessPart, Bundle, ContactPart, CustomerPart, InteractionPart, RetentionPart, FORMAT,
+    },
+    views::{rfc3339, ContactView, ProfileView, WithheldView},
+    AppState,
+};
+use crate::{
+    audit::Action,
+    domain::{ChannelId, ChannelKind, Role},
+    policy::{
+        authorise_subject_access, consent_deadline, retention_deadline, ChannelDecision,
+        Disclosure, Retained, SubjectAccess, WithheldReason, DSR_PURPOSE,
+    },
+    store::{
+        self,
+        audit::AuditFilter,
+        customers::{ContactRow, CustomerRow},
+        erasure::{self, Erasure},
+        interactions::InteractionRow,
+    },
+    token::Actor,
+    vault::records::{self, CustomerKeys},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/me", get(me).delete(erase_me))
+        .route("/v1/me/export", get(export_mine))
+        .route("/v1/customers/{id}/export", get(export))
+}
+
+/// Query of the export endpoints.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Staff exports: must be `dsr`. Not needed on `/v1/me/export`.
+    pub purpose: Option<String>,
+    /// `json` (default) or `zip` (the same content as CSV files).
+    pub format: Option<String>,
+    /// Free text for the audit log, e.g. the request's ticket number.
+    pub reason: Option<String>,
+}
+
+/// What an erasure leaves: the tombstone.
+#[derive(Serialize, ToSchema)]
+pub struct Tombstone {
+    pub id: Uuid,
+    pub erased_at: String,
+}
+
+/// The customer id of a customer token (its `sub`, a UUID for customer tokens).
+fn own_id(actor: &Actor) -> Result<Uuid, ApiError> {
+    require_role(actor, &[Role::Customer])?;
+    Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)
+}
+
+/// The customer id named by a customer token, for the audit scope.
+fn own(auth: &Result<Actor, ApiError>) -> Option<Uuid> {
+    auth.as_ref()
+        .ok()
+        .filter(|a| a.role == Role::Customer)
+        .and_then(|a| Uuid::parse_str(&a.sub).ok())
+}
+
+fn subject_access(
+    s: &AppState,
+    actor: &Actor,
+    scope: &mut AuditScope,
+) -> Result<SubjectAccess, ApiError> {
+    scope.purpose = Some(DSR_PURPOSE.to_owned());
+    authorise_subject_access(&s.policies, actor.role, &actor.purposes)
+        .map_err(|d| purpose_error(d, DSR_PURPOSE))
+}
+
+/// The live customer row and contacts; 404 if unknown, 410 if erased.
+async fn live_profile(s: &AppState, id: Uuid) -> Result<(CustomerRow, Vec<ContactRow>), ApiError> {
+    let (customer, contacts) = store::customers::profile(&s.db, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if customer.erased_at.is_some() {
+        return Err(ApiError::CustomerErased);
+    }
+    Ok((customer, contacts))
+}
+
+fn kind_of(s: &AppState, channel: &str) -> ChannelKind {
+    s.policies
+        .channel(channel)
+        .map(|(_, p)| p.kind)
+        .unwrap_or(ChannelKind::Text)
+}
+
+/// When a contact point's retention ends; `None` for data no policy covers.
+fn contact_deadline(s: &AppState, c: &ContactRow) -> Option<time::OffsetDateTime> {
+    let ch = ChannelId::parse(&c.channel).ok()?;
+    let item = Retained::Contact {
+        last_activity_at: store::from_micros(c.last_activity_at),
+    };
+    retention_deadline(&s.policies, &ch, item)
+}
+
+fn interaction_deadline(s: &AppState, i: &InteractionRow) -> Option<time::OffsetDateTime> {
+    let ch = ChannelId::parse(&i.channel).ok()?;
+    retention_deadline(&s.policies, &ch, super::interactions::retained(i))
+}
+
+/// Whether an item with this deadline is still held at `now`.
+fn live(deadline: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> bool {
+    deadline.is_some_and(|d| d > now)
+}
+
+// --- the customer's own view -------------------------------------------------
+
+/// `GET /v1/me`: the customer's profile, unmasked.
+#[utoipa::path(get, path = "/v1/me", responses((status = 200, body = ProfileView), (status = 410, body = super::error::Problem)),
+    security(("bearer" = [])), tag = "me")]
+pub async fn me(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
+    let mut scope = AuditScope::new(&auth, Action::CustomerRead).customer(own(&auth));
+    let outcome = async {
+        let actor = auth?;
+        let id = own_id(&actor)?;
+        let access = subject_access(&s, &actor, &mut scope)?;
+        me_inner(&s, &access, id, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+async fn me_inner(
+    s: &AppState,
+    access: &SubjectAccess,
+    id: Uuid,
+    scope: &mut AuditScope,
+) -> Result<Json<ProfileView>, ApiError> {
+    let (customer, contacts) = live_profile(s, id).await?;
+    let at = now();
+    let mut disclosure = Disclosure::default();
+    let mut views = Vec::new();
+    for c in &contacts {
+        let Some(ch) = ChannelId::parse(&c.channel)
+            .ok()
+            .filter(|_| live(contact_deadline(s, c), at))
+        else {
+            disclosure.record(
+                &c.channel,
+                &ChannelDecision::Withhold(WithheldReason::RetentionExpired),
+            );
+            continue;
+        };
+        let permit = access.permit(&ch);
+        disclosure.record(&c.channel, &ChannelDecision::Permit(permit.clone()));
+        let opened =
+            records::open_contact(&s.keyring, &s.db, &permit, kind_of(s, &c.channel), id, c)
+                .await?;
+        views.push(ContactView::from(opened));
+    }
+    let profile = records::open_profile(&s.keyring, &s.db, access.grant(), &customer).await?;
+    scope.disclosure(&disclosure);
+    Ok(Json(ProfileView {
+        id,
+        display_name: profile.display_name,
+        external_ref: profile.external_ref,
+        preferred_channel: customer.preferred_channel,
+        created_at: rfc3339(store::from_micros(customer.created_at)),
+        contacts: views,
+        withheld: WithheldView::list(&disclosure),
+    }))
+}
+
+// --- export --------------------------------------------------------------------
+
+/// `GET /v1/me/export?format=json|zip`: the customer's own export.
+#[utoipa::path(get, path = "/v1/me/export", params(ExportQuery),
+    responses((status = 200, body = Bundle, description = "arkku-export/1 (application/json) or a ZIP of CSV files"), (status = 410, body = super::error::Problem)),
+    security(("bearer" = [])), tag = "me")]
+pub async fn export_mine(
+    State(s): State<AppState>,
+    auth: Result<Actor, ApiError>,
+    query: Result<ApiQuery<ExportQuery>, ApiError>,
+) -> Response {
+    let mut scope = AuditScope::new(&auth, Action::Export).customer(own(&auth));
+    let outcome = async {
+        let actor = auth?;
+        let id = own_id(&actor)?;
+        let ApiQuery(q) = query?;
+        export_inner(&s, &actor, id, q, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+/// `GET /v1/customers/{id}/export?purpose=dsr&format=json|zip`: compliance
+/// staff export a customer's data on the customer's request.
+#[utoipa::path(get, path = "/v1/customers/{id}/export", params(("id" = Uuid, Path), ExportQuery),
+    responses((status = 200, body = Bundle, description = "arkku-export/1 (application/json) or a ZIP of CSV files"), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem)),
+    security(("bearer" = [])), tag = "compliance")]
+pub async fn export(
+    State(s): State<AppState>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+    query: Result<ApiQuery<ExportQuery>, ApiError>,
+) -> Response {
+    let mut scope =
+        AuditScope::new(&auth, Action::Export).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        require_role(&actor, &[Role::Compliance])?;
+        let ApiPath(id) = path?;
+        let ApiQuery(q) = query?;
+        match q.purpose.as_deref() {
+            Some(DSR_PURPOSE) => {}
+            Some(_) => return Err(ApiError::PurposeNotAllowed),
+            None => return Err(ApiError::InvalidRequest("purpose=dsr is required".into())),
+        }
+        export_inner(&s, &actor, id, q, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+async fn export_inner(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    q: ExportQuery,
+    scope: &mut AuditScope,
+) -> Result<Response, ApiError> {
+    let access = subject_access(s, actor, scope)?;
+    let zip = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("zip") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "format must be json or zip".into(),
+            ))
+        }
+    };
+    scope.reason = q
+        .reason
+        .as_deref()
+        .map(|r| short_text("reason", r, 200))
+        .transpose()?;
+    let bundle = bundle(s, &access, id).await?;
+    scope.detail("format", if zip { "zip" } else { "json" });
+    scope.detail("contacts", bundle.contacts.len());
+    scope.detail("interactions", bundle.interactions.len());
+    scope.detail("consents", bundle.consents.len());
+    scope.detail("access_log", bundle.access_log.len());
+    if !zip {
+        return Ok(Json(bundle).into_response());
+    }
+    let bytes = bundle.to_zip().map_err(|e| {
+        tracing::error!(customer_id = %id, error = %e, "export zip failed");
+        ApiError::Internal
+    })?;
+    let mut resp = bytes.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"arkku-export-{id}.zip\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// Everything the vault holds on one customer, opened under subject access.
+async fn bundle(s: &AppState, access: &SubjectAccess, id: Uuid) -> Result<Bundle, ApiError> {
+    let (customer, contacts) = live_profile(s, id).await?;
+    let interactions = store::interactions::for_customer(&s.db, id).await?;
+    let consents = store::consents::for_customer(&s.db, id).await?;
+    let entries = store::audit::query(
+        &s.db,
+        &AuditFilter {
+            after_seq: 0,
+            customer_id: Some(id),
+            actor: None,
+            action: None,
+            decision: None,
+            since: None,
+            until: None,
+            limit: i64::MAX,
+        },
+    )
+    .await?;
+    let at = now();
+    let mut retention = Vec::new();
+
+    let mut contact_parts = Vec::with_capacity(contacts.len());
+    for c in &contacts {
+        let deadline = contact_deadline(s, c);
+        let Some(ch) = ChannelId::parse(&c.channel)
+            .ok()
+            .filter(|_| live(deadline, at))
+        else {
+            continue;
+        };
+        let opened = records::open_contact(
+            &s.keyring,
+            &s.db,
+            &access.permit(&ch),
+            kind_of(s, &c.channel),
+            id,
+            c,
+        )
+        .await?;
+        retention.push(RetentionPart {
+            item: "contact",
+            id: c.id,
+            channel: c.channel.clone(),
+            delete_after: deadline.map(rfc3339),
+        });
+        contact_parts.push(ContactPart {
+            id: c.id,
+            channel: opened.channel,
+            value: opened.value,
+            label: opened.label,
+            created_at: rfc3339(opened.created_at),
+            last_activity_at: rfc3339(store::from_micros(c.last_activity_at)),
+        });
+    }
+
+    let mut keys = CustomerKeys::new(&s.keyring, &s.db, id);
+    let mut interaction_parts = Vec::with_capacity(interactions.len());
+    for i in &interactions {
+        let deadline = interaction_deadline(s, i);
+        let Some(ch) = ChannelId::parse(&i.channel)
+            .ok()
+            .filter(|_| live(deadline, at))
+        else {
+            continue;
+        };
+        let opened = keys.open_interaction(&access.permit(&ch), i).await?;
+        retention.push(RetentionPart {
+            item: "interaction",
+            id: i.id,
+            channel: i.channel.clone(),
+            delete_after: deadline.map(rfc3339),
+        });
+        interaction_parts.push(InteractionPart {
+            id: opened.id,
+            channel: opened.channel,
+            kind: opened.kind,
+            body: opened.body,
+            created_at: rfc3339(opened.created_at),
+            due_at: opened.due_at.map(rfc3339),
+            resolved_at: opened.resolved_at.map(rfc3339),
+        });
+    }
+
+    for c in &consents {
+        let deadline = consent_deadline(
+            &s.policies,
+            &c.purpose,
+            store::from_micros(c.at),
+            c.expires_at.map(store::from_micros),
+        );
+        retention.push(RetentionPart {
+            item: "consent",
+            id: c.id,
+            channel: c.channel.clone(),
+            delete_after: deadline.map(rfc3339),
+        });
+    }
+
+    let profile = records::open_profile(&s.keyring, &s.db, access.grant(), &customer).await?;
+    Ok(Bundle {
+        format: FORMAT,
+        exported_at: rfc3339(at),
+        customer: CustomerPart {
+            id,
+            display_name: profile.display_name,
+            external_ref: profile.external_ref,
+            preferred_channel: customer.preferred_channel,
+            created_at: rfc3339(store::from_micros(customer.created_at)),
+            updated_at: rfc3339(store::from_micros(customer.updated_at)),
+        },
+        contacts: contact_parts,
+        interactions: interaction_parts,
+        consents: consents.into_iter().map(ConsentEventView::from).collect(),
+        access_log: entries
+            .into_iter()
+            .map(|e| AccessPart {
+                seq: e.seq,
+                at: rfc3339(store::from_micros(e.at)),
+                action: e.action,
+                role: e.actor_role,
+                purpose: e.purpose,
+                channel: e.channel,
+                decision: e.decision,
+            })
+            .collect(),
+        retention,
+    })
+}
+
+// --- erasure -------------------------------------------------------------------
+
+/// `DELETE /v1/me`: the customer erases their own data.
+#[utoipa::path(delete, path = "/v1/me", responses((status = 200, body = Tombstone)),
+    security(("bearer" = [])), tag = "me")]
+pub async fn erase_me(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
+    let mut scope = AuditScope::new(&auth, Action::CustomerErase).customer(own(&auth));
+    let outcome = async {
+        let actor = auth?;
+        let id = own_id(&actor)?;
+        erase_inner(&s, &actor, id, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+/// `DELETE /v1/customers/{id}`: compliance staff erase a customer (token
+/// listing `dsr`).
+#[utoipa::path(delete, path = "/v1/customers/{id}", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Tombstone), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+    security(("bearer" = [])), tag = "compliance")]
+pub async fn erase(
+    State(s): State<AppState>,
+    auth: Result<Actor, ApiError>,
+    path: Result<ApiPath<Uuid>, ApiError>,
+) -> Response {
+    let mut scope =
+        AuditScope::new(&auth, Action::CustomerErase).customer(path.as_ref().ok().map(|p| p.0));
+    let outcome = async {
+        let actor = auth?;
+        require_role(&actor, &[Role::Compliance])?;
+        let ApiPath(id) = path?;
+        erase_inner(&s, &actor, id, &mut scope).await
+    }
+    .await;
+    finish(&s, scope, outcome).await
+}
+
+/// Erases by crypto-shredding; a second erasure answers the same tombstone
+/// and changes nothing.
+async fn erase_inner(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    scope: &mut AuditScope,
+) -> Result<(StatusCode, Json<Tombstone>), ApiError> {
+    subject_access(s, actor, scope)?;
+    let tombstone = |at| Tombstone {
+        id,
+        erased_at: rfc3339(store::from_micros(at)),
+    };
+    match store::customers::state(&s.db, id).await? {
+        None => return Err(ApiError::NotFound),
+        Some(Some(at)) => {
+            scope.detail("already_erased", true);
+            return Ok((StatusCode::OK, Json(tombstone(at))));
+        }
+        Some(None) => {}
+    }
+    let held = erasure::holdings(&s.db, id).await?;
+    scope.detail("already_erased", false);
+    scope.detail("data_keys", held.data_keys);
+    scope.detail("contacts", held.contacts);
+    scope.detail("interactions", held.interactions);
+    scope.detail("consents", held.consents);
+    scope.commit_before_write(s).await?;
+    match erasure::erase(&s.db, id, store::to_micros(now())).await? {
+        Erasure::Done { erased_at, .. } | Erasure::Already { erased_at } => {
+            Ok((StatusCode::OK, Json(tombstone(erased_at))))
+        }
+        Erasure::Missing => Err(ApiError::NotFound),
+    }
+}
