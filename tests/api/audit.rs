@@ -4,7 +4,6 @@
 //! with `arkku audit verify`; signed checkpoints; fail-closed appends; export.
 
 use std::{
-    ffi::OsStr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -20,9 +19,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
-use crate::helpers::{
-    self, spawn_app, spawn_app_with, spawn_arkku, Backend, Ran, Reply, Scenario, TestApp, Tok,
-};
+use crate::helpers::{self, spawn_app, spawn_app_with, Backend, Reply, Scenario, TestApp, Tok};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -254,26 +251,12 @@ async fn seed(app: &TestApp) -> String {
 
 // -------------------------------------------------------------- the CLI --
 
-/// Runs `arkku args…` against the test vault's database and data dir (where
-/// the server keeps `audit.key`), with no other `ARKKU_*` from outside.
-async fn arkku(app: &TestApp, args: &[&str]) -> Ran {
-    let logs = tempfile::tempdir().expect("tempdir");
-    let data = app.dir.path().join("data");
-    let env = [
-        ("ARKKU_DATABASE_URL", OsStr::new(&app.database_url)),
-        ("ARKKU_DATA_DIR", data.as_os_str()),
-    ];
-    spawn_arkku(args, app.dir.path(), logs.path(), "run", env)
-        .finish()
-        .await
-}
-
 /// `arkku audit verify [extra…]`: the report it printed. Asserts exit 0 when
 /// the report says ok and exit 1 when it does not.
 async fn verify_cli(app: &TestApp, extra: &[&str]) -> Value {
     let mut args = vec!["audit", "verify"];
     args.extend_from_slice(extra);
-    let r = arkku(app, &args).await;
+    let r = app.cli(&args).await;
     let report: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| {
         panic!(
             "arkku audit verify prints its report as JSON ({e})\nexit: {}\nstdout: {}\nstderr: {}",
@@ -293,7 +276,7 @@ async fn verify_cli(app: &TestApp, extra: &[&str]) -> Value {
 
 /// `arkku audit checkpoint`: the checkpoint file it printed, and that file saved.
 async fn keep_checkpoint(app: &TestApp, dir: &Path, name: &str) -> (Value, PathBuf) {
-    let r = arkku(app, &["audit", "checkpoint"]).await;
+    let r = app.cli(&["audit", "checkpoint"]).await;
     assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
     let cp: Value = serde_json::from_str(&r.stdout).expect("a checkpoint as JSON");
     let path = dir.join(name);
@@ -718,7 +701,7 @@ async fn no_name_reference_contact_value_label_or_token_reaches_the_log_or_its_e
     assert_eq!(app.audit_count().await - before, requests);
 
     let via_api = serde_json::to_string(&all_entries(&app, "").await).unwrap();
-    let export = arkku(&app, &["audit", "export", "--format", "jsonl"]).await;
+    let export = app.cli(&["audit", "export", "--format", "jsonl"]).await;
     assert!(export.status.success(), "{}", export.stderr);
     assert!(
         via_api.contains("TICKET-42") && export.stdout.contains("TICKET-44"),
@@ -1245,16 +1228,14 @@ async fn a_kept_checkpoint_that_was_altered_or_signed_by_another_key_is_rejected
     }
     // Not a checkpoint at all: refused, non-zero.
     std::fs::write(keep.path().join("junk.json"), "{\"seq\": 8}").unwrap();
-    let r = arkku(
-        &app,
-        &[
+    let r = app
+        .cli(&[
             "audit",
             "verify",
             "--checkpoint",
             &keep.path().join("junk.json").to_string_lossy(),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(!r.status.success(), "{}", r.stdout);
     assert!(r.stderr.contains("junk.json"), "{}", r.stderr);
     // And the good one still passes.
@@ -1290,7 +1271,7 @@ async fn checkpoints_are_signed_every_n_entries_with_the_key_the_cli_prints(b: B
     assert_eq!(verify_cli(&app, &[]).await["checkpoints_checked"], 2);
 
     // The public key the CLI prints is the one that signed them.
-    let r = arkku(&app, &["audit", "public-key"]).await;
+    let r = app.cli(&["audit", "public-key"]).await;
     assert!(r.status.success(), "{}", r.stderr);
     let key = r.stdout.trim();
     assert_eq!(key.len(), 64, "{key}");
@@ -1612,7 +1593,7 @@ async fn a_write_refused_during_an_audit_outage_changes_nothing(b: Backend) {
 async fn export_prints_every_entry_as_one_json_line_in_seq_order(b: Backend) {
     let app = spawn_app(b).await;
     seed(&app).await;
-    let r = arkku(&app, &["audit", "export", "--format", "jsonl"]).await;
+    let r = app.cli(&["audit", "export", "--format", "jsonl"]).await;
     assert!(r.status.success(), "{}", r.stderr);
     assert!(r.stdout.ends_with('\n'), "{}", r.stdout);
     let lines: Vec<&str> = r.stdout.lines().collect();
@@ -1626,10 +1607,10 @@ async fn export_prints_every_entry_as_one_json_line_in_seq_order(b: Backend) {
         assert_eq!(e, all[i], "the export shows what the API shows");
     }
     // The default format is jsonl; other formats are refused.
-    let d = arkku(&app, &["audit", "export"]).await;
+    let d = app.cli(&["audit", "export"]).await;
     assert!(d.status.success(), "{}", d.stderr);
     assert_eq!(d.stdout, r.stdout);
-    let csv = arkku(&app, &["audit", "export", "--format", "csv"]).await;
+    let csv = app.cli(&["audit", "export", "--format", "csv"]).await;
     assert!(!csv.status.success());
     assert!(csv.stdout.is_empty(), "{}", csv.stdout);
 }

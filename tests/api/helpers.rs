@@ -295,6 +295,37 @@ impl TestApp {
         })
     }
 
+    /// Starts `arkku args…` against this vault's database and data dir (where
+    /// the server keeps its keys), with no other `ARKKU_*` from outside.
+    pub fn cli_proc(&self, args: &[&str]) -> Proc {
+        self.cli_proc_with(args, &[])
+    }
+
+    /// Like [`TestApp::cli_proc`], with extra environment.
+    pub fn cli_proc_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
+        let logs = self.dir.path().join("cli-logs");
+        std::fs::create_dir_all(&logs).expect("logs dir");
+        let name = format!("run-{}", uuid::Uuid::now_v7());
+        let data = self.dir.path().join("data");
+        let env = [
+            ("ARKKU_DATABASE_URL", OsStr::new(&self.database_url)),
+            ("ARKKU_DATA_DIR", data.as_os_str()),
+        ];
+        let extra = extra.iter().map(|&(k, v)| (k, OsStr::new(v)));
+        spawn_arkku(
+            args,
+            self.dir.path(),
+            &logs,
+            &name,
+            env.into_iter().chain(extra),
+        )
+    }
+
+    /// Runs `arkku args…` like [`TestApp::cli_proc`] to the end.
+    pub async fn cli(&self, args: &[&str]) -> Ran {
+        self.cli_proc(args).finish().await
+    }
+
     /// Any request; `body` is sent as JSON when given.
     pub async fn request(
         &self,
