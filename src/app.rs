@@ -120,3 +120,38 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         checkpoints,
     }))
 }
+
+/// Runs the retention sweeper every `config.retention_interval` (first run
+/// one interval after start) until the process ends. Several `serve`
+/// processes may each sweep: purges are idempotent, so overlapping sweeps
+/// cost work but never lose or double-delete anything.
+pub fn spawn_retention_sweeper(state: AppState) {
+    let every = state.config.retention_interval;
+    if every.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let sweep = crate::retention::Sweep {
+                db: &state.db,
+                policies: &state.policies,
+                audit: &state.audit,
+                now: time::OffsetDateTime::now_utc(),
+                dry_run: false,
+                batch: crate::retention::DEFAULT_BATCH,
+            };
+            match sweep.run().await {
+                Ok(r) => tracing::info!(
+                    purged = r.purged,
+                    customers = r.customers,
+                    batches = r.batches,
+                    "retention sweep done"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention sweep failed; the next one resumes")
+                }
+            }
+        }
+    });
+}

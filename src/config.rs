@@ -70,9 +70,21 @@ pub struct GlobalArgs {
     /// Deadline for one audit append before the request fails with 503.
     #[arg(long, env = "ARKKU_AUDIT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub audit_timeout: Duration,
+    /// How often `serve` runs the retention sweeper ("1h", "15m"; "off" or 0 to
+    /// leave it to `arkku retention run`).
+    #[arg(long, env = "ARKKU_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_interval, global = true)]
+    pub retention_interval: Duration,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
     pub log: String,
+}
+
+/// A duration, or `off` for none (zero).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match s.trim() {
+        "off" | "0" => Ok(Duration::ZERO),
+        other => humantime::parse_duration(other).map_err(|e| e.to_string()),
+    }
 }
 
 /// The token issuer name of tokens made by `arkku token`.
@@ -101,6 +113,8 @@ pub struct Config {
     pub default_region: Region,
     pub auto_keys: bool,
     pub audit_timeout: Duration,
+    /// Zero: no sweeper in `serve`.
+    pub retention_interval: Duration,
     pub issuer: String,
     pub audience: String,
 }
@@ -143,6 +157,7 @@ impl Config {
             default_region,
             auto_keys: a.auto_keys && !a.no_auto_keys,
             audit_timeout: a.audit_timeout,
+            retention_interval: a.retention_interval,
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         })
@@ -162,6 +177,7 @@ impl Config {
             default_region: Region::default(),
             auto_keys: true,
             audit_timeout: Duration::from_secs(2),
+            retention_interval: Duration::ZERO,
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         }

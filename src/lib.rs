@@ -21,6 +21,8 @@ pub mod domain;
 pub mod http;
 /// Channel and purpose policies and the pure integration rule.
 pub mod policy;
+/// The retention sweeper: purges what the policies no longer allow to keep.
+pub mod retention;
 /// SQLite and PostgreSQL storage.
 pub mod store;
 /// JWT issuing and verification.

@@ -48,6 +48,32 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Purge what the retention rules no longer allow to keep.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run one sweep now and print what it purged (JSON).
+    Run {
+        /// Print what would be purged and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sweep as of this time (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_rfc3339)]
+        now: Option<time::OffsetDateTime>,
+        /// Rows per batch (and per audit entry).
+        #[arg(long, default_value_t = arkku::retention::DEFAULT_BATCH)]
+        batch: usize,
+    },
+}
+
+fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -148,6 +174,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => keys_status(config).await,
         Command::Token(args) => print_token(config, args),
         Command::Audit { command } => audit(config, command).await,
+        Command::Retention {
+            command:
+                RetentionCommand::Run {
+                    dry_run,
+                    now,
+                    batch,
+                },
+        } => retention_run(config, dry_run, now, batch).await,
         Command::Policy {
             command: PolicyCommand::Check,
         } => {
@@ -180,6 +214,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "postgres"
     };
     let state = app::open(config).await.context("starting arkku")?;
+    app::spawn_retention_sweeper(state.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -289,6 +324,50 @@ fn print_token(config: Config, args: TokenArgs) -> anyhow::Result<()> {
         },
     )?;
     println!("{jwt}");
+    Ok(())
+}
+
+async fn retention_run(
+    config: Config,
+    dry_run: bool,
+    now: Option<time::OffsetDateTime>,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let policies = config.load_policies()?;
+    let checkpoints = std::sync::Arc::new(app::checkpointer(&config).context("audit signing key")?);
+    let db = app::database(&config).await.context("database")?;
+    let audit = arkku::audit::Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
+    let started = std::time::Instant::now();
+    let report = arkku::retention::Sweep {
+        db: &db,
+        policies: &policies,
+        audit: &audit,
+        now: now.unwrap_or_else(time::OffsetDateTime::now_utc),
+        dry_run,
+        batch,
+    }
+    .run()
+    .await
+    .context("retention sweep")?;
+    let secs = started.elapsed().as_secs_f64();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!(
+        "{} {} records and {} customers in {:.3} s ({:.0} records/s)",
+        if dry_run { "would purge" } else { "purged" },
+        if dry_run {
+            report
+                .contacts
+                .values()
+                .chain(report.interactions.values())
+                .chain(report.consents.values())
+                .sum::<u64>()
+        } else {
+            report.purged
+        },
+        report.customers,
+        secs,
+        report.purged as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 

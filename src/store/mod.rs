@@ -11,6 +11,7 @@ pub mod customers;
 pub mod erasure;
 pub mod interactions;
 pub mod keys;
+pub mod retention;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

@@ -21,6 +21,7 @@ mod durability;
 mod input;
 mod interactions;
 mod lookup;
+mod retention;
 mod storage;
 
 use helpers::{Backend, Scenario};
@@ -51,6 +52,7 @@ fn main() {
         ("input", input::tests()),
         ("interactions", interactions::tests()),
         ("lookup", lookup::tests()),
+        ("retention", retention::tests()),
         ("storage", storage::tests()),
         ("cli", cli::tests()),
         ("audit", audit::tests()),

@@ -1,0 +1,307 @@
+//! The retention sweeper (DESIGN.md §9): deletes what the policies no longer
+//! allow the vault to keep, in batches, each batch audited before it goes.
+//!
+//! - contact points past their channel's `contact_retention` since their last activity;
+//! - interactions past their kind's retention (since recorded, or resolved if later);
+//! - consent events of a (customer, purpose) once every event of it has lapsed
+//!   (see [`crate::store::retention`] for why whole groups);
+//! - customers with nothing left, erased like an erasure request (tombstone).
+//!
+//! Reads already treat expired data as gone; the sweeper makes it so. It is a
+//! function of the database and `now` only, so it is idempotent (a second run
+//! purges nothing) and crash-safe: every batch's audit entry is durable
+//! before its rows are deleted, and a run killed midway is finished by the
+//! next one. Rows on channels or kinds the policy does not name are never
+//! deleted (a channel taken out of the policy by mistake must not wipe data).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    audit::{Action, ActorRef, AuditError, Auditor, Decision, Entry},
+    policy::Policies,
+    store::{
+        self,
+        retention::{self as queries, Cutoffs, Doomed, Table},
+        Db, Micros, StoreError,
+    },
+};
+
+/// Rows per batch (and per audit entry) unless told otherwise.
+pub const DEFAULT_BATCH: usize = 1000;
+
+/// What a sweep did (or, in a dry run, would do). Counts only: ids are in
+/// the audit log, values nowhere.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub now: String,
+    pub dry_run: bool,
+    /// Contact points per channel.
+    pub contacts: BTreeMap<String, u64>,
+    /// Interactions per `channel.kind`.
+    pub interactions: BTreeMap<String, u64>,
+    /// Consent events per purpose.
+    pub consents: BTreeMap<String, u64>,
+    /// Customers erased because nothing was left.
+    pub customers: u64,
+    /// Contact points, interactions and consent events together.
+    pub purged: u64,
+    /// Audit entries written (one per batch).
+    pub batches: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the audit log refused the purge entry, nothing more was deleted: {0}")]
+    Audit(#[from] AuditError),
+}
+
+fn micros(d: std::time::Duration) -> Micros {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The cutoffs of every rule in the policies, as of `now`.
+pub fn cutoffs(policies: &Policies, now: OffsetDateTime) -> Cutoffs {
+    let now = store::to_micros(now);
+    let before = |d| now.saturating_sub(micros(d));
+    let mut c = Cutoffs {
+        now,
+        ..Cutoffs::default()
+    };
+    for (channel, p) in &policies.channels {
+        c.contacts
+            .push((channel.to_string(), before(p.contact_retention)));
+        for (kind, keep) in &p.interaction_retention {
+            c.interactions
+                .push((channel.to_string(), kind.clone(), before(*keep)));
+        }
+    }
+    for (purpose, p) in &policies.purposes {
+        if let Some(age) = p.max_age {
+            c.consents.push((purpose.to_string(), micros(age)));
+        }
+    }
+    // An empty profile is kept as long as the shortest contact retention.
+    let shortest = policies
+        .channels
+        .values()
+        .map(|p| p.contact_retention)
+        .min()
+        .unwrap_or_default();
+    c.stale_profile = before(shortest);
+    c
+}
+
+/// One sweep.
+pub struct Sweep<'a> {
+    pub db: &'a Db,
+    pub policies: &'a Policies,
+    pub audit: &'a Auditor,
+    pub now: OffsetDateTime,
+    pub dry_run: bool,
+    pub batch: usize,
+}
+
+impl Sweep<'_> {
+    /// Runs the sweep to the end.
+    pub async fn run(&self) -> Result<Report, SweepError> {
+        let c = cutoffs(self.policies, self.now);
+        let run_id = format!("retention-{}", Uuid::now_v7());
+        let limit = i64::try_from(self.batch.max(1)).unwrap_or(i64::MAX);
+        let mut report = Report {
+            now: crate::http::views::rfc3339(self.now),
+            dry_run: self.dry_run,
+            ..Report::default()
+        };
+
+        for (channel, cutoff) in &c.contacts {
+            let n = if self.dry_run {
+                count(queries::count_expired_contacts(self.db, channel, *cutoff).await?)
+            } else {
+                let mut n = 0;
+                loop {
+                    let doomed =
+                        queries::expired_contacts(self.db, channel, *cutoff, limit).await?;
+                    if doomed.is_empty() {
+                        break;
+                    }
+                    let detail = json!({"table": "contacts"});
+                    n += self
+                        .purge(
+                            &run_id,
+                            Table::Contacts,
+                            Some(channel),
+                            detail,
+                            &doomed,
+                            &mut report,
+                        )
+                        .await?;
+                }
+                n
+            };
+            add(&mut report.contacts, channel, n);
+        }
+
+        for (channel, kind, cutoff) in &c.interactions {
+            let n = if self.dry_run {
+                count(queries::count_expired_interactions(self.db, channel, kind, *cutoff).await?)
+            } else {
+                let mut n = 0;
+                loop {
+                    let doomed =
+                        queries::expired_interactions(self.db, channel, kind, *cutoff, limit)
+                            .await?;
+                    if doomed.is_empty() {
+                        break;
+                    }
+                    let detail = json!({"table": "interactions", "kind": kind});
+                    n += self
+                        .purge(
+                            &run_id,
+                            Table::Interactions,
+                            Some(channel),
+                            detail,
+                            &doomed,
+                            &mut report,
+                        )
+                        .await?;
+                }
+                n
+            };
+            add(&mut report.interactions, &format!("{channel}.{kind}"), n);
+        }
+
+        for (purpose, age) in &c.consents {
+            let n = if self.dry_run {
+                count(queries::count_lapsed_consents(self.db, purpose, *age, c.now).await?)
+            } else {
+                let mut n = 0;
+                loop {
+                    let doomed =
+                        queries::lapsed_consents(self.db, purpose, *age, c.now, limit).await?;
+                    if doomed.is_empty() {
+                        break;
+                    }
+                    let detail = json!({"table": "consents", "purpose": purpose});
+                    n += self
+                        .purge(&run_id, Table::Consents, None, detail, &doomed, &mut report)
+                        .await?;
+                }
+                n
+            };
+            add(&mut report.consents, purpose, n);
+        }
+
+        let mut after = None;
+        loop {
+            let empty = queries::empty_customers(self.db, &c, after, limit).await?;
+            let Some(last) = empty.last() else { break };
+            after = Some(*last);
+            if self.dry_run {
+                report.customers += empty.len() as u64;
+                continue;
+            }
+            let ids: Vec<String> = empty.iter().map(Uuid::to_string).collect();
+            self.audit(
+                &run_id,
+                None,
+                json!({"table": "customers", "count": empty.len(), "customer_ids": ids}),
+            )
+            .await?;
+            report.batches += 1;
+            report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
+        }
+        Ok(report)
+    }
+
+    /// Audits one batch, then deletes it; returns how many rows went.
+    async fn purge(
+        &self,
+        run_id: &str,
+        table: Table,
+        channel: Option<&str>,
+        mut detail: serde_json::Value,
+        doomed: &[Doomed],
+        report: &mut Report,
+    ) -> Result<u64, SweepError> {
+        let ids: Vec<Uuid> = doomed.iter().map(|d| d.id).collect();
+        let customers: BTreeSet<Uuid> = doomed.iter().map(|d| d.customer_id).collect();
+        detail["count"] = json!(ids.len());
+        detail["ids"] = json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        detail["customer_ids"] = json!(customers.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        self.audit(run_id, channel, detail).await?;
+        report.batches += 1;
+        let n = queries::delete(self.db, table, &ids).await?;
+        report.purged += n;
+        Ok(n)
+    }
+
+    async fn audit(
+        &self,
+        run_id: &str,
+        channel: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), SweepError> {
+        self.audit
+            .append(Entry {
+                actor: ActorRef {
+                    sub: "retention-sweeper".to_owned(),
+                    role: "system".to_owned(),
+                    client: None,
+                },
+                action: Action::RetentionPurge,
+                customer_id: None,
+                channel: channel.map(str::to_owned),
+                purpose: None,
+                decision: Decision::Allow,
+                reason: None,
+                request_id: run_id.to_owned(),
+                detail,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn add(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    if n > 0 {
+        *map.entry(key.to_owned()).or_default() += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::load_shipped;
+    use time::macros::datetime;
+
+    #[test]
+    fn cutoffs_follow_every_rule_of_the_policy() {
+        let p = load_shipped().expect("policies");
+        let now = datetime!(2026-06-01 0:00 UTC);
+        let c = cutoffs(&p, now);
+        let day = 86_400_000_000i64;
+        let at = store::to_micros(now);
+        assert_eq!(c.contacts.len(), 8);
+        assert!(c.contacts.contains(&("phone".into(), at - 730 * day)));
+        assert!(c.contacts.contains(&("chat".into(), at - 365 * day)));
+        assert_eq!(c.interactions.len(), 8 * 4);
+        assert!(c
+            .interactions
+            .contains(&("email".into(), "transcript".into(), at - 30 * day)));
+        // consent-based purposes with a max_age only
+        let purposes: Vec<&str> = c.consents.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(purposes, ["cross_channel", "marketing"]);
+        assert_eq!(c.stale_profile, at - 365 * day);
+    }
+}

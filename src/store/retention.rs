@@ -1,0 +1,380 @@
+//! Queries of the retention sweeper: find expired rows in batches, delete
+//! them by id, and erase customers with nothing left.
+//!
+//! Expiry is given as cutoffs computed from the policy (see
+//! [`crate::retention`]); this module only knows columns and times.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{on_db, Db, Micros, StoreResult};
+
+/// When each kind of row has expired, as of one sweep's `now`.
+#[derive(Debug, Clone, Default)]
+pub struct Cutoffs {
+    /// (channel, last activity at or before which a contact point is expired)
+    pub contacts: Vec<(String, Micros)>,
+    /// (channel, kind, recorded/resolved at or before which an interaction is expired)
+    pub interactions: Vec<(String, String, Micros)>,
+    /// (purpose, max_age in µs): a consent event lapses max_age after it was
+    /// given, or at its expires_at if sooner.
+    pub consents: Vec<(String, Micros)>,
+    /// The sweep's time.
+    pub now: Micros,
+    /// A customer with no data left is erased once its profile has not
+    /// changed since this time.
+    pub stale_profile: Micros,
+}
+
+/// A row to purge: its id and its customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Doomed {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+}
+
+/// The tables the sweeper deletes from by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Contacts,
+    Interactions,
+    Consents,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Contacts => "contacts",
+            Table::Interactions => "interactions",
+            Table::Consents => "consents",
+        }
+    }
+}
+
+/// A bind parameter of a query built at run time.
+#[derive(Debug, Clone)]
+enum Param {
+    Text(String),
+    Int(i64),
+    Id(Uuid),
+}
+
+/// SQL text with `$n` placeholders and their values, built in order.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    fn bind(&mut self, p: Param) -> &mut Self {
+        self.params.push(p);
+        let n = self.params.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+
+    async fn fetch_pairs(&self, db: &Db) -> StoreResult<Vec<Doomed>> {
+        let rows = on_db!(db, pool => {
+            let mut q = sqlx::query(&self.text);
+            for p in &self.params {
+                q = match p {
+                    Param::Text(s) => q.bind(s.as_str()),
+                    Param::Int(i) => q.bind(*i),
+                    Param::Id(u) => q.bind(*u),
+                };
+            }
+            let rows = q.fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(Doomed { id: r.try_get(0)?, customer_id: r.try_get(1)? });
+            }
+            out
+        });
+        Ok(rows)
+    }
+
+    async fn count(&self, db: &Db) -> StoreResult<i64> {
+        let n = on_db!(db, pool => {
+            let mut q = sqlx::query_scalar::<_, i64>(&self.text);
+            for p in &self.params {
+                q = match p {
+                    Param::Text(s) => q.bind(s.as_str()),
+                    Param::Int(i) => q.bind(*i),
+                    Param::Id(u) => q.bind(*u),
+                };
+            }
+            q.fetch_one(pool).await?
+        });
+        Ok(n)
+    }
+
+    async fn execute(&self, db: &Db) -> StoreResult<u64> {
+        let n = on_db!(db, pool => {
+            let mut q = sqlx::query(&self.text);
+            for p in &self.params {
+                q = match p {
+                    Param::Text(s) => q.bind(s.as_str()),
+                    Param::Int(i) => q.bind(*i),
+                    Param::Id(u) => q.bind(*u),
+                };
+            }
+            q.execute(pool).await?.rows_affected()
+        });
+        Ok(n)
+    }
+}
+
+/// The time an interaction's retention runs from (see `policy::Retained`).
+const INTERACTION_SINCE: &str = "COALESCE(i.resolved_at, i.created_at)";
+
+/// The moment a consent event (table alias `t`) lapses: `age` after it was
+/// given, or at its own expires_at if sooner.
+fn consent_deadline(sql: &mut Sql, t: &str, age: Micros) {
+    sql.push(&format!(
+        "(CASE WHEN {t}.expires_at IS NOT NULL AND {t}.expires_at < {t}.at + "
+    ))
+    .bind(Param::Int(age))
+    .push(&format!(" THEN {t}.expires_at ELSE {t}.at + "))
+    .bind(Param::Int(age))
+    .push(" END)");
+}
+
+/// `(k.channel = $a AND k.last_activity_at <= $b) OR …`: an expired contact point.
+fn contact_expired(sql: &mut Sql, c: &Cutoffs) {
+    sql.push("(1 = 0");
+    for (channel, cutoff) in &c.contacts {
+        sql.push(" OR (k.channel = ")
+            .bind(Param::Text(channel.clone()))
+            .push(" AND k.last_activity_at <= ")
+            .bind(Param::Int(*cutoff))
+            .push(")");
+    }
+    sql.push(")");
+}
+
+/// An expired interaction.
+fn interaction_expired(sql: &mut Sql, c: &Cutoffs) {
+    sql.push("(1 = 0");
+    for (channel, kind, cutoff) in &c.interactions {
+        sql.push(" OR (i.channel = ")
+            .bind(Param::Text(channel.clone()))
+            .push(" AND i.kind = ")
+            .bind(Param::Text(kind.clone()))
+            .push(&format!(" AND {INTERACTION_SINCE} <= "))
+            .bind(Param::Int(*cutoff))
+            .push(")");
+    }
+    sql.push(")");
+}
+
+/// A lapsed consent event.
+fn consent_lapsed(sql: &mut Sql, c: &Cutoffs) {
+    sql.push("(1 = 0");
+    for (purpose, age) in &c.consents {
+        sql.push(" OR (x.purpose = ")
+            .bind(Param::Text(purpose.clone()))
+            .push(" AND ");
+        consent_deadline(sql, "x", *age);
+        sql.push(" <= ").bind(Param::Int(c.now)).push(")");
+    }
+    sql.push(")");
+}
+
+/// Up to `limit` expired contact points of one channel.
+pub async fn expired_contacts(
+    db: &Db,
+    channel: &str,
+    cutoff: Micros,
+    limit: i64,
+) -> StoreResult<Vec<Doomed>> {
+    let mut sql = Sql::default();
+    sql.push("SELECT k.id, k.customer_id FROM contacts k WHERE k.channel = ")
+        .bind(Param::Text(channel.to_owned()))
+        .push(" AND k.last_activity_at <= ")
+        .bind(Param::Int(cutoff))
+        .push(" LIMIT ")
+        .bind(Param::Int(limit));
+    sql.fetch_pairs(db).await
+}
+
+/// How many contact points of one channel are expired.
+pub async fn count_expired_contacts(db: &Db, channel: &str, cutoff: Micros) -> StoreResult<i64> {
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(*) FROM contacts k WHERE k.channel = ")
+        .bind(Param::Text(channel.to_owned()))
+        .push(" AND k.last_activity_at <= ")
+        .bind(Param::Int(cutoff));
+    sql.count(db).await
+}
+
+fn interactions_where(sql: &mut Sql, channel: &str, kind: &str, cutoff: Micros) {
+    sql.push(" FROM interactions i WHERE i.channel = ")
+        .bind(Param::Text(channel.to_owned()))
+        .push(" AND i.kind = ")
+        .bind(Param::Text(kind.to_owned()))
+        .push(&format!(" AND {INTERACTION_SINCE} <= "))
+        .bind(Param::Int(cutoff));
+}
+
+/// Up to `limit` expired interactions of one channel and kind.
+pub async fn expired_interactions(
+    db: &Db,
+    channel: &str,
+    kind: &str,
+    cutoff: Micros,
+    limit: i64,
+) -> StoreResult<Vec<Doomed>> {
+    let mut sql = Sql::default();
+    sql.push("SELECT i.id, i.customer_id");
+    interactions_where(&mut sql, channel, kind, cutoff);
+    sql.push(" LIMIT ").bind(Param::Int(limit));
+    sql.fetch_pairs(db).await
+}
+
+/// How many interactions of one channel and kind are expired.
+pub async fn count_expired_interactions(
+    db: &Db,
+    channel: &str,
+    kind: &str,
+    cutoff: Micros,
+) -> StoreResult<i64> {
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(*)");
+    interactions_where(&mut sql, channel, kind, cutoff);
+    sql.count(db).await
+}
+
+/// Events of (customer, purpose) groups in which every event has lapsed.
+/// Deleting a whole group never changes a decision (nothing in it permits
+/// anything); deleting single events could (a lapsed channel-specific event
+/// shadows `*`, and a withdrawal must outlive the grants it withdrew).
+fn lapsed_groups(sql: &mut Sql, purpose: &str, age: Micros, now: Micros) {
+    sql.push(" FROM consents x WHERE x.purpose = ")
+        .bind(Param::Text(purpose.to_owned()))
+        .push(" AND NOT EXISTS (SELECT 1 FROM consents y WHERE y.customer_id = x.customer_id AND y.purpose = x.purpose AND ");
+    consent_deadline(sql, "y", age);
+    sql.push(" > ").bind(Param::Int(now)).push(")");
+}
+
+/// Up to `limit` consent events of fully lapsed (customer, purpose) groups.
+pub async fn lapsed_consents(
+    db: &Db,
+    purpose: &str,
+    age: Micros,
+    now: Micros,
+    limit: i64,
+) -> StoreResult<Vec<Doomed>> {
+    let mut sql = Sql::default();
+    sql.push("SELECT x.id, x.customer_id");
+    lapsed_groups(&mut sql, purpose, age, now);
+    sql.push(" LIMIT ").bind(Param::Int(limit));
+    sql.fetch_pairs(db).await
+}
+
+/// How many consent events belong to fully lapsed groups.
+pub async fn count_lapsed_consents(
+    db: &Db,
+    purpose: &str,
+    age: Micros,
+    now: Micros,
+) -> StoreResult<i64> {
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(*)");
+    lapsed_groups(&mut sql, purpose, age, now);
+    sql.count(db).await
+}
+
+/// Deletes rows by id; returns how many went.
+pub async fn delete(db: &Db, table: Table, ids: &[Uuid]) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::default();
+    sql.push(&format!("DELETE FROM {} WHERE id IN (", table.name()));
+    for (n, id) in ids.iter().enumerate() {
+        if n > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Param::Id(*id));
+    }
+    sql.push(")");
+    sql.execute(db).await
+}
+
+/// Live customers after `after` (keyset order) with no live data left: every
+/// contact point and interaction expired, every consent lapsed, and a
+/// profile unchanged since `stale_profile`. Rows on channels or kinds the
+/// policy does not name count as live: the sweeper never deletes what no
+/// rule covers.
+pub async fn empty_customers(
+    db: &Db,
+    c: &Cutoffs,
+    after: Option<Uuid>,
+    limit: i64,
+) -> StoreResult<Vec<Uuid>> {
+    let mut sql = Sql::default();
+    sql.push("SELECT c.id, c.id FROM customers c WHERE c.erased_at IS NULL AND c.updated_at <= ")
+        .bind(Param::Int(c.stale_profile));
+    if let Some(after) = after {
+        sql.push(" AND c.id > ").bind(Param::Id(after));
+    }
+    sql.push(" AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.customer_id = c.id AND NOT ");
+    contact_expired(&mut sql, c);
+    sql.push(") AND NOT EXISTS (SELECT 1 FROM interactions i WHERE i.customer_id = c.id AND NOT ");
+    interaction_expired(&mut sql, c);
+    sql.push(") AND NOT EXISTS (SELECT 1 FROM consents x WHERE x.customer_id = c.id AND NOT ");
+    consent_lapsed(&mut sql, c);
+    sql.push(") ORDER BY c.id LIMIT ").bind(Param::Int(limit));
+    Ok(sql
+        .fetch_pairs(db)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect())
+}
+
+/// Erases customers that hold nothing but their profile and data keys:
+/// data keys (and any expired rows left) go, the profile fields are cleared,
+/// a tombstone stays. One transaction per batch; customers erased meanwhile
+/// are skipped. Returns how many were erased.
+pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = |start: usize| {
+        (0..ids.len())
+            .map(|n| format!("${}", n + start))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let erased = on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let mut total = 0;
+        for table in ["data_keys", "contacts", "interactions", "consents"] {
+            let text = format!("DELETE FROM {table} WHERE customer_id IN ({})", list(1));
+            let mut q = sqlx::query(&text);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let text = format!(
+            "UPDATE customers SET display_name = NULL, external_ref = NULL, preferred_channel = NULL, \
+             updated_at = $1, erased_at = $1 WHERE erased_at IS NULL AND id IN ({})",
+            list(2)
+        );
+        let mut q = sqlx::query(&text).bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        total += q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        total
+    });
+    Ok(erased)
+}
