@@ -52,6 +52,8 @@ pub struct Report {
     pub purged: u64,
     /// Audit entries written (one per batch).
     pub batches: u64,
+    /// Milliseconds spent on each part, for operators sizing the batch.
+    pub elapsed_ms: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,12 @@ impl Sweep<'_> {
             ..Report::default()
         };
 
+        let mut clock = std::time::Instant::now();
+        let mut lap = |report: &mut Report, part: &'static str| {
+            let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+            report.elapsed_ms.insert(part, ms);
+            clock = std::time::Instant::now();
+        };
         for (channel, cutoff) in &c.contacts {
             let n = if self.dry_run {
                 count(queries::count_expired_contacts(self.db, channel, *cutoff).await?)
@@ -148,6 +156,7 @@ impl Sweep<'_> {
             add(&mut report.contacts, channel, n);
         }
 
+        lap(&mut report, "contacts");
         for (channel, kind, cutoff) in &c.interactions {
             let n = if self.dry_run {
                 count(queries::count_expired_interactions(self.db, channel, kind, *cutoff).await?)
@@ -177,6 +186,7 @@ impl Sweep<'_> {
             add(&mut report.interactions, &format!("{channel}.{kind}"), n);
         }
 
+        lap(&mut report, "interactions");
         for (purpose, age) in &c.consents {
             let n = if self.dry_run {
                 count(queries::count_lapsed_consents(self.db, purpose, *age, c.now).await?)
@@ -198,6 +208,7 @@ impl Sweep<'_> {
             add(&mut report.consents, purpose, n);
         }
 
+        lap(&mut report, "consents");
         let mut after = None;
         loop {
             let empty = queries::empty_customers(self.db, &c, after, limit).await?;
@@ -217,6 +228,7 @@ impl Sweep<'_> {
             report.batches += 1;
             report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
         }
+        lap(&mut report, "customers");
         Ok(report)
     }
 
