@@ -70,6 +70,11 @@ pub struct GlobalArgs {
     /// Deadline for one audit append before the request fails with 503.
     #[arg(long, env = "ARKKU_AUDIT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub audit_timeout: Duration,
+    /// How often `serve` re-reads the channel-key versions, so a key rotation's
+    /// new version is used for new data keys within this time (keep it shorter
+    /// than the `keys rotate --grace`).
+    #[arg(long, env = "ARKKU_KEY_REFRESH", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub key_refresh: Duration,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -101,6 +106,7 @@ pub struct Config {
     pub default_region: Region,
     pub auto_keys: bool,
     pub audit_timeout: Duration,
+    pub key_refresh: Duration,
     pub issuer: String,
     pub audience: String,
 }
@@ -143,6 +149,7 @@ impl Config {
             default_region,
             auto_keys: a.auto_keys && !a.no_auto_keys,
             audit_timeout: a.audit_timeout,
+            key_refresh: a.key_refresh,
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         })
@@ -162,6 +169,7 @@ impl Config {
             default_region: Region::default(),
             auto_keys: true,
             audit_timeout: Duration::from_secs(2),
+            key_refresh: Duration::from_secs(2),
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         }

@@ -213,7 +213,7 @@ async fn keys_init(config: Config) -> anyhow::Result<()> {
     let root = app::key_file(&config.root_key_file, true, "ROOT KEY").context("root key")?;
     app::key_file(&config.issuer_key_file, true, "TOKEN ISSUER KEY").context("issuer key")?;
     let db = app::database(&config).await.context("database")?;
-    app::keyring(&db, root, &policies)
+    app::keyring(&db, &config, root, &policies)
         .await
         .context("channel keys")?;
     println!(
