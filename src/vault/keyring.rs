@@ -268,6 +268,27 @@ impl Keyring {
         Ok(store::keys::insert_channel_key_checked(db, &row, INDEX_DOMAIN, &check).await?)
     }
 
+    /// Adds the next version of `domain` (for a channel rotation) and loads
+    /// it. Returns the new version number.
+    pub(crate) async fn add_version(&self, db: &Db, domain: &str) -> Result<u32, VaultError> {
+        // Twice at most: a first miss may mean the root key changed (the
+        // reload picks the new one up) or another rotation took the number.
+        for _ in 0..2 {
+            self.reload(db).await?;
+            let next = self
+                .cached(domain, None)
+                .map(|(v, _)| v.saturating_add(1))
+                .unwrap_or(1);
+            if self.insert_version(db, domain, next).await? {
+                self.reload(db).await?;
+                return Ok(next);
+            }
+        }
+        Err(VaultError::ConcurrentChange(format!(
+            "could not add a channel key version of {domain}: another rotation of it, or of the root key, is running"
+        )))
+    }
+
     /// Reloads every channel key version from the database (and the root key
     /// from its file, when the stored keys no longer open with the one in memory).
     pub async fn reload(&self, db: &Db) -> Result<(), VaultError> {

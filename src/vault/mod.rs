@@ -7,6 +7,8 @@
 pub mod keyring;
 pub mod records;
 pub mod root_file;
+pub mod rotation;
+pub mod status;
 
 pub use keyring::{Keyring, RootKey};
 
