@@ -19,6 +19,7 @@ mod customers;
 mod durability;
 mod input;
 mod interactions;
+mod keys;
 mod lookup;
 mod storage;
 
@@ -48,6 +49,7 @@ fn main() {
         ("customers", customers::tests()),
         ("input", input::tests()),
         ("interactions", interactions::tests()),
+        ("keys", keys::tests()),
         ("lookup", lookup::tests()),
         ("storage", storage::tests()),
         ("cli", cli::tests()),
