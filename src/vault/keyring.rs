@@ -54,7 +54,7 @@ struct Loaded {
 }
 
 /// The root key and where it came from, so it can be read again after a
-/// root rotation. Debug prints no key.
+/// root rotation.
 pub struct RootKey {
     pub key: SecretKey,
     /// The root key file; `None` for a key that lives only in memory (tests).
@@ -66,7 +66,7 @@ pub struct Keyring {
     root: RwLock<Arc<SecretKey>>,
     root_file: Option<PathBuf>,
     loaded: RwLock<Loaded>,
-    /// When the last successful load started.
+    /// When the last load (or failed refresh) started.
     loaded_at: Mutex<Instant>,
     refresh: Duration,
     /// One load at a time; waiters then find the cache fresh.
@@ -334,7 +334,10 @@ impl Keyring {
 
     /// Reloads when the cache is older than the refresh interval. A failed
     /// reload is logged and the cached keys stay in use (they are still
-    /// correct; only a newer version may be missing).
+    /// correct; only a newer version may be missing, and the database refuses
+    /// a data key under a retired one). It counts as an attempt, so while the
+    /// database is down the requests queued behind it do not each wait for
+    /// their own failed reload.
     async fn refresh_if_stale(&self, db: &Db) {
         if !self.is_stale() {
             return;
@@ -343,8 +346,12 @@ impl Keyring {
         if !self.is_stale() {
             return; // another request reloaded while this one waited
         }
+        let started = Instant::now();
         if let Err(e) = self.reload_locked(db).await {
             tracing::warn!(error = %e, "could not refresh the channel keys; using the cached ones");
+            if let Ok(mut at) = self.loaded_at.lock() {
+                *at = started;
+            }
         }
     }
 

@@ -464,17 +464,35 @@ async fn run_root(
     Ok(n)
 }
 
-/// After the commit: the new key file replaces the old one.
+/// After the commit: the new key file replaces the old one. A process that
+/// opened the keyring right after the commit may have renamed it already (it
+/// completes what looks like an interrupted rotation): that is success too.
 fn finish_root(
     keyring: &Keyring,
     file: &std::path::Path,
     new: SecretKey,
 ) -> Result<(), RotationError> {
+    let renamed = root_file::complete_pending(file);
+    let in_place = |key: &SecretKey| {
+        crypto::load_key_file(file).is_ok_and(|on_disk| {
+            let diff = on_disk
+                .expose_secret()
+                .iter()
+                .zip(key.expose_secret())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            diff == 0
+        })
+    };
+    let outcome = match renamed {
+        Ok(()) => Ok(()),
+        Err(_) if in_place(&new) => Ok(()),
+        Err(e) => Err(RotationError::RenameAfterCommit {
+            pending: root_file::pending_path(file),
+            cause: e.to_string(),
+        }),
+    };
     keyring.set_root_key(new);
-    root_file::complete_pending(file).map_err(|e| RotationError::RenameAfterCommit {
-        pending: root_file::pending_path(file),
-        cause: e.to_string(),
-    })
+    outcome
 }
 
 /// `Some(true)` if the stored channel keys open with `new`, `Some(false)` if
