@@ -16,17 +16,20 @@ use std::{
 };
 
 use arkku::{
+    audit::{ActorRef, Auditor},
     crypto::{self, load_key_file, SecretKey},
     domain::Role,
     store::{self, Db},
-    vault::root_file,
+    vault::{root_file, rotation, Keyring, RootKey},
 };
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use crate::cli::key_status;
-use crate::helpers::{db_scalar, http_client, issue_token, Backend, Env, Reply, Scenario, Tok};
+use crate::helpers::{
+    db_scalar, http_client, issue_token, spawn_app_with, Backend, Env, Reply, Scenario, Tok,
+};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -36,6 +39,7 @@ pub fn tests() -> Vec<Scenario> {
         a_root_rotation_stopped_between_commit_and_rename_is_completed_by_the_next_start,
         a_pending_root_key_that_opens_nothing_is_left_alone_and_blocks_the_next_root_rotation,
         rotation_refuses_an_unknown_channel_the_index_key_a_short_grace_and_an_open_key_file,
+        a_write_still_using_a_retired_version_is_wrapped_again_under_the_current_one,
     ]
 }
 
@@ -721,4 +725,87 @@ async fn rotation_refuses_an_unknown_channel_the_index_key_a_short_grace_and_an_
     );
     assert_eq!(key_rotate_entries(&db).await.len(), 2);
     db.close().await;
+}
+
+async fn a_write_still_using_a_retired_version_is_wrapped_again_under_the_current_one(b: Backend) {
+    // Arrange: a vault whose keyring will not look for new versions for an
+    // hour, as if a rotation's grace period were too short for it.
+    let app = spawn_app_with(b, |c| c.key_refresh = Duration::from_secs(3600)).await;
+    let service = app.service();
+    let emailed = app
+        .create_customer_ok(
+            &service,
+            json!({"contacts": [{"channel": "email", "value": "vain@example.com"}]}),
+        )
+        .await;
+    // Another process rotates phone (v1 -> v2, v1 retired) under its own keyring.
+    let file = app.dir.path().join("data").join("root.key");
+    let root = RootKey {
+        key: load_key_file(&file).expect("root key"),
+        file: Some(file),
+    };
+    let other = Keyring::open(app.db(), root, std::iter::empty(), Duration::from_secs(2))
+        .await
+        .expect("keyring");
+    let auditor = Auditor::start(app.db().clone(), Duration::from_secs(5), None);
+    let actor = ActorRef {
+        sub: "test".to_owned(),
+        role: "admin".to_owned(),
+        client: None,
+    };
+    let how = rotation::ChannelRotation {
+        grace: Duration::ZERO,
+        batch: 100,
+    };
+    let report = rotation::rotate_channel(app.db(), &other, &auditor, &actor, "phone", how)
+        .await
+        .expect("rotation");
+    assert_eq!((report.to, report.retired.clone()), (2, vec![1]));
+
+    // Act: the vault still believes phone v1 is current. A new customer and a
+    // new phone contact both need a new phone data key.
+    let created = app
+        .create_customer_ok(
+            &service,
+            json!({"contacts": [{"channel": "phone", "value": "040 111 2233"}]}),
+        )
+        .await;
+    let added = app
+        .add_contact(
+            &service,
+            &emailed,
+            json!({"channel": "phone", "value": "040 444 5566"}),
+        )
+        .await;
+
+    // Assert: the database refused v1, the keys were wrapped under v2, and
+    // both read back.
+    assert_eq!(added.status.as_u16(), 201, "{}", added.text);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM data_keys WHERE channel = 'phone' AND key_version = 2")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM data_keys WHERE key_version <> 1 AND channel <> 'phone'")
+            .await,
+        0
+    );
+    let agent = app.agent("phone");
+    for (id, e164) in [(&created, "+358401112233"), (&emailed, "+358404445566")] {
+        let r = app
+            .read_customer(&agent, id, "purpose=support&reveal=true&reason=T-2")
+            .await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+        assert_eq!(r.json["contacts"][0]["value"], e164, "{}", r.text);
+    }
+    let v = app
+        .request(
+            Method::GET,
+            "/v1/audit/verify",
+            Some(&app.compliance()),
+            None,
+        )
+        .await;
+    assert_eq!(v.json["ok"], true, "{}", v.text);
 }
