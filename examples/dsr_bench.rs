@@ -203,6 +203,9 @@ async fn seed_expired(db: &Db, customers: usize) -> anyhow::Result<()> {
 async fn sweep(config: Config, backend: &str, records: usize) -> anyhow::Result<()> {
     let db = arkku::app::database(&config).await?;
     let policies = config.load_policies()?;
+    // The channel keys the seeded data keys name (a data key must name one).
+    let root = arkku::app::key_file(&config.root_key_file, true, "root")?;
+    arkku::app::keyring(&db, &config, root, &policies).await?;
     let customers = records.div_ceil(4);
     let started = Instant::now();
     seed_expired(&db, customers).await?;

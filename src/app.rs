@@ -14,7 +14,7 @@ use crate::{
     policy::{Policies, PolicyError},
     store::{Db, StoreError},
     token::TokenVerifier,
-    vault::{Keyring, VaultError, PROFILE_DOMAIN},
+    vault::{Keyring, RootKey, VaultError, PROFILE_DOMAIN},
 };
 
 /// Why the vault could not start.
@@ -51,15 +51,26 @@ pub async fn database(config: &Config) -> Result<Db, StoreError> {
     Ok(db)
 }
 
-/// Opens the keyring for every policy channel plus the profile domain.
-pub async fn keyring(db: &Db, root: SecretKey, policies: &Policies) -> Result<Keyring, VaultError> {
+/// Opens the keyring for every policy channel plus the profile domain, with
+/// the root key read from `config.root_key_file` (which the keyring reads
+/// again after a root rotation, and completes an interrupted one from).
+pub async fn keyring(
+    db: &Db,
+    config: &Config,
+    root: SecretKey,
+    policies: &Policies,
+) -> Result<Keyring, VaultError> {
     let domains: Vec<&str> = policies
         .channels
         .keys()
         .map(|c| c.as_str())
         .chain(std::iter::once(PROFILE_DOMAIN))
         .collect();
-    Keyring::open(db, root, domains).await
+    let root = RootKey {
+        key: root,
+        file: Some(config.root_key_file.clone()),
+    };
+    Keyring::open(db, root, domains, config.key_refresh).await
 }
 
 /// The checkpoint signer, from the audit key file.
@@ -97,8 +108,11 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
     )?;
     let checkpoints = Arc::new(checkpointer(&config)?);
     let db = database(&config).await?;
-    let keyring = keyring(&db, root, &policies).await?;
-    let blind = BlindIndex::new(keyring.root(), policies.channels.keys().map(|c| c.as_str()));
+    let keyring = keyring(&db, &config, root, &policies).await?;
+    let blind = BlindIndex::from_prk(
+        &*keyring.index_prk()?,
+        policies.channels.keys().map(|c| c.as_str()),
+    );
     let tokens = TokenVerifier::new(&issuer, &config.issuer, &config.audience);
     let audit = if !audited {
         Auditor::discarding_for_benchmarks()

@@ -74,6 +74,11 @@ pub struct GlobalArgs {
     /// leave it to `arkku retention run`).
     #[arg(long, env = "ARKKU_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_interval, global = true)]
     pub retention_interval: Duration,
+    /// How often `serve` re-reads the channel-key versions, so a key rotation's
+    /// new version is used for new data keys within this time (keep it shorter
+    /// than the `keys rotate --grace`).
+    #[arg(long, env = "ARKKU_KEY_REFRESH", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub key_refresh: Duration,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -115,6 +120,7 @@ pub struct Config {
     pub audit_timeout: Duration,
     /// Zero: no sweeper in `serve`.
     pub retention_interval: Duration,
+    pub key_refresh: Duration,
     pub issuer: String,
     pub audience: String,
 }
@@ -158,6 +164,7 @@ impl Config {
             auto_keys: a.auto_keys && !a.no_auto_keys,
             audit_timeout: a.audit_timeout,
             retention_interval: a.retention_interval,
+            key_refresh: a.key_refresh,
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         })
@@ -178,6 +185,7 @@ impl Config {
             auto_keys: true,
             audit_timeout: Duration::from_secs(2),
             retention_interval: Duration::ZERO,
+            key_refresh: Duration::from_secs(2),
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         }

@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 
 use arkku::{
     app,
+    audit::{ActorRef, Auditor},
     config::{Config, GlobalArgs},
     domain::{ChannelId, Role},
     store, token,
+    vault::{rotation, status},
 };
 
 #[derive(Parser)]
@@ -99,8 +101,29 @@ enum AuditCommand {
 enum KeysCommand {
     /// Create the root and issuer keys (if missing) and every channel key.
     Init,
-    /// Show channel key versions and how many data keys each wraps.
+    /// Show channel key versions, how many data keys each wraps, their age, and the root key file.
     Status,
+    /// Rotate a channel key (new version, data keys rewrapped, old versions retired) or the root key.
+    /// Runs while `serve` runs; audited as key.rotate.
+    Rotate(RotateArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["channel", "root"])))]
+struct RotateArgs {
+    /// The key domain to rotate: a channel of the policy (or one that still has keys), or `_profile`.
+    #[arg(long, env = "ARKKU_ROTATE_CHANNEL")]
+    channel: Option<String>,
+    /// Rotate the root key: rewrap every channel key under a new root key file.
+    #[arg(long, env = "ARKKU_ROTATE_ROOT")]
+    root: bool,
+    /// How long after adding the new version to wait before the final pass and retiring the
+    /// old versions; must be longer than ARKKU_KEY_REFRESH of every running `serve`.
+    #[arg(long, env = "ARKKU_ROTATE_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// Data keys rewrapped per statement (1–10000).
+    #[arg(long, env = "ARKKU_ROTATE_BATCH", default_value_t = 1000)]
+    batch: usize,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +195,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Status,
         } => keys_status(config).await,
+        Command::Keys {
+            command: KeysCommand::Rotate(args),
+        } => keys_rotate(config, args).await,
         Command::Token(args) => print_token(config, args),
         Command::Audit { command } => audit(config, command).await,
         Command::Retention {
@@ -248,7 +274,7 @@ async fn keys_init(config: Config) -> anyhow::Result<()> {
     let root = app::key_file(&config.root_key_file, true, "ROOT KEY").context("root key")?;
     app::key_file(&config.issuer_key_file, true, "TOKEN ISSUER KEY").context("issuer key")?;
     let db = app::database(&config).await.context("database")?;
-    app::keyring(&db, root, &policies)
+    app::keyring(&db, &config, root, &policies)
         .await
         .context("channel keys")?;
     println!(
@@ -261,22 +287,74 @@ async fn keys_init(config: Config) -> anyhow::Result<()> {
 
 async fn keys_status(config: Config) -> anyhow::Result<()> {
     let db = app::database(&config).await.context("database")?;
-    let keys = store::keys::channel_keys(&db).await?;
-    let counts = store::keys::data_key_counts(&db).await?;
-    let now = time::OffsetDateTime::now_utc();
-    println!(
-        "{:<12} {:>7} {:>10} {:>10}",
-        "domain", "version", "data_keys", "age_days"
-    );
-    for k in keys {
-        let n = counts
-            .iter()
-            .find(|(c, v, _)| *c == k.channel && *v == k.version)
-            .map(|(_, _, n)| *n)
-            .unwrap_or(0);
-        let age = (now - store::from_micros(k.created_at)).whole_days();
-        println!("{:<12} {:>7} {:>10} {:>10}", k.channel, k.version, n, age);
+    let report = status::status(&db, &config.root_key_file).await?;
+    print!("{report}");
+    Ok(())
+}
+
+async fn keys_rotate(config: Config, args: RotateArgs) -> anyhow::Result<()> {
+    let policies = config.load_policies()?;
+    // Never creates a root key: rotating a key nobody has is a mistake.
+    let root = arkku::crypto::load_key_file(&config.root_key_file).context("root key")?;
+    let db = app::database(&config).await.context("database")?;
+    let keyring = app::keyring(&db, &config, root, &policies)
+        .await
+        .context("channel keys")?;
+    let checkpoints = std::sync::Arc::new(app::checkpointer(&config).context("audit signing key")?);
+    let auditor = Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
+    let actor = ActorRef {
+        sub: "arkku-cli".to_owned(),
+        role: "admin".to_owned(),
+        client: Some("keys rotate".to_owned()),
+    };
+    if args.root {
+        let r = rotation::rotate_root(&db, &keyring, &auditor, &actor).await?;
+        println!(
+            "rotated the root key: {} channel keys rewrapped; {} replaced. \
+             Destroy every copy of the old root key (and back up the new one).",
+            r.channel_keys,
+            r.file.display()
+        );
+        return Ok(());
     }
+    let domain = args.channel.unwrap_or_default();
+    if args.grace <= config.key_refresh {
+        bail!(
+            "--grace ({}) must be longer than ARKKU_KEY_REFRESH ({}), or a running serve could \
+             still wrap new data keys under the old version when it is retired",
+            humantime::format_duration(args.grace),
+            humantime::format_duration(config.key_refresh)
+        );
+    }
+    let how = rotation::ChannelRotation {
+        grace: args.grace,
+        batch: args.batch,
+    };
+    let r = rotation::rotate_channel(&db, &keyring, &auditor, &actor, &domain, how).await?;
+    let from: Vec<String> = r.from.iter().map(|v| format!("v{v}")).collect();
+    let retired: Vec<String> = r.retired.iter().map(|v| format!("v{v}")).collect();
+    let busy = r.busy.as_secs_f64();
+    println!(
+        "rotated {}: {} -> v{}; {} data keys rewrapped in {:.2} s of work ({:.0} keys/s), \
+         {:.2} s in all with the {} grace; retired {}",
+        r.domain,
+        if from.is_empty() {
+            "-".to_owned()
+        } else {
+            from.join(",")
+        },
+        r.to,
+        r.rewrapped,
+        busy,
+        r.rewrapped as f64 / busy.max(1e-9),
+        r.elapsed.as_secs_f64(),
+        humantime::format_duration(args.grace),
+        if retired.is_empty() {
+            "nothing".to_owned()
+        } else {
+            retired.join(",")
+        },
+    );
     Ok(())
 }
 

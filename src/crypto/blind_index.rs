@@ -6,16 +6,21 @@ use std::collections::HashMap;
 use std::fmt;
 
 use ring::hmac;
+use zeroize::Zeroize;
 
 use crate::crypto::SecretKey;
 
 /// HKDF salt; fixed so the derived keys depend only on the root key and channel name.
 const BLIND_INDEX_SALT: &[u8] = b"arkku.blind-index.v1";
 
-/// Per-channel HMAC-SHA256 keys derived from the root key with HKDF-SHA256 (salt: a fixed
-/// label "arkku.blind-index.v1"; info: the channel name). Debug redacted.
+/// Per-channel HMAC-SHA256 keys derived with HKDF-SHA256 (salt: a fixed label
+/// "arkku.blind-index.v1"; IKM: the root key the database was created with; info: the
+/// channel name). Debug redacted.
 ///
-/// Changing the root key changes every index value, so a root key rotation must re-index.
+/// The HKDF-Extract output (the PRK) is stored wrapped under the root key as the key domain
+/// `_index` (see [`crate::vault::keyring`]), and the index is built from that stored PRK with
+/// [`BlindIndex::from_prk`]. So a root key rotation, which only rewraps the PRK, leaves every
+/// index value unchanged and needs no re-indexing.
 pub struct BlindIndex {
     /// HKDF-Extract output, kept as an HMAC key so HKDF-Expand is a single HMAC call.
     prk: hmac::Key,
@@ -23,13 +28,31 @@ pub struct BlindIndex {
     keys: HashMap<String, hmac::Key>,
 }
 
+/// HKDF-Extract (RFC 5869) of the root key: PRK = HMAC-SHA256(salt, root). Computed once, when
+/// a database first gets its `_index` key; a one-way function of the root, so storing it does
+/// not reveal the root.
+#[must_use]
+pub fn derive_index_prk(root: &SecretKey) -> SecretKey {
+    let salt = hmac::Key::new(hmac::HMAC_SHA256, BLIND_INDEX_SALT);
+    let tag = hmac::sign(&salt, root.expose_secret());
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(tag.as_ref());
+    let prk = SecretKey::from_bytes(bytes);
+    bytes.zeroize();
+    prk
+}
+
 impl BlindIndex {
-    /// Derives the index keys for `channels` up front so lookups do no key derivation.
+    /// Derives the index keys for `channels` from the root key, as databases created before the
+    /// `_index` key domain did; equal to `from_prk(&derive_index_prk(root), channels)`.
     pub fn new<'a>(root: &SecretKey, channels: impl IntoIterator<Item = &'a str>) -> Self {
-        // HKDF-Extract (RFC 5869): PRK = HMAC-SHA256(salt, IKM).
-        let salt = hmac::Key::new(hmac::HMAC_SHA256, BLIND_INDEX_SALT);
-        let prk_tag = hmac::sign(&salt, root.expose_secret());
-        let prk = hmac::Key::new(hmac::HMAC_SHA256, prk_tag.as_ref());
+        Self::from_prk(&derive_index_prk(root), channels)
+    }
+
+    /// Builds the index from the stored PRK, deriving the keys for `channels` up front so
+    /// lookups do no key derivation.
+    pub fn from_prk<'a>(prk: &SecretKey, channels: impl IntoIterator<Item = &'a str>) -> Self {
+        let prk = hmac::Key::new(hmac::HMAC_SHA256, prk.expose_secret());
         let keys = channels
             .into_iter()
             .map(|channel| (channel.to_owned(), derive_channel_key(&prk, channel)))
@@ -137,6 +160,32 @@ mod tests {
         let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &okm), b"v");
         let index = BlindIndex::new(&root, ["email"]);
         assert_eq!(index.compute("email", "v").as_slice(), expected.as_ref());
+        Ok(())
+    }
+
+    #[test]
+    fn an_index_from_the_stored_prk_equals_the_one_derived_from_the_root() -> Result<(), CryptoError>
+    {
+        // Databases created before the `_index` key domain derived their index from the root;
+        // their stored PRK must give the very same tags, or every lookup would miss.
+        let root = SecretKey::generate()?;
+        let from_root = BlindIndex::new(&root, ["email", "phone"]);
+        let from_prk = BlindIndex::from_prk(&derive_index_prk(&root), ["email"]);
+        for (channel, value) in [("email", "a@example.com"), ("phone", "+358401234567")] {
+            assert_eq!(
+                from_root.compute(channel, value),
+                from_prk.compute(channel, value)
+            );
+        }
+        // And the PRK is what RFC 5869 HKDF-Extract gives (the salt is the fixed label).
+        let expected = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, BLIND_INDEX_SALT),
+            root.expose_secret(),
+        );
+        assert_eq!(
+            derive_index_prk(&root).expose_secret().as_slice(),
+            expected.as_ref()
+        );
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! - A channel key (one per channel per version) wraps data keys, so channels rotate independently.
 //! - A data key (one per customer per channel) encrypts that customer's fields; deleting it shreds them.
 //! - Every wrap and every field is AES-256-GCM with AAD binding where it belongs, so moved ciphertext fails.
-//! - Lookups use a blind index: HMAC-SHA256 keyed per channel from the root key (HKDF), never plaintext.
+//! - Lookups use a blind index: HMAC-SHA256 keyed per channel (HKDF from a stored, root-wrapped PRK).
 //! - Audit checkpoints are signed with Ed25519, so anyone holding the public key can check them.
 
 pub mod blind_index;

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     audit::Action,
-    crypto::FieldKey,
+    crypto::{FieldKey, SecretKey},
     domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
     policy::{
         authorise_purpose, decide_channel, ChannelDecision, Disclosure, MaskMode, PurposeDenied,
@@ -279,6 +279,8 @@ async fn create_inner(
     let at = now();
     let micros = store::to_micros(at);
     let mut keys: BTreeMap<String, (FieldKey, WrappedDataKey)> = BTreeMap::new();
+    // Kept to wrap them again should a key rotation retire their version meanwhile.
+    let mut data_keys: Vec<(&str, SecretKey)> = Vec::new();
     let mut domains: Vec<&str> = parsed.iter().map(|p| p.0.as_str()).collect();
     if display_name.is_some() || external_ref.is_some() {
         domains.push(PROFILE_DOMAIN);
@@ -287,6 +289,7 @@ async fn create_inner(
         if !keys.contains_key(d) {
             let (key, wrapped) = s.keyring.new_data_key(&s.db, id, d).await?;
             keys.insert(d.to_owned(), (records::field_key(&key)?, wrapped));
+            data_keys.push((d, key));
         }
     }
     let seal_profile = |f: &str,
@@ -342,12 +345,21 @@ async fn create_inner(
     scope.detail("contacts", channels.len());
     scope.detail("channels", channels);
     scope.commit_before_write(s).await?;
-    store::customers::create(&s.db, &customer, &wrapped, &rows)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::ContactExists,
-            other => other.into(),
-        })?;
+    let mut stored = store::customers::create(&s.db, &customer, &wrapped, &rows).await;
+    if let Err(StoreError::RetiredKeyVersion) = stored {
+        // A key rotation retired the channel-key version these data keys were
+        // wrapped under while this request ran: wrap them under the current one.
+        s.keyring.reload(&s.db).await?;
+        let mut rewrapped = Vec::with_capacity(data_keys.len());
+        for (domain, key) in &data_keys {
+            rewrapped.push(s.keyring.wrap_data_key(&s.db, id, domain, key).await?);
+        }
+        stored = store::customers::create(&s.db, &customer, &rewrapped, &rows).await;
+    }
+    stored.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::ContactExists,
+        other => other.into(),
+    })?;
     let view = ProfileView {
         id,
         display_name,

@@ -101,7 +101,8 @@ pub async fn create(
             .bind(&key.wrapped)
             .bind(customer.now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(StoreError::from_data_key_insert)?;
         }
         for c in contacts {
             insert_contact_sql()

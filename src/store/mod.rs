@@ -54,6 +54,11 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is malformed: {0}")]
     Corrupt(&'static str),
+    /// A data key named a channel-key version that a rotation has retired
+    /// meanwhile (the foreign key `data_keys_channel_key` refused it). The
+    /// caller rewraps under the current version and tries again.
+    #[error("the channel-key version of a new data key has been retired")]
+    RetiredKeyVersion,
 }
 
 impl StoreError {
@@ -72,10 +77,29 @@ impl StoreError {
         StoreError::Database(err)
     }
 
+    /// Maps a foreign-key violation on the data key's channel-key version to
+    /// [`StoreError::RetiredKeyVersion`]; any other error stays a database error.
+    pub fn from_data_key_insert(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_foreign_key_violation() {
+                // SQLite does not report constraint names; the only other
+                // foreign key (the customer) is checked before data keys are written.
+                let named = db.constraint().map(|c| c == keys::CHANNEL_KEY_FK);
+                if named.unwrap_or(true) {
+                    return StoreError::RetiredKeyVersion;
+                }
+            }
+        }
+        StoreError::Database(err)
+    }
+
     /// True when the database could not be reached or stayed locked past its
-    /// busy timeout (pool timeout, I/O, SQLite BUSY/LOCKED): 503, not 500.
+    /// busy timeout (pool timeout, I/O, SQLite BUSY/LOCKED), or a write kept
+    /// losing to key rotations: 503, not 500.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            // Only if the retry after a rotation failed too: try again later.
+            StoreError::RetiredKeyVersion => true,
             StoreError::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => true,

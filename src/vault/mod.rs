@@ -6,13 +6,22 @@
 
 pub mod keyring;
 pub mod records;
+pub mod root_file;
+pub mod rotation;
+pub mod status;
 
-pub use keyring::Keyring;
+pub use keyring::{Keyring, RootKey};
 
 /// The key domain of profile fields (display name, external reference), which
 /// belong to no channel. Channel names cannot start with `_`, so it never
 /// collides with one.
 pub const PROFILE_DOMAIN: &str = "_profile";
+
+/// The key domain that holds the blind-index PRK (HKDF-Extract of the root
+/// key the database was created with), wrapped under the root key like a
+/// channel key, so a root rotation leaves every blind index unchanged. It
+/// wraps no data keys and is never rotated.
+pub const INDEX_DOMAIN: &str = "_index";
 
 /// Errors of the vault. Integrity failures mean tampered or misplaced
 /// ciphertext; the HTTP layer answers an opaque 500 and logs the record id.
@@ -28,4 +37,6 @@ pub enum VaultError {
     WrongRootKey { domain: String, version: u32 },
     #[error("the permit is for another channel than the record")]
     PermitMismatch,
+    #[error("{0}")]
+    ConcurrentChange(String),
 }

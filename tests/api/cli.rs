@@ -538,22 +538,29 @@ async fn migrate_succeeds_and_running_it_twice_changes_nothing(b: Backend) {
     assert_eq!(customers, 0);
 }
 
-/// Rows of `arkku keys status`: (domain, version, data_keys).
-fn key_status(stdout: &str) -> Vec<(String, String, String)> {
-    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+/// Rows of `arkku keys status`: (domain, version, data_keys). The table is
+/// `domain version data_keys created_at age state`, ended by a blank line
+/// before the root key file.
+pub fn key_status(stdout: &str) -> Vec<(String, String, String)> {
+    let mut lines = stdout.lines();
     let header = lines.next().expect("header");
     assert!(
-        header.contains("domain") && header.contains("version"),
+        header.contains("domain") && header.contains("version") && header.contains("state"),
         "{stdout}"
     );
     let mut rows: Vec<(String, String, String)> = lines
+        .take_while(|l| !l.trim().is_empty())
         .map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(cols.len(), 4, "{l}");
+            assert_eq!(cols.len(), 6, "{l}");
             (cols[0].to_owned(), cols[1].to_owned(), cols[2].to_owned())
         })
         .collect();
     rows.sort();
+    assert!(
+        stdout.contains("root key file: "),
+        "names the root key file: {stdout}"
+    );
     rows
 }
 
@@ -566,7 +573,9 @@ async fn keys_init_then_status_lists_every_channel_and_the_profile_at_version_1(
     assert_key_file(&data.join("issuer.key"));
 
     let r = cli.run_ok(&["keys", "status"], &[]).await;
+    // `_index` holds the blind-index key (wrapped under the root like a channel key).
     let mut expected: Vec<(String, String, String)> = [
+        "_index",
         "_profile",
         "chat",
         "email",

@@ -9,31 +9,24 @@
 
 use std::{
     collections::BTreeSet,
-    ffi::OsStr,
-    path::PathBuf,
     str::FromStr,
     sync::{
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
 };
 
-use arkku::{
-    crypto::{load_key_file, SecretKey},
-    domain::Role,
-    store::Db,
-};
+use arkku::{crypto::SecretKey, domain::Role, store::Db};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
-use tempfile::TempDir;
 use tokio::{net::TcpListener, task::JoinSet};
 use uuid::Uuid;
 
 use crate::helpers::{
-    free_port, fresh_postgres_database, http_client, issue_token, postgres_url, spawn_app,
-    spawn_app_with, spawn_arkku, Backend, Proc, Ran, Reply, Scenario, Tok,
+    http_client, issue_token, postgres_url, spawn_app, spawn_app_with, Backend, Env, Reply,
+    Scenario, Tok,
 };
 use crate::scenarios;
 
@@ -47,9 +40,6 @@ pub fn tests() -> Vec<Scenario> {
         the_database_runs_with_durable_settings_and_a_restarted_serve_logs_no_warnings,
     ]
 }
-
-/// How long `serve` may take to answer /healthz (two servers and other tests share two cores).
-const START_LIMIT: Duration = Duration::from_secs(15);
 
 // --- tokens and requests ----------------------------------------------------
 
@@ -419,96 +409,6 @@ fn assert_verified(report: &Value, n: i64) {
     assert_eq!(report["first_bad_seq"], Value::Null, "{report}");
 }
 
-// --- the real binary ------------------------------------------------------------
-
-/// A running `arkku serve`.
-struct Server {
-    proc: Proc,
-    base: String,
-}
-
-/// One data dir and one database for any number of `arkku` processes: they
-/// share the root, issuer and audit keys and the database.
-struct Env {
-    /// The working directory of every child.
-    dir: TempDir,
-    data: PathBuf,
-    database_url: String,
-    runs: AtomicU32,
-}
-
-impl Env {
-    async fn new(b: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let database_url = match b {
-            Backend::Sqlite => format!("sqlite://{}", data.join("arkku.db").display()),
-            Backend::Postgres => fresh_postgres_database().await,
-        };
-        Env {
-            dir,
-            data,
-            database_url,
-            runs: AtomicU32::new(0),
-        }
-    }
-
-    /// Starts `arkku args…` with only this environment's `ARKKU_*` settings.
-    fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
-        let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let logs = self.dir.path().join("logs");
-        std::fs::create_dir_all(&logs).expect("logs dir");
-        let own = [
-            ("ARKKU_DATA_DIR", self.data.as_os_str()),
-            ("ARKKU_DATABASE_URL", OsStr::new(&self.database_url)),
-        ];
-        let extra = extra.iter().map(|&(k, v)| (k, OsStr::new(v)));
-        spawn_arkku(
-            args,
-            self.dir.path(),
-            &logs,
-            &n.to_string(),
-            own.into_iter().chain(extra),
-        )
-    }
-
-    /// Starts `arkku serve` on a free port and waits until it answers.
-    async fn serve(&self) -> Server {
-        let listen = format!("127.0.0.1:{}", free_port());
-        let mut proc = self.spawn(&["serve"], &[("ARKKU_LISTEN", &listen)]);
-        let base = format!("http://{listen}");
-        proc.wait_healthy(&base, START_LIMIT).await;
-        Server { proc, base }
-    }
-
-    /// Runs `arkku audit verify`; asserts exit 0 and returns its JSON report.
-    async fn verify_ok(&self) -> Value {
-        let Ran {
-            status,
-            stdout,
-            stderr,
-        } = self.spawn(&["audit", "verify"], &[]).finish().await;
-        assert!(
-            status.success(),
-            "arkku audit verify failed: {status}\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        let report: Value = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("audit verify prints a JSON report ({e}): {stdout}"));
-        assert_eq!(report["ok"], true, "{stdout}");
-        report
-    }
-
-    /// The database, opened directly.
-    async fn db(&self) -> Db {
-        Db::connect(&self.database_url).await.expect("connect")
-    }
-
-    /// Tokens signed with the shared issuer key.
-    fn tokens(&self) -> Tokens {
-        Tokens::signed_with(&load_key_file(&self.data.join("issuer.key")).expect("issuer key"))
-    }
-}
-
 // --- 1. one order under concurrency -----------------------------------------
 
 async fn concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_verified_order(
@@ -544,7 +444,7 @@ async fn two_serve_processes_on_one_database_keep_one_gap_free_verified_audit_ch
     // The first creates the keys and the schema; the second finds them.
     let mut first = env.serve().await;
     let mut second = env.serve().await;
-    let tokens = env.tokens();
+    let tokens = Tokens::signed_with(&env.issuer_key());
     let (seeds, mut ids) = seed(&http_client(), &first.base, &tokens, 4).await;
 
     let targets = [first.base.clone(), second.base.clone()];
@@ -573,7 +473,7 @@ async fn a_consent_change_through_one_process_decides_the_next_read_at_the_other
     let env = Env::new(b).await;
     let first = env.serve().await;
     let second = env.serve().await;
-    let tokens = env.tokens();
+    let tokens = Tokens::signed_with(&env.issuer_key());
     let client = http_client();
     let body = json!({"contacts": [
         {"channel": "phone", "value": "040 123 4567"},
@@ -659,7 +559,7 @@ async fn after_sigkill_under_load_every_acknowledged_request_and_customer_is_sto
 ) {
     let env = Env::new(b).await;
     let mut server = env.serve().await;
-    let tokens = env.tokens();
+    let tokens = Tokens::signed_with(&env.issuer_key());
     let (seeds, seed_ids) = seed(&http_client(), &server.base, &tokens, 2).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -1145,7 +1045,7 @@ async fn the_database_runs_with_durable_settings_and_a_restarted_serve_logs_no_w
         }
     }
     let mut server = env.serve().await;
-    let tokens = env.tokens();
+    let tokens = Tokens::signed_with(&env.issuer_key());
     let (seeds, _) = seed(&http_client(), &server.base, &tokens, 1).await;
     for kind in [
         Kind::Read,

@@ -665,3 +665,128 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+// --- several processes on one vault ------------------------------------------
+
+/// How long `serve` may take to answer /healthz (other tests share the two cores).
+pub const START_LIMIT: Duration = Duration::from_secs(15);
+
+/// A running `arkku serve`.
+pub struct Server {
+    pub proc: Proc,
+    pub base: String,
+}
+
+/// One data dir and one database for any number of `arkku` processes: they
+/// share the root, issuer and audit keys and the database.
+pub struct Env {
+    /// The working directory of every child.
+    pub dir: TempDir,
+    pub data: PathBuf,
+    pub database_url: String,
+    runs: std::sync::atomic::AtomicU32,
+}
+
+impl Env {
+    pub async fn new(b: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let database_url = match b {
+            Backend::Sqlite => format!("sqlite://{}", data.join("arkku.db").display()),
+            Backend::Postgres => fresh_postgres_database().await,
+        };
+        Env {
+            dir,
+            data,
+            database_url,
+            runs: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// Starts `arkku args…` with only this environment's `ARKKU_*` settings
+    /// and `extra`.
+    pub fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
+        let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let logs = self.dir.path().join("logs");
+        std::fs::create_dir_all(&logs).expect("logs dir");
+        let own = [
+            ("ARKKU_DATA_DIR", self.data.as_os_str()),
+            ("ARKKU_DATABASE_URL", OsStr::new(&self.database_url)),
+        ];
+        let extra = extra.iter().map(|&(k, v)| (k, OsStr::new(v)));
+        spawn_arkku(
+            args,
+            self.dir.path(),
+            &logs,
+            &n.to_string(),
+            own.into_iter().chain(extra),
+        )
+    }
+
+    /// Runs `arkku args…` to completion.
+    pub async fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Ran {
+        self.spawn(args, extra).finish().await
+    }
+
+    /// Runs `arkku args…` and asserts it succeeded.
+    pub async fn run_ok(&self, args: &[&str], extra: &[(&str, &str)]) -> Ran {
+        let r = self.run(args, extra).await;
+        assert!(
+            r.status.success(),
+            "arkku {} failed: {}\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            r.status,
+            r.stdout,
+            r.stderr
+        );
+        r
+    }
+
+    /// Starts `arkku serve` on a free port and waits until it answers.
+    pub async fn serve(&self) -> Server {
+        self.serve_with(&[]).await
+    }
+
+    /// [`Env::serve`] with more environment variables.
+    pub async fn serve_with(&self, extra: &[(&str, &str)]) -> Server {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut env = vec![("ARKKU_LISTEN", listen.as_str())];
+        env.extend_from_slice(extra);
+        let mut proc = self.spawn(&["serve"], &env);
+        let base = format!("http://{listen}");
+        proc.wait_healthy(&base, START_LIMIT).await;
+        Server { proc, base }
+    }
+
+    /// Runs `arkku audit verify`; asserts exit 0 and returns its JSON report.
+    pub async fn verify_ok(&self) -> Value {
+        let Ran {
+            status,
+            stdout,
+            stderr,
+        } = self.run(&["audit", "verify"], &[]).await;
+        assert!(
+            status.success(),
+            "arkku audit verify failed: {status}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("audit verify prints a JSON report ({e}): {stdout}"));
+        assert_eq!(report["ok"], true, "{stdout}");
+        report
+    }
+
+    /// The database, opened directly.
+    pub async fn db(&self) -> Db {
+        Db::connect(&self.database_url).await.expect("connect")
+    }
+
+    /// The shared issuer key (what `arkku token` signs with).
+    pub fn issuer_key(&self) -> SecretKey {
+        load_key_file(&self.data.join("issuer.key")).expect("issuer key")
+    }
+
+    /// The root key file.
+    pub fn root_key_file(&self) -> PathBuf {
+        self.data.join("root.key")
+    }
+}

@@ -20,6 +20,7 @@ mod dsr;
 mod durability;
 mod input;
 mod interactions;
+mod keys;
 mod lookup;
 mod retention;
 mod storage;
@@ -51,6 +52,7 @@ fn main() {
         ("dsr", dsr::tests()),
         ("input", input::tests()),
         ("interactions", interactions::tests()),
+        ("keys", keys::tests()),
         ("lookup", lookup::tests()),
         ("retention", retention::tests()),
         ("storage", storage::tests()),
