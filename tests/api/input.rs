@@ -33,6 +33,7 @@ pub fn tests() -> Vec<Scenario> {
         a_wrong_method_is_a_method_not_allowed_problem,
         every_problem_carries_the_request_id,
         hostile_input_never_causes_a_server_error,
+        hostile_input_to_consents_interactions_and_rights_never_causes_a_server_error,
     ]
 }
 
@@ -1331,4 +1332,204 @@ async fn lookup_value(app: &TestApp, token: &str, channel: &str, value: &Value) 
         Some(json!({"channel": channel, "value": value, "purpose": "support"})),
     )
     .await
+}
+
+async fn hostile_input_to_consents_interactions_and_rights_never_causes_a_server_error(b: Backend) {
+    let v = vault(b).await;
+    let app = &v.app;
+    let agent = app.agent("phone");
+    let compliance = app.compliance();
+    let me = app.token(crate::helpers::Tok {
+        role: arkku::domain::Role::Customer,
+        sub: &v.id,
+        purposes: &[],
+        channel: None,
+    });
+    let interactions = format!("/v1/customers/{}/interactions", v.id);
+    let consents = format!("/v1/customers/{}/consents", v.id);
+    let r = app
+        .request(
+            Method::POST,
+            &interactions,
+            Some(&agent),
+            Some(json!({"channel": "phone", "kind": "complaint", "body": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let iid = r.json["id"].as_str().unwrap().to_owned();
+    let resolve = format!("{interactions}/{iid}");
+
+    let mut inputs: Vec<Value> = hostile_strings().into_iter().map(Value::String).collect();
+    inputs.extend(hostile_values());
+    let short = |x: &Value| x.to_string().chars().take(40).collect::<String>();
+    let evidence = json!({"notice_id": "n", "notice_version": "1"});
+    for x in &inputs {
+        let sx = short(x);
+        let bodies: Vec<(Method, &str, &str, Value)> = vec![
+            (
+                Method::POST,
+                &interactions,
+                &agent,
+                json!({"channel": x, "kind": "complaint", "body": "b"}),
+            ),
+            (
+                Method::POST,
+                &interactions,
+                &agent,
+                json!({"channel": "phone", "kind": x, "body": "b"}),
+            ),
+            (
+                Method::POST,
+                &interactions,
+                &agent,
+                json!({"channel": "phone", "kind": "complaint", "body": x}),
+            ),
+            (
+                Method::POST,
+                &interactions,
+                &agent,
+                json!({"channel": "phone", "kind": "contact_request", "body": "b", "due_at": x}),
+            ),
+            (Method::PATCH, &resolve, &agent, json!({"resolved": x})),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": x, "channel": "email", "action": "grant", "method": "spoken", "evidence": evidence}),
+            ),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": "cross_channel", "channel": x, "action": "grant", "method": "spoken", "evidence": evidence}),
+            ),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": "cross_channel", "channel": "email", "action": x, "method": "spoken", "evidence": evidence}),
+            ),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": "cross_channel", "channel": "email", "action": "grant", "method": x, "evidence": evidence}),
+            ),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": "cross_channel", "channel": "email", "action": "grant", "method": "spoken", "evidence": x}),
+            ),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": "cross_channel", "channel": "email", "action": "grant", "method": "spoken", "evidence": {"notice_id": x, "notice_version": x}}),
+            ),
+            (
+                Method::POST,
+                &consents,
+                &agent,
+                json!({"purpose": "cross_channel", "channel": "email", "action": "grant", "method": "spoken", "evidence": evidence, "expires_at": x}),
+            ),
+            (
+                Method::POST,
+                "/v1/me/consents",
+                &me,
+                json!({"purpose": "marketing", "channel": x, "action": "withdraw", "method": "web_form"}),
+            ),
+        ];
+        for (method, path, token, body) in bodies {
+            let r = app
+                .request(method.clone(), path, Some(token), Some(body))
+                .await;
+            assert_clean_answer(&r, &format!("{method} {path} with {sx}"));
+        }
+        if let Some(s) = x.as_str().filter(|s| s.len() < 2000) {
+            let q = url_encode(s);
+            let reads = [
+                (format!("{interactions}?purpose={q}"), &agent),
+                (format!("{interactions}?purpose=support&reason={q}"), &agent),
+                (
+                    format!("/v1/interactions/overdue?purpose=support&limit={q}"),
+                    &agent,
+                ),
+                (format!("/v1/interactions/overdue?purpose={q}"), &agent),
+                (format!("/v1/me/export?format={q}"), &me),
+                (
+                    format!("/v1/customers/{}/export?purpose=dsr&format={q}", v.id),
+                    &compliance,
+                ),
+                (
+                    format!("/v1/customers/{}/export?purpose={q}", v.id),
+                    &compliance,
+                ),
+                (
+                    format!("/v1/customers/{}/export?purpose=dsr&reason={q}", v.id),
+                    &compliance,
+                ),
+                (
+                    format!("/v1/customers/{q}/interactions?purpose=support"),
+                    &agent,
+                ),
+                (format!("/v1/customers/{q}/export?purpose=dsr"), &compliance),
+            ];
+            for (path, token) in reads {
+                let r = app.request(Method::GET, &path, Some(token), None).await;
+                assert_clean_answer(&r, &format!("GET {}", short(&json!(path))));
+            }
+            let r = app
+                .request(
+                    Method::DELETE,
+                    &format!("/v1/customers/{q}"),
+                    Some(&compliance),
+                    None,
+                )
+                .await;
+            assert_clean_answer(&r, &format!("DELETE customer {sx}"));
+        }
+    }
+    // Hostile whole bodies to the newer POST and PATCH endpoints.
+    let raw_bodies: Vec<Vec<u8>> = vec![
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+        br#"{"channel": "phone", "kind": "complaint", "body": "\udfff\ud800"}"#.to_vec(),
+        br#"{"resolved": 1e999999}"#.to_vec(),
+        b"\xff\xfe{}".to_vec(),
+    ];
+    for body in raw_bodies {
+        for (method, path, token) in [
+            (Method::POST, interactions.as_str(), &agent),
+            (Method::PATCH, resolve.as_str(), &agent),
+            (Method::POST, consents.as_str(), &agent),
+            (Method::POST, "/v1/me/consents", &me),
+        ] {
+            let r = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.address))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("send");
+            let r = Reply::read(r).await;
+            assert_clean_answer(&r, &format!("raw body to {method} {path}"));
+            assert!(!r.status.is_success(), "{path}: {}", r.text);
+        }
+    }
+    // The vault still answers for the customer, and the chain verifies.
+    let r = app
+        .request(
+            Method::GET,
+            &format!("{interactions}?purpose=support"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .request(Method::GET, "/v1/audit/verify", Some(&compliance), None)
+        .await;
+    assert_eq!(r.json["ok"], true, "{}", r.text);
 }
