@@ -77,8 +77,17 @@ pub async fn create(
     data_keys: &[WrappedDataKey],
     contacts: &[NewContact],
 ) -> StoreResult<()> {
+    create_many(db, std::iter::once((customer, data_keys, contacts))).await
+}
+
+/// Inserts many customers in one transaction (bulk loads, benchmarks).
+pub async fn create_many<'a, 'c: 'a>(
+    db: &Db,
+    items: impl IntoIterator<Item = (&'a NewCustomer<'c>, &'a [WrappedDataKey], &'a [NewContact])>,
+) -> StoreResult<()> {
     on_db!(db, pool => {
         let mut tx = pool.begin().await?;
+        for (customer, data_keys, contacts) in items {
         sqlx::query(
             "INSERT INTO customers (id, display_name, external_ref, preferred_channel, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
@@ -116,6 +125,7 @@ pub async fn create(
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_unique(e, CONTACT_UNIQUE))?;
+        }
         }
         tx.commit().await?;
     });

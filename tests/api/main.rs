@@ -13,6 +13,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod bench;
 mod cli;
 mod consents;
 mod customers;
@@ -58,6 +59,7 @@ fn main() {
         ("storage", storage::tests()),
         ("cli", cli::tests()),
         ("audit", audit::tests()),
+        ("bench", bench::tests()),
         ("durability", durability::tests()),
     ];
     let mut trials = Vec::new();

@@ -1,0 +1,152 @@
+//! The closed-loop client: C connections over loopback, each sending its next
+//! request as soon as the previous answer is read, for S seconds. Kept cheap
+//! (raw HTTP/1.1 on hyper, no JSON parsing of answers) because it shares the
+//! two cores with the server it measures.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Bytes, Method, Request};
+use hyper_util::rt::TokioIo;
+
+/// One request to send.
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    pub token: Option<Arc<str>>,
+    pub body: Option<Bytes>,
+}
+
+/// Makes the next call from a random number.
+pub type MakeCall = Arc<dyn Fn(u64) -> Call + Send + Sync>;
+
+/// What one run measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub ok: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    /// Latency of every answered request, in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl Outcome {
+    pub fn throughput(&self) -> f64 {
+        self.ok as f64 / self.seconds.max(1e-9)
+    }
+    /// The latency at quantile `q` (0..=1), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+/// xorshift64*: a fast, dependency-free source of request choices.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+async fn connection(
+    addr: SocketAddr,
+    make: MakeCall,
+    until: Instant,
+    seed: u64,
+) -> anyhow::Result<(u64, u64, Vec<u32>)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut rng = seed | 1;
+    let (mut ok, mut failed, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
+    let host = addr.to_string();
+    while Instant::now() < until {
+        let call = make(next(&mut rng));
+        let mut req = Request::builder()
+            .method(call.method)
+            .uri(call.path)
+            .header("host", &host);
+        if let Some(t) = &call.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if call.body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(Full::new(call.body.unwrap_or_default()))?;
+        let started = Instant::now();
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        resp.into_body().collect().await?;
+        let us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+        if status.is_success() {
+            ok += 1;
+            lat.push(us);
+        } else {
+            failed += 1;
+        }
+    }
+    Ok((ok, failed, lat))
+}
+
+/// Drives `addr` with `concurrency` connections for `seconds`.
+pub async fn drive(
+    addr: SocketAddr,
+    concurrency: usize,
+    seconds: f64,
+    make: MakeCall,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..concurrency {
+        tasks.spawn(connection(
+            addr,
+            Arc::clone(&make),
+            until,
+            0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1),
+        ));
+    }
+    let mut out = Outcome::default();
+    while let Some(r) = tasks.join_next().await {
+        let (ok, failed, lat) = r??;
+        out.ok += ok;
+        out.failed += failed;
+        out.latencies_us.extend(lat);
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    out.latencies_us.sort_unstable();
+    Ok(out)
+}
+
+/// Sends one call and returns the status and body (for checking that a
+/// scenario measures what it says before it is driven).
+pub async fn fetch(addr: SocketAddr, call: Call) -> anyhow::Result<(u16, Bytes)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(call.method)
+        .uri(call.path)
+        .header("host", addr.to_string());
+    if let Some(t) = &call.token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if call.body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(call.body.unwrap_or_default()))?)
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
+}

@@ -1,0 +1,157 @@
+//! Seeding: N customers with four contact points each, sealed through the
+//! vault and inserted in bulk through the store (no HTTP), plus the same rows
+//! in plaintext for the baseline server, and a cross_channel consent on `*`
+//! per customer so a phone agent's profile read releases all four channels.
+
+use std::{io::Write, time::Instant};
+
+use arkku::{
+    store::{self, customers::NewContact, customers::NewCustomer, Db},
+    vault::records::{self, field},
+    AppState,
+};
+use uuid::Uuid;
+
+/// The channels every seeded customer has, and how its value is written.
+pub const CHANNELS: [&str; 4] = ["phone", "email", "sms", "chat"];
+
+/// The phone number of seeded customer `i` (also the lookup key).
+pub fn phone(i: usize) -> String {
+    format!("+35840{i:07}")
+}
+
+fn value(channel: &str, i: usize) -> String {
+    match channel {
+        "phone" => phone(i),
+        "email" => format!("customer{i}@example.com"),
+        "sms" => format!("+35850{i:07}"),
+        _ => format!("visitor-{i}"),
+    }
+}
+
+/// Creates the baseline's plaintext tables (not part of arkku's schema).
+pub async fn baseline_schema(db: &Db) -> anyhow::Result<()> {
+    for sql in [
+        "CREATE TABLE IF NOT EXISTS bench_plain_customers (id TEXT PRIMARY KEY, display_name TEXT NOT NULL, created_at BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS bench_plain_contacts (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, channel TEXT NOT NULL, value TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS bench_plain_contacts_customer ON bench_plain_contacts (customer_id)",
+        "CREATE INDEX IF NOT EXISTS bench_plain_contacts_value ON bench_plain_contacts (channel, value)",
+    ] {
+        arkku::on_db!(db, pool => sqlx::query(sql).execute(pool).await.map(drop))?;
+    }
+    Ok(())
+}
+
+/// Seeds `n` customers; returns their ids (index i ↔ phone(i)).
+pub async fn seed(state: &AppState, n: usize) -> anyhow::Result<Vec<Uuid>> {
+    baseline_schema(&state.db).await?;
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    const BATCH: usize = 1000;
+    let now = store::to_micros(time::OffsetDateTime::now_utc());
+    let mut i = 0;
+    while i < n {
+        let end = (i + BATCH).min(n);
+        let mut customers = Vec::new();
+        let mut keys = Vec::new();
+        let mut contacts = Vec::new();
+        let mut names = Vec::new();
+        for k in i..end {
+            let id = Uuid::now_v7();
+            let mut wrapped = Vec::new();
+            let mut rows = Vec::new();
+            for channel in CHANNELS {
+                let (key, w) = state.keyring.new_data_key(&state.db, id, channel).await?;
+                let key = records::field_key(&key)?;
+                wrapped.push(w);
+                let cid = Uuid::now_v7();
+                let v = value(channel, k);
+                let kind = state
+                    .policies
+                    .channel(channel)
+                    .map(|(_, p)| p.kind)
+                    .ok_or_else(|| anyhow::anyhow!("policy lacks channel {channel}"))?;
+                let nv = arkku::domain::normalise(kind, &v, state.config.default_region)?;
+                rows.push(NewContact {
+                    id: cid,
+                    customer_id: id,
+                    channel: channel.to_owned(),
+                    blind_index: state.blind.compute(channel, nv.index_key()),
+                    value: records::seal(&key, id, channel, cid, field::VALUE, nv.value())?,
+                    label: None,
+                    now,
+                });
+            }
+            let (pkey, pw) = state
+                .keyring
+                .new_data_key(&state.db, id, arkku::vault::PROFILE_DOMAIN)
+                .await?;
+            let pkey = records::field_key(&pkey)?;
+            wrapped.push(pw);
+            names.push(records::seal(
+                &pkey,
+                id,
+                arkku::vault::PROFILE_DOMAIN,
+                id,
+                field::DISPLAY_NAME,
+                &format!("Customer {k}"),
+            )?);
+            customers.push(id);
+            keys.push(wrapped);
+            contacts.push(rows);
+            ids.push(id);
+        }
+        let new: Vec<NewCustomer<'_>> = customers
+            .iter()
+            .zip(&names)
+            .map(|(id, name)| NewCustomer {
+                id: *id,
+                display_name: Some(name),
+                external_ref: None,
+                preferred_channel: Some("phone"),
+                now,
+            })
+            .collect();
+        store::customers::create_many(
+            &state.db,
+            new.iter()
+                .zip(&keys)
+                .zip(&contacts)
+                .map(|((c, k), r)| (c, k.as_slice(), r.as_slice())),
+        )
+        .await?;
+        plain_and_consents(&state.db, &customers, i, now).await?;
+        i = end;
+        eprint!(
+            "\rseeding: {end}/{n} customers ({:.0}/s)",
+            end as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        );
+        let _ = std::io::stderr().flush();
+    }
+    eprintln!();
+    Ok(ids)
+}
+
+/// The baseline's plaintext copy of a batch, and each customer's consent.
+async fn plain_and_consents(db: &Db, ids: &[Uuid], first: usize, now: i64) -> anyhow::Result<()> {
+    arkku::on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for (k, id) in ids.iter().enumerate() {
+            let i = first + k;
+            sqlx::query("INSERT INTO bench_plain_customers (id, display_name, created_at) VALUES ($1, $2, $3)")
+                .bind(id.to_string()).bind(format!("Customer {i}")).bind(now)
+                .execute(&mut *tx).await?;
+            for channel in CHANNELS {
+                sqlx::query("INSERT INTO bench_plain_contacts (id, customer_id, channel, value) VALUES ($1, $2, $3, $4)")
+                    .bind(Uuid::now_v7().to_string()).bind(id.to_string()).bind(channel).bind(value(channel, i))
+                    .execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at) \
+                         VALUES ($1, $2, 'cross_channel', '*', 'grant', 'bench-notice', '1', 'web_form', NULL, 'bench', 'customer', $3, NULL)")
+                .bind(Uuid::now_v7()).bind(*id).bind(now)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}

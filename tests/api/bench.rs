@@ -1,0 +1,90 @@
+//! The benchmark harness cannot rot: it runs end to end with tiny figures on
+//! each backend. No timing is asserted, only that every scenario ran, hit its
+//! real path without failures, and reported in the documented JSON shape.
+
+use serde_json::Value;
+
+use crate::helpers::{postgres_url, Backend, Scenario};
+use crate::scenarios;
+
+pub fn tests() -> Vec<Scenario> {
+    scenarios![the_benchmark_harness_runs_every_scenario_end_to_end]
+}
+
+async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_arkku-bench"));
+    cmd.args([
+        "--customers",
+        "30",
+        "--seconds",
+        "0.3",
+        "--concurrency",
+        "2",
+        "--json",
+    ])
+    .arg(&json)
+    .current_dir(dir.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ARKKU_") {
+            cmd.env_remove(key);
+        }
+    }
+    match b {
+        Backend::Sqlite => {
+            cmd.args(["--database", "sqlite"]);
+        }
+        Backend::Postgres => {
+            let url = postgres_url().expect("PostgreSQL runs only when configured");
+            cmd.args(["--database", "postgres", "--postgres", &url]);
+        }
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run arkku-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "arkku-bench failed\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("profile_read"), "prints a table: {stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json file")).expect("JSON");
+    assert!(
+        report["machine"]["cpus"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["lookup", "profile_read", "consent_grant"]);
+    for s in scenarios {
+        for key in [
+            "name",
+            "backend",
+            "throughput",
+            "p50_ms",
+            "p99_ms",
+            "p999_ms",
+            "baseline_throughput",
+            "ratio",
+            "rss_mb",
+        ] {
+            assert!(s.get(key).is_some(), "{key} missing in {s}");
+        }
+        assert_eq!(s["backend"], b.name(), "{s}");
+        assert!(s["throughput"].as_f64().unwrap() > 0.0, "{s}");
+        assert_eq!(s["failed"], 0, "{s}");
+        assert!(s["rss_mb"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    assert!(
+        scenarios[0]["ratio"].as_f64().is_some(),
+        "lookup has a baseline"
+    );
+    assert!(scenarios[2]["ratio"].is_null(), "consent_grant has none");
+}
