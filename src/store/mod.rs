@@ -142,10 +142,11 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
                 // The default 2 MiB page cache re-reads a large database
-                // through syscalls on every query; 16 MiB per connection and
-                // memory-mapped reads keep hot pages a load away.
-                .pragma("cache_size", "-16384")
-                .pragma("mmap_size", "268435456");
+                // through syscalls on every query; 16 MiB per connection keeps
+                // hot pages in memory. (Memory-mapped I/O is left off: the
+                // growing audit log remaps the file, and every remap costs a
+                // TLB shootdown on every core.)
+                .pragma("cache_size", "-16384");
             let file = opts.get_filename();
             if let Some(dir) = file.parent() {
                 if !dir.as_os_str().is_empty() && !dir.exists() {
