@@ -80,52 +80,64 @@ pub async fn create(
     create_many(db, std::iter::once((customer, data_keys, contacts))).await
 }
 
-/// Inserts many customers in one transaction (bulk loads, benchmarks).
+/// Customers per multi-row statement: each statement is one round trip to
+/// the database worker, so a bulk load makes a few hundred, not millions.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, …, $n), ($n+1, …)`: `rows` groups, each from `group(first_param)`.
+fn value_groups(rows: usize, per_row: usize, group: impl Fn(usize) -> String) -> String {
+    (0..rows)
+        .map(|r| group(r * per_row + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts many customers in one transaction (bulk loads, benchmarks), with
+/// multi-row statements.
 pub async fn create_many<'a, 'c: 'a>(
     db: &Db,
     items: impl IntoIterator<Item = (&'a NewCustomer<'c>, &'a [WrappedDataKey], &'a [NewContact])>,
 ) -> StoreResult<()> {
+    let items: Vec<_> = items.into_iter().collect();
     on_db!(db, pool => {
         let mut tx = pool.begin().await?;
-        for (customer, data_keys, contacts) in items {
-        sqlx::query(
-            "INSERT INTO customers (id, display_name, external_ref, preferred_channel, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(customer.id)
-        .bind(customer.display_name)
-        .bind(customer.external_ref)
-        .bind(customer.preferred_channel)
-        .bind(customer.now)
-        .execute(&mut *tx)
-        .await?;
-        for key in data_keys {
-            sqlx::query(
-                "INSERT INTO data_keys (customer_id, channel, key_version, wrapped, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(customer.id)
-            .bind(&key.channel)
-            .bind(i64::from(key.key_version))
-            .bind(&key.wrapped)
-            .bind(customer.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_data_key_insert)?;
-        }
-        for c in contacts {
-            insert_contact_sql()
-                .bind(c.id)
-                .bind(c.customer_id)
-                .bind(&c.channel)
-                .bind(&c.blind_index[..])
-                .bind(&c.value)
-                .bind(&c.label)
-                .bind(c.now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_unique(e, CONTACT_UNIQUE))?;
-        }
+        for chunk in items.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO customers (id, display_name, external_ref, preferred_channel, created_at, updated_at) VALUES {}",
+                value_groups(chunk.len(), 5, |p| format!("(${p}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 4))
+            );
+            let mut q = sqlx::query(&sql);
+            for (c, _, _) in chunk {
+                q = q.bind(c.id).bind(c.display_name).bind(c.external_ref).bind(c.preferred_channel).bind(c.now);
+            }
+            q.execute(&mut *tx).await?;
+
+            let keys: Vec<(&NewCustomer<'_>, &WrappedDataKey)> =
+                chunk.iter().flat_map(|(c, ks, _)| ks.iter().map(move |k| (*c, k))).collect();
+            if !keys.is_empty() {
+                let sql = format!(
+                    "INSERT INTO data_keys (customer_id, channel, key_version, wrapped, created_at) VALUES {}",
+                    value_groups(keys.len(), 5, |p| format!("(${p}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4))
+                );
+                let mut q = sqlx::query(&sql);
+                for (c, k) in &keys {
+                    q = q.bind(c.id).bind(&k.channel).bind(i64::from(k.key_version)).bind(&k.wrapped).bind(c.now);
+                }
+                q.execute(&mut *tx).await.map_err(StoreError::from_data_key_insert)?;
+            }
+
+            let contacts: Vec<&NewContact> = chunk.iter().flat_map(|(_, _, cs)| cs.iter()).collect();
+            if !contacts.is_empty() {
+                let sql = format!(
+                    "INSERT INTO contacts (id, customer_id, channel, blind_index, value, label, created_at, last_activity_at) VALUES {}",
+                    value_groups(contacts.len(), 7, |p| format!("(${p}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 6))
+                );
+                let mut q = sqlx::query(&sql);
+                for c in &contacts {
+                    q = q.bind(c.id).bind(c.customer_id).bind(&c.channel).bind(&c.blind_index[..]).bind(&c.value).bind(&c.label).bind(c.now);
+                }
+                q.execute(&mut *tx).await.map_err(|e| StoreError::from_unique(e, CONTACT_UNIQUE))?;
+            }
         }
         tx.commit().await?;
     });

@@ -132,26 +132,61 @@ pub async fn seed(state: &AppState, n: usize) -> anyhow::Result<Vec<Uuid>> {
     Ok(ids)
 }
 
-/// The baseline's plaintext copy of a batch, and each customer's consent.
+/// The baseline's plaintext copy of a batch, and each customer's consent,
+/// in multi-row statements (one round trip each).
 async fn plain_and_consents(db: &Db, ids: &[Uuid], first: usize, now: i64) -> anyhow::Result<()> {
-    arkku::on_db!(db, pool => {
-        let mut tx = pool.begin().await?;
-        for (k, id) in ids.iter().enumerate() {
-            let i = first + k;
-            sqlx::query("INSERT INTO bench_plain_customers (id, display_name, created_at) VALUES ($1, $2, $3)")
-                .bind(id.to_string()).bind(format!("Customer {i}")).bind(now)
-                .execute(&mut *tx).await?;
-            for channel in CHANNELS {
-                sqlx::query("INSERT INTO bench_plain_contacts (id, customer_id, channel, value) VALUES ($1, $2, $3, $4)")
-                    .bind(Uuid::now_v7().to_string()).bind(id.to_string()).bind(channel).bind(value(channel, i))
-                    .execute(&mut *tx).await?;
+    let groups = |rows: usize, per: usize| {
+        (0..rows)
+            .map(|r| {
+                let p = r * per + 1;
+                format!(
+                    "({})",
+                    (p..p + per)
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for chunk in ids.chunks(100).enumerate() {
+        let (c, chunk) = chunk;
+        let base = first + c * 100;
+        let customers = format!(
+            "INSERT INTO bench_plain_customers (id, display_name, created_at) VALUES {}",
+            groups(chunk.len(), 3)
+        );
+        let contacts = format!(
+            "INSERT INTO bench_plain_contacts (id, customer_id, channel, value) VALUES {}",
+            groups(chunk.len() * CHANNELS.len(), 4)
+        );
+        let consents = format!(
+            "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, actor_sub, actor_role, at) VALUES {}",
+            groups(chunk.len(), 11)
+        );
+        arkku::on_db!(db, pool => {
+            let mut tx = pool.begin().await?;
+            let mut q = sqlx::query(&customers);
+            for (k, id) in chunk.iter().enumerate() {
+                q = q.bind(id.to_string()).bind(format!("Customer {}", base + k)).bind(now);
             }
-            sqlx::query("INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at) \
-                         VALUES ($1, $2, 'cross_channel', '*', 'grant', 'bench-notice', '1', 'web_form', NULL, 'bench', 'customer', $3, NULL)")
-                .bind(Uuid::now_v7()).bind(*id).bind(now)
-                .execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-    });
+            q.execute(&mut *tx).await?;
+            let mut q = sqlx::query(&contacts);
+            for (k, id) in chunk.iter().enumerate() {
+                for channel in CHANNELS {
+                    q = q.bind(Uuid::now_v7().to_string()).bind(id.to_string()).bind(channel).bind(value(channel, base + k));
+                }
+            }
+            q.execute(&mut *tx).await?;
+            let mut q = sqlx::query(&consents);
+            for id in chunk {
+                q = q.bind(Uuid::now_v7()).bind(*id).bind("cross_channel").bind("*").bind("grant")
+                    .bind("bench-notice").bind("1").bind("web_form").bind("bench").bind("customer").bind(now);
+            }
+            q.execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+    }
     Ok(())
 }
