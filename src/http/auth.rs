@@ -5,6 +5,8 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 use super::{error::ApiError, AppState};
+use uuid::Uuid;
+
 use crate::domain::Role;
 pub use crate::token::Actor;
 
@@ -38,4 +40,20 @@ pub fn require_role(actor: &Actor, roles: &[Role]) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Forbidden)
     }
+}
+
+/// The customer id of a customer token (its `sub`, checked to be a UUID when
+/// the token was verified); 403 for any other role.
+pub fn own_customer_id(actor: &Actor) -> Result<Uuid, ApiError> {
+    require_role(actor, &[Role::Customer])?;
+    Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)
+}
+
+/// The customer a `/v1/me` request is about, for its audit entry, before
+/// anything else is checked.
+pub fn own_customer(auth: &Result<Actor, ApiError>) -> Option<Uuid> {
+    auth.as_ref()
+        .ok()
+        .filter(|a| a.role == Role::Customer)
+        .and_then(|a| Uuid::parse_str(&a.sub).ok())
 }

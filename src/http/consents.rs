@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     audited::{finish, AuditScope},
-    auth::require_role,
+    auth::{own_customer, own_customer_id, require_role},
     customers::{now, require_live, short_text},
     error::{ApiError, ApiJson, ApiPath},
     views::rfc3339,
@@ -294,12 +294,6 @@ async fn list_inner(
     Ok(Json(LedgerView { current, history }))
 }
 
-/// The customer id of a customer token (its `sub`, checked to be a UUID when verified).
-fn own_id(actor: &Actor) -> Result<Uuid, ApiError> {
-    require_role(actor, &[Role::Customer])?;
-    Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)
-}
-
 /// `POST /v1/customers/{id}/consents`: record a grant or withdrawal; 201 receipt.
 #[utoipa::path(post, path = "/v1/customers/{id}/consents", params(("id" = Uuid, Path)), request_body = ConsentBody,
     responses((status = 201, body = Receipt), (status = 400, body = super::error::Problem)), security(("bearer" = [])), tag = "consents")]
@@ -350,14 +344,11 @@ pub async fn record_mine(
     auth: Result<Actor, ApiError>,
     body: Result<ApiJson<ConsentBody>, ApiError>,
 ) -> Response {
-    let own = auth
-        .as_ref()
-        .ok()
-        .and_then(|a| Uuid::parse_str(&a.sub).ok());
+    let own = own_customer(&auth);
     let mut scope = AuditScope::new(&auth, Action::ConsentGrant).customer(own);
     let outcome = async {
         let actor = auth?;
-        let id = own_id(&actor)?;
+        let id = own_customer_id(&actor)?;
         let ApiJson(body) = body?;
         record_inner(&s, &actor, id, body, &mut scope).await
     }
@@ -368,14 +359,11 @@ pub async fn record_mine(
 /// `GET /v1/me/consents`: the customer's own ledger.
 #[utoipa::path(get, path = "/v1/me/consents", responses((status = 200, body = LedgerView)), security(("bearer" = [])), tag = "consents")]
 pub async fn list_mine(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
-    let own = auth
-        .as_ref()
-        .ok()
-        .and_then(|a| Uuid::parse_str(&a.sub).ok());
+    let own = own_customer(&auth);
     let mut scope = AuditScope::new(&auth, Action::CustomerRead).customer(own);
     let outcome = async {
         let actor = auth?;
-        let id = own_id(&actor)?;
+        let id = own_customer_id(&actor)?;
         list_inner(&s, id, &mut scope).await
     }
     .await;

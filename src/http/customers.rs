@@ -187,6 +187,36 @@ pub fn grant_purpose(
     Ok(grant)
 }
 
+/// The live customer row and its contact points, in one query; 404 if the
+/// customer never existed, 410 if erased.
+pub(crate) async fn live_profile(
+    s: &AppState,
+    id: Uuid,
+) -> Result<
+    (
+        store::customers::CustomerRow,
+        Vec<store::customers::ContactRow>,
+    ),
+    ApiError,
+> {
+    let (customer, contacts) = store::customers::profile(&s.db, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if customer.erased_at.is_some() {
+        return Err(ApiError::CustomerErased);
+    }
+    Ok((customer, contacts))
+}
+
+/// How a stored channel's values are masked; a channel since removed from
+/// the policy is treated as free text.
+pub(crate) fn channel_kind(s: &AppState, channel: &str) -> ChannelKind {
+    s.policies
+        .channel(channel)
+        .map(|(_, p)| p.kind)
+        .unwrap_or(ChannelKind::Text)
+}
+
 /// 404 if the customer never existed, 410 if erased.
 pub(crate) async fn require_live(s: &AppState, id: Uuid) -> Result<(), ApiError> {
     match store::customers::state(&s.db, id).await? {
@@ -420,12 +450,7 @@ async fn read_inner(
     }
     scope.reason = reason;
 
-    let (customer, contacts) = store::customers::profile(&s.db, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if customer.erased_at.is_some() {
-        return Err(ApiError::CustomerErased);
-    }
+    let (customer, contacts) = live_profile(s, id).await?;
     let at = now();
     let consents = super::consents::ledger(s, id).await?;
     let mut disclosure = Disclosure::default();
@@ -440,11 +465,7 @@ async fn read_inner(
         };
         disclosure.record(&c.channel, &decision);
         if let ChannelDecision::Permit(permit) = &decision {
-            let kind = s
-                .policies
-                .channel(&c.channel)
-                .map(|(_, p)| p.kind)
-                .unwrap_or(ChannelKind::Text);
+            let kind = channel_kind(s, &c.channel);
             let opened = records::open_contact(&s.keyring, &s.db, permit, kind, id, c).await.map_err(|e| {
                 tracing::error!(customer_id = %id, contact_id = %c.id, error = %e, "contact failed to open");
                 ApiError::from(e)

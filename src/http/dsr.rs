@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use super::{
     audited::{finish, AuditScope},
-    auth::require_role,
+    auth::{own_customer, own_customer_id, require_role},
     consents::ConsentEventView,
-    customers::{now, purpose_error, short_text},
+    customers::{channel_kind, live_profile, now, purpose_error, short_text},
     error::{ApiError, ApiPath, ApiQuery},
     export::{
         AccessPart, Bundle, ContactPart, CustomerPart, InteractionPart, RetentionPart, FORMAT,
@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     audit::Action,
-    domain::{ChannelId, ChannelKind, Role},
+    domain::{ChannelId, Role},
     policy::{
         authorise_subject_access, consent_deadline, retention_deadline, ChannelDecision,
         Disclosure, Retained, SubjectAccess, WithheldReason, DSR_PURPOSE,
@@ -40,7 +40,7 @@ use crate::{
     store::{
         self,
         audit::AuditFilter,
-        customers::{ContactRow, CustomerRow},
+        customers::ContactRow,
         erasure::{self, Erasure},
         interactions::InteractionRow,
     },
@@ -74,20 +74,6 @@ pub struct Tombstone {
     pub erased_at: String,
 }
 
-/// The customer id of a customer token (its `sub`, a UUID for customer tokens).
-fn own_id(actor: &Actor) -> Result<Uuid, ApiError> {
-    require_role(actor, &[Role::Customer])?;
-    Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)
-}
-
-/// The customer id named by a customer token, for the audit scope.
-fn own(auth: &Result<Actor, ApiError>) -> Option<Uuid> {
-    auth.as_ref()
-        .ok()
-        .filter(|a| a.role == Role::Customer)
-        .and_then(|a| Uuid::parse_str(&a.sub).ok())
-}
-
 fn subject_access(
     s: &AppState,
     actor: &Actor,
@@ -96,24 +82,6 @@ fn subject_access(
     scope.purpose = Some(DSR_PURPOSE.to_owned());
     authorise_subject_access(&s.policies, actor.role, &actor.purposes)
         .map_err(|d| purpose_error(d, DSR_PURPOSE))
-}
-
-/// The live customer row and contacts; 404 if unknown, 410 if erased.
-async fn live_profile(s: &AppState, id: Uuid) -> Result<(CustomerRow, Vec<ContactRow>), ApiError> {
-    let (customer, contacts) = store::customers::profile(&s.db, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if customer.erased_at.is_some() {
-        return Err(ApiError::CustomerErased);
-    }
-    Ok((customer, contacts))
-}
-
-fn kind_of(s: &AppState, channel: &str) -> ChannelKind {
-    s.policies
-        .channel(channel)
-        .map(|(_, p)| p.kind)
-        .unwrap_or(ChannelKind::Text)
 }
 
 /// When a contact point's retention ends; `None` for data no policy covers.
@@ -141,10 +109,10 @@ fn live(deadline: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> bo
 #[utoipa::path(get, path = "/v1/me", responses((status = 200, body = ProfileView), (status = 410, body = super::error::Problem)),
     security(("bearer" = [])), tag = "me")]
 pub async fn me(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
-    let mut scope = AuditScope::new(&auth, Action::CustomerRead).customer(own(&auth));
+    let mut scope = AuditScope::new(&auth, Action::CustomerRead).customer(own_customer(&auth));
     let outcome = async {
         let actor = auth?;
-        let id = own_id(&actor)?;
+        let id = own_customer_id(&actor)?;
         let access = subject_access(&s, &actor, &mut scope)?;
         me_inner(&s, &access, id, &mut scope).await
     }
@@ -175,9 +143,15 @@ async fn me_inner(
         };
         let permit = access.permit(&ch);
         disclosure.record(&c.channel, &ChannelDecision::Permit(permit.clone()));
-        let opened =
-            records::open_contact(&s.keyring, &s.db, &permit, kind_of(s, &c.channel), id, c)
-                .await?;
+        let opened = records::open_contact(
+            &s.keyring,
+            &s.db,
+            &permit,
+            channel_kind(s, &c.channel),
+            id,
+            c,
+        )
+        .await?;
         views.push(ContactView::from(opened));
     }
     let profile = records::open_profile(&s.keyring, &s.db, access.grant(), &customer).await?;
@@ -204,10 +178,10 @@ pub async fn export_mine(
     auth: Result<Actor, ApiError>,
     query: Result<ApiQuery<ExportQuery>, ApiError>,
 ) -> Response {
-    let mut scope = AuditScope::new(&auth, Action::Export).customer(own(&auth));
+    let mut scope = AuditScope::new(&auth, Action::Export).customer(own_customer(&auth));
     let outcome = async {
         let actor = auth?;
-        let id = own_id(&actor)?;
+        let id = own_customer_id(&actor)?;
         let ApiQuery(q) = query?;
         export_inner(&s, &actor, id, q, &mut scope).await
     }
@@ -327,7 +301,7 @@ async fn bundle(s: &AppState, access: &SubjectAccess, id: Uuid) -> Result<Bundle
             &s.keyring,
             &s.db,
             &access.permit(&ch),
-            kind_of(s, &c.channel),
+            channel_kind(s, &c.channel),
             id,
             c,
         )
@@ -428,10 +402,10 @@ async fn bundle(s: &AppState, access: &SubjectAccess, id: Uuid) -> Result<Bundle
 #[utoipa::path(delete, path = "/v1/me", responses((status = 200, body = Tombstone)),
     security(("bearer" = [])), tag = "me")]
 pub async fn erase_me(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
-    let mut scope = AuditScope::new(&auth, Action::CustomerErase).customer(own(&auth));
+    let mut scope = AuditScope::new(&auth, Action::CustomerErase).customer(own_customer(&auth));
     let outcome = async {
         let actor = auth?;
-        let id = own_id(&actor)?;
+        let id = own_customer_id(&actor)?;
         erase_inner(&s, &actor, id, &mut scope).await
     }
     .await;

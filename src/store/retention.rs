@@ -59,6 +59,21 @@ enum Param {
     Id(Uuid),
 }
 
+/// Binds every [`Param`] in order to a sqlx query of any kind.
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for p in &$params {
+            q = match p {
+                Param::Text(s) => q.bind(s.as_str()),
+                Param::Int(i) => q.bind(*i),
+                Param::Id(u) => q.bind(*u),
+            };
+        }
+        q
+    }};
+}
+
 /// SQL text with `$n` placeholders and their values, built in order.
 #[derive(Default)]
 struct Sql {
@@ -80,14 +95,7 @@ impl Sql {
 
     async fn fetch_pairs(&self, db: &Db) -> StoreResult<Vec<Doomed>> {
         let rows = on_db!(db, pool => {
-            let mut q = sqlx::query(&self.text);
-            for p in &self.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s.as_str()),
-                    Param::Int(i) => q.bind(*i),
-                    Param::Id(u) => q.bind(*u),
-                };
-            }
+            let q = bind_all!(sqlx::query(&self.text), self.params);
             let rows = q.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
@@ -100,14 +108,7 @@ impl Sql {
 
     async fn count(&self, db: &Db) -> StoreResult<i64> {
         let n = on_db!(db, pool => {
-            let mut q = sqlx::query_scalar::<_, i64>(&self.text);
-            for p in &self.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s.as_str()),
-                    Param::Int(i) => q.bind(*i),
-                    Param::Id(u) => q.bind(*u),
-                };
-            }
+            let q = bind_all!(sqlx::query_scalar::<_, i64>(&self.text), self.params);
             q.fetch_one(pool).await?
         });
         Ok(n)
@@ -115,14 +116,7 @@ impl Sql {
 
     async fn execute(&self, db: &Db) -> StoreResult<u64> {
         let n = on_db!(db, pool => {
-            let mut q = sqlx::query(&self.text);
-            for p in &self.params {
-                q = match p {
-                    Param::Text(s) => q.bind(s.as_str()),
-                    Param::Int(i) => q.bind(*i),
-                    Param::Id(u) => q.bind(*u),
-                };
-            }
+            let q = bind_all!(sqlx::query(&self.text), self.params);
             q.execute(pool).await?.rows_affected()
         });
         Ok(n)

@@ -326,6 +326,20 @@ impl TestApp {
         self.cli_proc(args).finish().await
     }
 
+    /// Asserts through `GET /v1/audit/verify` that the whole chain verifies.
+    pub async fn assert_chain_verifies(&self) {
+        let r = self
+            .request(
+                Method::GET,
+                "/v1/audit/verify",
+                Some(&self.compliance()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json["ok"], true, "{}", r.text);
+    }
+
     /// Any request; `body` is sent as JSON when given.
     pub async fn request(
         &self,
