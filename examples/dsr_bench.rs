@@ -144,7 +144,7 @@ async fn export(config: Config, backend: &str, interactions: usize) -> anyhow::R
 async fn seed_expired(db: &Db, customers: usize) -> anyhow::Result<()> {
     let channels = "(SELECT 'email' AS ch UNION ALL SELECT 'phone' UNION ALL SELECT 'sms' UNION ALL SELECT 'chat') chs";
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!(
                 "INSERT INTO customers (id, created_at, updated_at) \

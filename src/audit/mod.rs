@@ -26,6 +26,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+pub use crate::store::audit::Effect;
 use crate::store::{self, audit::AuditRow, Db, StoreError};
 
 /// What was done (DESIGN.md §7).
@@ -162,8 +163,19 @@ pub struct Auditor {
 struct Pending {
     /// `None` is a probe: the writer runs an empty batch to test the database.
     entry: Option<Entry>,
+    /// A change committed in the same transaction as the entry.
+    effect: Option<Effect>,
     at: i64,
-    done: oneshot::Sender<Result<i64, AuditError>>,
+    done: oneshot::Sender<Result<Committed, AuditError>>,
+}
+
+/// What a committed entry reports back.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    /// The entry's place in the chain.
+    pub seq: i64,
+    /// Whether its effect was applied (true when it had none); see [`Effect`].
+    pub applied: bool,
 }
 
 /// The `at` of a probe (which carries no entry).
@@ -189,6 +201,7 @@ impl Auditor {
     /// NOT FOR PRODUCTION: an auditor that writes nothing, so a benchmark can
     /// measure what the audit log costs. No configuration, flag or
     /// environment variable reaches it; only benchmark code constructs it.
+    /// Effects are not applied.
     pub fn discarding_for_benchmarks() -> Self {
         Auditor {
             queue: None,
@@ -199,19 +212,33 @@ impl Auditor {
 
     /// Appends one entry and returns its seq once it is durable.
     pub async fn append(&self, entry: Entry) -> Result<i64, AuditError> {
-        self.submit(Some(entry)).await
+        self.submit(Some(entry), None).await.map(|c| c.seq)
+    }
+
+    /// Appends one entry and applies `effect` in the same transaction: the
+    /// change and its entry are durable together, or neither is. The effect
+    /// is skipped (`applied: false`) if its customer is no longer live.
+    pub async fn append_with(&self, entry: Entry, effect: Effect) -> Result<Committed, AuditError> {
+        self.submit(Some(entry), Some(effect)).await
     }
 
     /// After a failure, tests whether an append would succeed now (the writer
     /// inserts a row and rolls it back), so readiness recovers without waiting
     /// for traffic, and does not claim recovery while appends still fail.
     pub async fn probe(&self) -> bool {
-        self.healthy() || self.submit(None).await.is_ok()
+        self.healthy() || self.submit(None, None).await.is_ok()
     }
 
-    async fn submit(&self, entry: Option<Entry>) -> Result<i64, AuditError> {
+    async fn submit(
+        &self,
+        entry: Option<Entry>,
+        effect: Option<Effect>,
+    ) -> Result<Committed, AuditError> {
         let Some(queue) = &self.queue else {
-            return Ok(0);
+            return Ok(Committed {
+                seq: 0,
+                applied: false,
+            });
         };
         let (done, wait) = oneshot::channel();
         let at = match entry {
@@ -220,7 +247,12 @@ impl Auditor {
         };
         let work = async {
             queue
-                .send(Pending { entry, at, done })
+                .send(Pending {
+                    entry,
+                    effect,
+                    at,
+                    done,
+                })
                 .await
                 .map_err(|_| AuditError::Stopped)?;
             wait.await.map_err(|_| AuditError::Stopped)?
@@ -271,19 +303,26 @@ async fn writer(
             .map(|(e, at)| unchained_row(e, at))
             .collect();
         let is_entry: Vec<bool> = batch.iter().map(|p| p.at != PROBE_AT).collect();
+        let has_effect: Vec<bool> = batch.iter().map(|p| p.effect.is_some()).collect();
+        let effects: Vec<Effect> = batch.iter_mut().filter_map(|p| p.effect.take()).collect();
         if rows.is_empty() {
             // Only probes: test the database without writing.
             let ok = appender.probe().await;
             healthy.store(ok.is_ok(), Ordering::Relaxed);
-            let answer = ok.map(|()| 0).map_err(AuditError::from);
+            let answer = ok
+                .map(|()| Committed {
+                    seq: 0,
+                    applied: false,
+                })
+                .map_err(AuditError::from);
             for p in batch.drain(..) {
                 let _ = p.done.send(answer.clone());
             }
             continue;
         }
         let started = std::time::Instant::now();
-        match appender.append(rows, chain_rows).await {
-            Ok(rows) => {
+        match appender.append(rows, effects, chain_rows).await {
+            Ok((rows, applied)) => {
                 tracing::debug!(
                     entries = rows.len(),
                     micros = started.elapsed().as_micros() as u64,
@@ -294,9 +333,11 @@ async fn writer(
                     cp.after_append(&db, &rows).await;
                 }
                 let mut seqs = rows.iter().map(|r| r.seq);
-                for (p, entry) in batch.drain(..).zip(is_entry) {
+                let mut applied = applied.into_iter();
+                for ((p, entry), effect) in batch.drain(..).zip(is_entry).zip(has_effect) {
                     let seq = if entry { seqs.next().unwrap_or(0) } else { 0 };
-                    let _ = p.done.send(Ok(seq));
+                    let applied = !effect || applied.next().unwrap_or(false);
+                    let _ = p.done.send(Ok(Committed { seq, applied }));
                 }
             }
             Err(e) => {

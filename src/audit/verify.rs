@@ -149,7 +149,7 @@ pub async fn verify(
         v.points.insert(k.seq, (k.clone(), "kept checkpoint"));
     }
     let v = match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let path = pool.connect_options().get_filename().to_owned();
             tokio::task::spawn_blocking(move || verify_sqlite(&path, v))
                 .await

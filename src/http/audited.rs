@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{error::ApiError, request_id, AppState};
 use crate::{
-    audit::{Action, ActorRef, Decision, Entry},
+    audit::{Action, ActorRef, Decision, Effect, Entry},
     policy::Disclosure,
     token::Actor,
 };
@@ -125,6 +125,27 @@ impl AuditScope {
             request_id: request_id::current(),
             detail: Value::Object(self.detail.clone()),
         }
+    }
+
+    /// Commits the (allow) entry of an authorised write together with the
+    /// write itself, in one transaction (see [`Effect`]): both are durable,
+    /// or neither. `Ok(false)`: the customer was erased meanwhile, so only
+    /// the entry, standing for the attempt, was stored.
+    pub async fn commit_with(
+        &mut self,
+        state: &AppState,
+        effect: Effect,
+    ) -> Result<bool, ApiError> {
+        self.written = true;
+        state
+            .audit
+            .append_with(self.entry(Decision::Allow), effect)
+            .await
+            .map(|c| c.applied)
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit append failed; the write is not performed");
+                ApiError::AuditUnavailable
+            })
     }
 
     /// Commits the (allow) entry of an authorised write before the write

@@ -2,7 +2,8 @@
 //! customer said in the agent's channel, compliance staff act on the
 //! customer's behalf, and the customer manages their own (`/v1/me/consents`).
 //! Withdrawing is as easy as granting: same endpoint, same roles. Every change
-//! returns a receipt and is audited before it is stored.
+//! returns a receipt; the ledger event is stored in the same transaction as
+//! its audit entry.
 
 use axum::{extract::State, http::StatusCode, response::Response, routing::get, Json, Router};
 use serde::{Deserialize, Serialize};
@@ -19,13 +20,16 @@ use super::{
     AppState,
 };
 use crate::{
-    audit::Action,
+    audit::{Action, Effect},
     domain::Role,
     policy::{
         consent_current, ConsentEvent, ConsentLedger, ConsentStatus, LawfulBasis, WithheldReason,
         ANY_CHANNEL,
     },
-    store::{self, consents::ConsentRow},
+    store::{
+        self,
+        consents::{ConsentFact, ConsentRow},
+    },
     token::Actor,
 };
 
@@ -143,6 +147,17 @@ pub async fn ledger(s: &AppState, customer_id: Uuid) -> Result<ConsentLedger, Ap
     Ok(ledger_of(&rows))
 }
 
+/// The decision's view of consent facts read with a profile or lookup.
+pub fn ledger_of_facts(facts: &[ConsentFact]) -> ConsentLedger {
+    ConsentLedger::from_events(facts.iter().map(|f| ConsentEvent {
+        purpose: f.purpose.clone(),
+        channel: f.channel.clone(),
+        grant: f.grant,
+        at: store::from_micros(f.at),
+        expires_at: f.expires_at.map(store::from_micros),
+    }))
+}
+
 fn ledger_of(rows: &[ConsentRow]) -> ConsentLedger {
     ConsentLedger::from_events(rows.iter().map(|r| ConsentEvent {
         purpose: r.purpose.clone(),
@@ -249,16 +264,25 @@ async fn record_inner(
         expires_at,
     };
     scope.detail("consent_id", row.id.to_string());
-    scope.commit_before_write(s).await?;
-    store::consents::insert(&s.db, &row).await?;
+    // The ledger event rides its audit entry's commit: one transaction, no
+    // commit of its own.
+    let (id, purpose, channel, action) = (
+        row.id,
+        row.purpose.clone(),
+        row.channel.clone(),
+        row.action.clone(),
+    );
+    if !scope.commit_with(s, Effect::Consent(row)).await? {
+        return Err(ApiError::CustomerErased);
+    }
     Ok((
         StatusCode::CREATED,
         Json(Receipt {
-            consent_id: row.id,
+            consent_id: id,
             customer_id,
-            purpose: row.purpose,
-            channel: row.channel,
-            action: row.action,
+            purpose,
+            channel,
+            action,
             at: rfc3339(at),
             evidence,
         }),

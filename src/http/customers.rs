@@ -187,25 +187,19 @@ pub fn grant_purpose(
     Ok(grant)
 }
 
-/// The live customer row and its contact points, in one query; 404 if the
-/// customer never existed, 410 if erased.
+/// The live customer row, its contact points and consent facts, in one
+/// round trip; 404 if the customer never existed, 410 if erased.
 pub(crate) async fn live_profile(
     s: &AppState,
     id: Uuid,
-) -> Result<
-    (
-        store::customers::CustomerRow,
-        Vec<store::customers::ContactRow>,
-    ),
-    ApiError,
-> {
-    let (customer, contacts) = store::customers::profile(&s.db, id)
+) -> Result<store::customers::Profile, ApiError> {
+    let profile = store::customers::profile(&s.db, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if customer.erased_at.is_some() {
+    if profile.customer.erased_at.is_some() {
         return Err(ApiError::CustomerErased);
     }
-    Ok((customer, contacts))
+    Ok(profile)
 }
 
 /// How a stored channel's values are masked; a channel since removed from
@@ -450,9 +444,13 @@ async fn read_inner(
     }
     scope.reason = reason;
 
-    let (customer, contacts) = live_profile(s, id).await?;
+    let store::customers::Profile {
+        customer,
+        contacts,
+        consents,
+    } = live_profile(s, id).await?;
     let at = now();
-    let consents = super::consents::ledger(s, id).await?;
+    let consents = super::consents::ledger_of_facts(&consents);
     let mut disclosure = Disclosure::default();
     let mut views = Vec::new();
     for c in &contacts {

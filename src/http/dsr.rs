@@ -126,7 +126,9 @@ async fn me_inner(
     id: Uuid,
     scope: &mut AuditScope,
 ) -> Result<Json<ProfileView>, ApiError> {
-    let (customer, contacts) = live_profile(s, id).await?;
+    let store::customers::Profile {
+        customer, contacts, ..
+    } = live_profile(s, id).await?;
     let at = now();
     let mut disclosure = Disclosure::default();
     let mut views = Vec::new();
@@ -268,7 +270,9 @@ async fn export_inner(
 
 /// Everything the vault holds on one customer, opened under subject access.
 async fn bundle(s: &AppState, access: &SubjectAccess, id: Uuid) -> Result<Bundle, ApiError> {
-    let (customer, contacts) = live_profile(s, id).await?;
+    let store::customers::Profile {
+        customer, contacts, ..
+    } = live_profile(s, id).await?;
     let interactions = store::interactions::for_customer(&s.db, id).await?;
     let consents = store::consents::for_customer(&s.db, id).await?;
     let entries = store::audit::query(

@@ -76,7 +76,7 @@ async fn lookup_inner(
     let mut matches = Vec::new();
     let mut decisions = Vec::new();
     for h in hits {
-        let consents = super::consents::ledger(s, h.customer_id).await?;
+        let consents = super::consents::ledger_of_facts(&h.consents);
         let item = Retained::Contact {
             last_activity_at: store::from_micros(h.last_activity_at),
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{on_db, Db, Micros, StoreError, StoreResult};
+use super::{consents::ConsentRow, on_db, Db, Micros, StoreError, StoreResult};
 
 /// One stored audit row.
 #[derive(Debug, Clone)]
@@ -26,6 +26,18 @@ pub struct AuditRow {
     pub detail: String,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+}
+
+/// A change committed in the same transaction as its audit entry, so that
+/// neither is ever stored without the other, and the change costs no commit
+/// (and no fsync) of its own: it rides the entry's group commit.
+///
+/// An effect never fails its batch: it applies only if its customer is live
+/// at commit time, and otherwise is skipped and reported as not applied.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// One consent ledger event.
+    Consent(ConsentRow),
 }
 
 /// A stored checkpoint.
@@ -113,7 +125,7 @@ pub enum Appender {
 impl Appender {
     pub fn open(db: &Db) -> StoreResult<Self> {
         match db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, _) => {
                 let path = pool.connect_options().get_filename().to_owned();
                 let conn = rusqlite::Connection::open(&path)?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -172,13 +184,22 @@ impl Appender {
         }
     }
 
-    /// Chains `rows` onto the head with `chain`, inserts and commits them.
-    pub async fn append(&self, rows: Vec<AuditRow>, chain: ChainFn) -> StoreResult<Vec<AuditRow>> {
+    /// Chains `rows` onto the head with `chain`, inserts them and applies
+    /// `effects` in the same transaction, and commits. Returns the chained
+    /// rows and, per effect, whether it applied.
+    pub async fn append(
+        &self,
+        rows: Vec<AuditRow>,
+        effects: Vec<Effect>,
+        chain: ChainFn,
+    ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
         match self {
             Appender::Sqlite(conn) => {
-                on_sqlite_thread(conn, move |conn| append_sqlite(conn, rows, chain)).await
+                on_sqlite_thread(conn, move |conn| append_sqlite(conn, rows, &effects, chain)).await
             }
-            Appender::Postgres(pool, head) => append_postgres(pool, head, rows, chain).await,
+            Appender::Postgres(pool, head) => {
+                append_postgres(pool, head, rows, &effects, chain).await
+            }
         }
     }
 }
@@ -223,8 +244,9 @@ fn probe_row(seq: i64) -> AuditRow {
 fn append_sqlite(
     conn: &mut rusqlite::Connection,
     mut rows: Vec<AuditRow>,
+    effects: &[Effect],
     chain: ChainFn,
-) -> StoreResult<Vec<AuditRow>> {
+) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let head: Option<(i64, Vec<u8>)> = tx
         .query_row(
@@ -243,8 +265,81 @@ fn append_sqlite(
     };
     chain(seq, hash, &mut rows);
     insert_sqlite(&tx, &rows)?;
+    let applied = effects
+        .iter()
+        .map(|e| apply_sqlite(&tx, e))
+        .collect::<StoreResult<Vec<bool>>>()?;
     tx.commit()?;
-    Ok(rows)
+    Ok((rows, applied))
+}
+
+/// Applies one effect if its customer is live; whether it did.
+fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<bool> {
+    match effect {
+        Effect::Consent(c) => {
+            let mut stmt = tx.prepare_cached(CONSENT_IF_LIVE_SQLITE)?;
+            let n = stmt.execute(rusqlite::params![
+                c.id,
+                c.customer_id,
+                c.purpose,
+                c.channel,
+                c.action,
+                c.notice_id,
+                c.notice_version,
+                c.method,
+                c.source_channel,
+                c.actor_sub,
+                c.actor_role,
+                c.at,
+                c.expires_at,
+            ])?;
+            Ok(n == 1)
+        }
+    }
+}
+
+const CONSENT_IF_LIVE_SQLITE: &str = "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
+     source_channel, actor_sub, actor_role, at, expires_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+     WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?2 AND erased_at IS NULL)";
+
+const CONSENT_IF_LIVE_PG: &str = "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
+     source_channel, actor_sub, actor_role, at, expires_at) \
+     SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+     $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[]) \
+     AS u(id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at) \
+     WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
+     RETURNING id";
+
+/// Applies the effects (all consent events today) in one statement inside
+/// `tx`; whether each applied.
+async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> StoreResult<Vec<bool>> {
+    let consents: Vec<&ConsentRow> = effects
+        .iter()
+        .map(|e| match e {
+            Effect::Consent(c) => c,
+        })
+        .collect();
+    let col =
+        |f: fn(&ConsentRow) -> Option<String>| consents.iter().map(|c| f(c)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = sqlx::query_scalar(CONSENT_IF_LIVE_PG)
+        .bind(consents.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(consents.iter().map(|c| c.customer_id).collect::<Vec<_>>())
+        .bind(col(|c| Some(c.purpose.clone())))
+        .bind(col(|c| Some(c.channel.clone())))
+        .bind(col(|c| Some(c.action.clone())))
+        .bind(col(|c| c.notice_id.clone()))
+        .bind(col(|c| c.notice_version.clone()))
+        .bind(col(|c| Some(c.method.clone())))
+        .bind(col(|c| c.source_channel.clone()))
+        .bind(col(|c| Some(c.actor_sub.clone())))
+        .bind(col(|c| Some(c.actor_role.clone())))
+        .bind(consents.iter().map(|c| c.at).collect::<Vec<_>>())
+        .bind(consents.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    let applied: std::collections::HashSet<Uuid> = ids.into_iter().collect();
+    Ok(consents.iter().map(|c| applied.contains(&c.id)).collect())
 }
 
 fn insert_sqlite(tx: &rusqlite::Transaction<'_>, rows: &[AuditRow]) -> StoreResult<()> {
@@ -284,8 +379,9 @@ async fn append_postgres(
     pool: &sqlx::PgPool,
     cached: &tokio::sync::Mutex<Option<(i64, [u8; 32])>>,
     mut rows: Vec<AuditRow>,
+    effects: &[Effect],
     chain: ChainFn,
-) -> StoreResult<Vec<AuditRow>> {
+) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
     const INSERT: &str = "INSERT INTO audit_log (seq, at, actor_sub, actor_role, actor_client, action, customer_id, \
         channel, purpose, decision, reason, request_id, detail, prev_hash, hash) \
         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], \
@@ -298,7 +394,7 @@ async fn append_postgres(
         };
         chain(seq, hash, &mut rows);
         let col = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-        let result = sqlx::query(INSERT)
+        let insert = sqlx::query(INSERT)
             .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
             .bind(col(|r| Some(r.actor_sub.clone())))
@@ -313,17 +409,33 @@ async fn append_postgres(
             .bind(col(|r| Some(r.request_id.clone())))
             .bind(col(|r| Some(r.detail.clone())))
             .bind(rows.iter().map(|r| r.prev_hash.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.hash.clone()).collect::<Vec<_>>())
-            .execute(pool)
-            .await;
-        match result.map_err(|e| StoreError::from_unique(e, "audit_log_pkey")) {
-            Ok(_) => {
+            .bind(rows.iter().map(|r| r.hash.clone()).collect::<Vec<_>>());
+        let conflict = |e| StoreError::from_unique(e, "audit_log_pkey");
+        let result: StoreResult<Vec<bool>> = if effects.is_empty() {
+            // One statement in its own implicit transaction: one round trip.
+            insert
+                .execute(pool)
+                .await
+                .map(|_| Vec::new())
+                .map_err(conflict)
+        } else {
+            async {
+                let mut tx = pool.begin().await?;
+                insert.execute(&mut *tx).await.map_err(conflict)?;
+                let applied = apply_postgres(&mut tx, effects).await?;
+                tx.commit().await?;
+                Ok(applied)
+            }
+            .await
+        };
+        match result {
+            Ok(applied) => {
                 if let Some(last) = rows.last() {
                     let mut h = [0u8; 32];
                     h.copy_from_slice(&last.hash);
                     *head = Some((last.seq, h));
                 }
-                return Ok(rows);
+                return Ok((rows, applied));
             }
             Err(StoreError::Conflict(_)) => *head = None,
             Err(e) => {

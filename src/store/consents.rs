@@ -3,7 +3,7 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{on_db, Db, Micros, StoreResult};
+use super::{on_db, Db, Micros, StoreError, StoreResult};
 
 /// One grant or withdrawal.
 #[derive(Debug, Clone)]
@@ -25,32 +25,72 @@ pub struct ConsentRow {
     pub expires_at: Option<Micros>,
 }
 
+/// What a policy decision needs of one ledger event (the hot read paths
+/// load these, not whole rows).
+#[derive(Debug, Clone)]
+pub struct ConsentFact {
+    pub purpose: String,
+    /// A channel name or `*`.
+    pub channel: String,
+    /// `grant` (true) or `withdraw`.
+    pub grant: bool,
+    pub at: Micros,
+    pub expires_at: Option<Micros>,
+}
+
+/// A customer's facts, oldest first, on a direct SQLite read transaction.
+pub(super) const FACTS_SQL: &str = "SELECT purpose, channel, action, at, expires_at FROM consents \
+     WHERE customer_id = $1 ORDER BY at, id";
+
+pub(super) fn facts_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    customer_id: Uuid,
+) -> rusqlite::Result<Vec<ConsentFact>> {
+    let mut stmt = tx.prepare_cached(FACTS_SQL)?;
+    let rows = stmt.query_map(rusqlite::named_params! {"$1": customer_id}, |r| {
+        Ok(ConsentFact {
+            purpose: r.get(0)?,
+            channel: r.get(1)?,
+            grant: r.get_ref(2)?.as_str()? == "grant",
+            at: r.get(3)?,
+            expires_at: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A PostgreSQL column that folds the facts of the customer `customer` (an
+/// SQL expression) into one JSON array, so they come in the same round trip
+/// as the rows they decide on. Read with [`facts_from_json`].
+pub(super) fn facts_json_pg(customer: &str) -> String {
+    format!(
+        "(SELECT json_agg(json_build_array(f.purpose, f.channel, f.action, f.at, f.expires_at) \
+         ORDER BY f.at, f.id) FROM consents f WHERE f.customer_id = {customer})::text"
+    )
+}
+
+pub(super) fn facts_from_json(json: Option<&str>) -> StoreResult<Vec<ConsentFact>> {
+    type Raw = (String, String, String, i64, Option<i64>);
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let raw: Vec<Raw> =
+        serde_json::from_str(json).map_err(|_| StoreError::Corrupt("consent facts"))?;
+    Ok(raw
+        .into_iter()
+        .map(|(purpose, channel, action, at, expires_at)| ConsentFact {
+            purpose,
+            channel,
+            grant: action == "grant",
+            at,
+            expires_at,
+        })
+        .collect())
+}
+
 const COLUMNS: &str =
     "id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
                        source_channel, actor_sub, actor_role, at, expires_at";
-
-/// Appends one event.
-pub async fn insert(db: &Db, c: &ConsentRow) -> StoreResult<()> {
-    let sql = format!("INSERT INTO consents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
-    on_db!(db, pool => sqlx::query(&sql)
-        .bind(c.id)
-        .bind(c.customer_id)
-        .bind(&c.purpose)
-        .bind(&c.channel)
-        .bind(&c.action)
-        .bind(&c.notice_id)
-        .bind(&c.notice_version)
-        .bind(&c.method)
-        .bind(&c.source_channel)
-        .bind(&c.actor_sub)
-        .bind(&c.actor_role)
-        .bind(c.at)
-        .bind(c.expires_at)
-        .execute(pool)
-        .await
-        .map(drop))?;
-    Ok(())
-}
 
 /// A customer's events, oldest first (ids are UUIDv7, so they break ties in order).
 pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<ConsentRow>> {

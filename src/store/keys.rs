@@ -154,7 +154,7 @@ pub async fn rewrap_channel_keys<E>(
         }};
     }
     match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             rewrap_in!(tx)
         }

@@ -12,8 +12,9 @@ pub mod erasure;
 pub mod interactions;
 pub mod keys;
 pub mod retention;
+pub mod sqlite_read;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -29,7 +30,7 @@ use sqlx::{
 macro_rules! on_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite($pool, _) => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -112,6 +113,10 @@ impl StoreError {
                     .map(|c| c & 0xff);
                 matches!(primary, Some(5 | 6))
             }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
             _ => false,
         }
     }
@@ -119,10 +124,11 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The live database: the backend is chosen from the URL scheme.
+/// The live database: the backend is chosen from the URL scheme. On SQLite,
+/// the hot reads bypass the pool through [`sqlite_read::Reader`].
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Arc<sqlite_read::Reader>),
     Postgres(PgPool),
 }
 
@@ -148,6 +154,7 @@ impl Db {
                 // TLB shootdown on every core.)
                 .pragma("cache_size", "-16384");
             let file = opts.get_filename();
+            let reader = Arc::new(sqlite_read::Reader::new(file));
             if let Some(dir) = file.parent() {
                 if !dir.as_os_str().is_empty() && !dir.exists() {
                     create_private_dir(dir)
@@ -190,7 +197,7 @@ impl Db {
                     "SQLite runs with journal_mode={journal}, synchronous={synchronous}; arkku needs wal and 2 (FULL)"
                 )));
             }
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, reader))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -207,7 +214,7 @@ impl Db {
     /// Applies the embedded migrations of this backend.
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Sqlite(pool, _) => SQLITE_MIGRATIONS.run(pool).await?,
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
         }
         Ok(())
@@ -216,7 +223,7 @@ impl Db {
     /// Name of the backend, for logs and `/readyz`.
     pub fn backend(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }

@@ -988,7 +988,7 @@ async fn the_database_runs_with_durable_settings_and_a_restarted_serve_logs_no_w
 ) {
     let app = spawn_app(b).await;
     match app.db() {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let mut plain = sqlx::SqliteConnection::connect(&app.database_url)
                 .await
                 .expect("plain connection");
