@@ -41,7 +41,7 @@ struct Args {
     /// Seconds per served scenario and server.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
-    /// Concurrent connections of the closed-loop client (exports use at most 4).
+    /// Concurrent connections of the closed-loop client (exports run one at a time).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Database engine.
@@ -71,6 +71,9 @@ struct Args {
     /// Entries `audit_append` writes and `audit_verify` checks.
     #[arg(long, default_value_t = 1_000_000)]
     audit_entries: usize,
+    /// Concurrent appenders of `audit_append` (requests in flight on a busy server).
+    #[arg(long, default_value_t = 256)]
+    audit_writers: usize,
     /// Write the figures to this JSON file too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -128,7 +131,8 @@ enum Scenario {
     /// POST /v1/customers/{id}/interactions: a sealed body and a durable audit entry.
     #[value(name = "interaction_create")]
     InteractionCreate,
-    /// GET /v1/customers/{id}/export?purpose=dsr of customers with 1 000 and with 20 interactions.
+    /// GET /v1/customers/{id}/export?purpose=dsr, one at a time, of customers with
+    /// 1 000 interactions (`export`) and with 20 (`export_typical`).
     Export,
     /// One `arkku retention run` over R expired contact points.
     #[value(name = "retention_sweep")]
@@ -361,7 +365,7 @@ async fn bench(args: &Args, dbs: &mut Databases, data: &Path) -> anyhow::Result<
         let report = json!({"machine": machine(), "customers": args.customers, "seconds": args.seconds,
                             "concurrency": args.concurrency, "export_interactions": args.export_interactions,
                             "sweep_records": args.sweep_records, "audit_entries": args.audit_entries,
-                            "audit_writers": oneshot::WRITERS, "scenarios": rows});
+                            "audit_writers": args.audit_writers, "scenarios": rows});
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }

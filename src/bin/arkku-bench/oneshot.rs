@@ -5,7 +5,7 @@
 //! - `retention_sweep`: R expired contact points on R/4 customers, seeded by
 //!   bulk SQL (random bytes: the sweeper never opens a value), then one
 //!   `arkku retention run`; purged records per second.
-//! - `audit_append`: A entries appended by [`WRITERS`] concurrent tasks
+//! - `audit_append`: A entries appended by W concurrent tasks
 //!   through the real group-commit writer, in a child process (this
 //!   harness's hidden `audit-fill`); durable appends per second.
 //! - `audit_verify`: `arkku audit verify` over that log; entries per second.
@@ -39,9 +39,6 @@ use crate::{
     procs::{run_to_end, Finished},
     Args, Row,
 };
-
-/// Concurrent appenders of `audit_append` (requests of a busy server).
-pub const WRITERS: usize = 64;
 
 /// Customers per seeding transaction of `retention_sweep` (four records each).
 const SWEEP_CHUNK: usize = 25_000;
@@ -195,7 +192,7 @@ pub struct Filled {
 pub async fn audit_append(args: &Args, url: &str, data: &Path) -> anyhow::Result<Filled> {
     let exe = std::env::current_exe()?;
     let entries = args.audit_entries.max(1).to_string();
-    let writers = WRITERS.to_string();
+    let writers = args.audit_writers.max(1).to_string();
     let done = run_to_end(
         Command::new(exe)
             .args(["audit-fill", "--database", url, "--data-dir"])
