@@ -22,6 +22,12 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
         "0.3",
         "--concurrency",
         "2",
+        "--export-interactions",
+        "12",
+        "--sweep-records",
+        "200",
+        "--audit-entries",
+        "500",
         "--json",
     ])
     .arg(&json)
@@ -50,7 +56,6 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
         out.status.success(),
         "arkku-bench failed\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("profile_read"), "prints a table: {stdout}");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json file")).expect("JSON");
     assert!(
@@ -62,7 +67,24 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["lookup", "profile_read", "consent_grant"]);
+    let all = [
+        "lookup",
+        "profile_read",
+        "consent_grant",
+        "interaction_create",
+        "export",
+        "export_typical",
+        "retention_sweep",
+        "audit_append",
+        "audit_verify",
+    ];
+    assert_eq!(names, all, "every scenario by default, in order");
+    for name in all {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "the table has {name}: {stdout}"
+        );
+    }
     for s in scenarios {
         for key in [
             "name",
@@ -74,6 +96,7 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
             "baseline_throughput",
             "ratio",
             "rss_mb",
+            "failed",
         ] {
             assert!(s.get(key).is_some(), "{key} missing in {s}");
         }
@@ -81,10 +104,21 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
         assert!(s["throughput"].as_f64().unwrap() > 0.0, "{s}");
         assert_eq!(s["failed"], 0, "{s}");
         assert!(s["rss_mb"].as_f64().unwrap() > 0.0, "{s}");
+        let one_shot = ["retention_sweep", "audit_append", "audit_verify"]
+            .contains(&s["name"].as_str().unwrap());
+        assert_eq!(
+            s["p99_ms"].is_null(),
+            one_shot,
+            "latencies for driven scenarios only: {s}"
+        );
     }
+    let by_name = |n: &str| &scenarios[names.iter().position(|x| *x == n).unwrap()];
     assert!(
-        scenarios[0]["ratio"].as_f64().is_some(),
+        by_name("lookup")["ratio"].as_f64().is_some(),
         "lookup has a baseline"
     );
-    assert!(scenarios[2]["ratio"].is_null(), "consent_grant has none");
+    assert!(
+        by_name("consent_grant")["ratio"].is_null(),
+        "consent_grant has none"
+    );
 }

@@ -70,18 +70,7 @@ async fn connection(
     let (mut ok, mut failed, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
     let host = addr.to_string();
     while Instant::now() < until {
-        let call = make(next(&mut rng));
-        let mut req = Request::builder()
-            .method(call.method)
-            .uri(call.path)
-            .header("host", &host);
-        if let Some(t) = &call.token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if call.body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req.body(Full::new(call.body.unwrap_or_default()))?;
+        let req = request(&host, make(next(&mut rng)))?;
         let started = Instant::now();
         sender.ready().await?;
         let resp = sender.send_request(req).await?;
@@ -128,25 +117,73 @@ pub async fn drive(
     Ok(out)
 }
 
-/// Sends one call and returns the status and body (for checking that a
-/// scenario measures what it says before it is driven).
-pub async fn fetch(addr: SocketAddr, call: Call) -> anyhow::Result<(u16, Bytes)> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+/// The HTTP request of a call.
+fn request(host: &str, call: Call) -> anyhow::Result<Request<Full<Bytes>>> {
     let mut req = Request::builder()
         .method(call.method)
         .uri(call.path)
-        .header("host", addr.to_string());
+        .header("host", host);
     if let Some(t) = &call.token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
     if call.body.is_some() {
         req = req.header("content-type", "application/json");
     }
+    Ok(req.body(Full::new(call.body.unwrap_or_default()))?)
+}
+
+/// Sends one call and returns the status and body (for checking that a
+/// scenario measures what it says before it is driven).
+pub async fn fetch(addr: SocketAddr, call: Call) -> anyhow::Result<(u16, Bytes)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
     let resp = sender
-        .send_request(req.body(Full::new(call.body.unwrap_or_default()))?)
+        .send_request(request(&addr.to_string(), call)?)
         .await?;
     let status = resp.status().as_u16();
     Ok((status, resp.into_body().collect().await?.to_bytes()))
+}
+
+/// Sends every call once, over `concurrency` kept-alive connections (for
+/// seeding through the API), and fails on the first answer that is not a
+/// success.
+pub async fn send_all(
+    addr: SocketAddr,
+    concurrency: usize,
+    calls: Vec<Call>,
+) -> anyhow::Result<()> {
+    let mut lanes: Vec<Vec<Call>> = (0..concurrency.max(1)).map(|_| Vec::new()).collect();
+    let width = lanes.len();
+    for (i, call) in calls.into_iter().enumerate() {
+        lanes[i % width].push(call);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in lanes.into_iter().filter(|l| !l.is_empty()) {
+        tasks.spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let host = addr.to_string();
+            for call in lane {
+                let what = format!("{} {}", call.method, call.path);
+                sender.ready().await?;
+                let resp = sender.send_request(request(&host, call)?).await?;
+                let status = resp.status();
+                let body = resp.into_body().collect().await?.to_bytes();
+                anyhow::ensure!(
+                    status.is_success(),
+                    "{what}: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
 }

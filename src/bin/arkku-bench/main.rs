@@ -1,35 +1,31 @@
-//! `arkku-bench`: the cost of privacy, measured. Seeds N customers, starts
-//! `arkku serve` and a plaintext baseline on the same database engine, drives
-//! each over loopback with a closed-loop client, and reports throughput,
-//! latency percentiles, the arkku/baseline ratio and the servers' peak RSS as
-//! a table and as JSON (DESIGN.md §10).
+//! `arkku-bench`: the cost of privacy, measured (DESIGN.md §10).
+//!
+//! Served scenarios: seeds N customers, starts `arkku serve` and a plaintext
+//! baseline on the same database engine, drives each over loopback with a
+//! closed-loop client, and reports throughput, latency percentiles, the
+//! arkku/baseline ratio and the server's peak RSS. One-shot scenarios (a
+//! retention sweep, audit appends, audit verification) run real processes on
+//! databases of their own and report their rate and peak RSS. Everything is
+//! printed as a table and, with `--json`, written as JSON.
 //!
 //! cargo run --release --bin arkku-bench -- --customers 100000 --seconds 20 --json bench.json
 
 mod baseline;
 mod load;
+mod oneshot;
+mod procs;
 mod seed;
+mod served;
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use hyper::{body::Bytes, Method};
 use serde::Serialize;
 use serde_json::json;
 
-use arkku::{
-    config::Config,
-    domain::{ChannelId, Role},
-    token::{self, TokenRequest},
-};
-use load::{Call, MakeCall, Outcome};
+use arkku::store::Db;
+use load::Outcome;
 
 #[derive(Parser)]
 #[command(
@@ -42,30 +38,42 @@ struct Args {
     /// Customers to seed (four contact points each).
     #[arg(long, default_value_t = 100_000)]
     customers: usize,
-    /// Seconds per scenario and server.
+    /// Seconds per served scenario and server.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
-    /// Concurrent connections of the closed-loop client.
+    /// Concurrent connections of the closed-loop client (exports run one at a time).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Database engine.
     #[arg(long, value_enum, default_value_t = Engine::Sqlite)]
     database: Engine,
-    /// PostgreSQL server to create the benchmark database on.
+    /// PostgreSQL server to create the benchmark databases on.
     #[arg(
         long,
         env = "ARKKU_BENCH_POSTGRES",
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres: String,
-    /// Scenarios to run, comma separated.
+    /// Scenarios to run, comma separated, in this order.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "lookup,profile_read,consent_grant"
+        default_value = "lookup,profile_read,consent_grant,interaction_create,export,retention_sweep,audit_append,audit_verify"
     )]
     scenarios: Vec<Scenario>,
+    /// Interactions of each large customer `export` exports (a typical one has 20).
+    #[arg(long, default_value_t = 1000)]
+    export_interactions: usize,
+    /// Expired contact points `retention_sweep` seeds and purges.
+    #[arg(long, default_value_t = 1_000_000)]
+    sweep_records: usize,
+    /// Entries `audit_append` writes and `audit_verify` checks.
+    #[arg(long, default_value_t = 1_000_000)]
+    audit_entries: usize,
+    /// Concurrent appenders of `audit_append` (requests in flight on a busy server).
+    #[arg(long, default_value_t = 256)]
+    audit_writers: usize,
     /// Write the figures to this JSON file too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -79,7 +87,19 @@ enum Internal {
         #[arg(long)]
         database: String,
         #[arg(long)]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
+    },
+    /// (internal) Append entries through the audit writer; print how long it took (JSON).
+    #[command(hide = true)]
+    AuditFill {
+        #[arg(long)]
+        database: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        entries: usize,
+        #[arg(long)]
+        writers: usize,
     },
 }
 
@@ -87,6 +107,15 @@ enum Internal {
 enum Engine {
     Sqlite,
     Postgres,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -99,6 +128,21 @@ enum Scenario {
     /// POST /v1/customers/{id}/consents: a ledger entry and a durable audit entry.
     #[value(name = "consent_grant")]
     ConsentGrant,
+    /// POST /v1/customers/{id}/interactions: a sealed body and a durable audit entry.
+    #[value(name = "interaction_create")]
+    InteractionCreate,
+    /// GET /v1/customers/{id}/export?purpose=dsr, one at a time, of customers with
+    /// 1 000 interactions (`export`) and with 20 (`export_typical`).
+    Export,
+    /// One `arkku retention run` over R expired contact points.
+    #[value(name = "retention_sweep")]
+    RetentionSweep,
+    /// A durable audit entries through the group-commit writer.
+    #[value(name = "audit_append")]
+    AuditAppend,
+    /// `arkku audit verify` over those A entries.
+    #[value(name = "audit_verify")]
+    AuditVerify,
 }
 
 impl Scenario {
@@ -107,23 +151,55 @@ impl Scenario {
             Scenario::Lookup => "lookup",
             Scenario::ProfileRead => "profile_read",
             Scenario::ConsentGrant => "consent_grant",
+            Scenario::InteractionCreate => "interaction_create",
+            Scenario::Export => "export",
+            Scenario::RetentionSweep => "retention_sweep",
+            Scenario::AuditAppend => "audit_append",
+            Scenario::AuditVerify => "audit_verify",
         }
+    }
+
+    /// Whether it drives the servers (rather than running one process to the end).
+    fn served(self) -> bool {
+        !matches!(
+            self,
+            Scenario::RetentionSweep | Scenario::AuditAppend | Scenario::AuditVerify
+        )
     }
 }
 
-/// One line of the report (the JSON shape of DESIGN.md §10 / issue 6).
-#[derive(Serialize)]
+/// One line of the report (the JSON shape of DESIGN.md §10 / issue 6). The
+/// latencies are null for one-shot scenarios.
+#[derive(Serialize, Clone)]
 struct Row {
     name: &'static str,
     backend: &'static str,
     throughput: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    p999_ms: Option<f64>,
     baseline_throughput: Option<f64>,
     ratio: Option<f64>,
     rss_mb: f64,
     failed: u64,
+}
+
+impl Row {
+    /// A scenario that is one operation: a rate and a peak RSS, no latencies.
+    fn one_shot(name: &'static str, backend: &'static str, throughput: f64, rss_mb: f64) -> Self {
+        Row {
+            name,
+            backend,
+            throughput,
+            p50_ms: None,
+            p99_ms: None,
+            p999_ms: None,
+            baseline_throughput: None,
+            ratio: None,
+            rss_mb,
+            failed: 0,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -131,15 +207,29 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if let Some(Internal::Baseline { database, listen }) = &args.command {
-        return rt.block_on(baseline::run(database, *listen));
+    match &args.command {
+        Some(Internal::Baseline { database, listen }) => {
+            rt.block_on(baseline::run(database, *listen))
+        }
+        Some(Internal::AuditFill {
+            database,
+            data_dir,
+            entries,
+            writers,
+        }) => rt.block_on(oneshot::fill(database, data_dir, *entries, *writers)),
+        None => rt.block_on(run(args)),
     }
-    rt.block_on(run(args))
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?)
+/// The `arkku` binary next to this one.
+fn arkku_bin() -> anyhow::Result<PathBuf> {
+    let bin = std::env::current_exe()?.with_file_name("arkku");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build the arkku binary too",
+        bin.display()
+    );
+    Ok(bin)
 }
 
 /// A private working directory, removed when dropped.
@@ -151,7 +241,7 @@ impl WorkDir {
         std::fs::create_dir_all(&dir)?;
         Ok(WorkDir(dir))
     }
-    fn path(&self) -> &std::path::Path {
+    fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -162,258 +252,123 @@ impl Drop for WorkDir {
     }
 }
 
-/// A child server killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// The databases of a run, each created fresh on first use: `main` (the
+/// seeded customers, served), `sweep` and `audit` (one-shot scenarios).
+/// SQLite files live in the work directory; PostgreSQL databases are dropped
+/// at the end.
+struct Databases {
+    engine: Engine,
+    dir: PathBuf,
+    postgres: String,
+    admin: Option<Db>,
+    created: Vec<String>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Databases {
+    async fn new(args: &Args, dir: &Path) -> anyhow::Result<Self> {
+        let admin = match args.database {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(
+                Db::connect(&args.postgres)
+                    .await
+                    .with_context(|| format!("connecting to {}", args.postgres))?,
+            ),
+        };
+        Ok(Databases {
+            engine: args.database,
+            dir: dir.to_owned(),
+            postgres: args.postgres.clone(),
+            admin,
+            created: Vec::new(),
+        })
     }
-}
 
-impl Server {
-    /// Peak resident memory so far (VmHWM), in MiB.
-    fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    }
-
-    async fn wait_up(&mut self, what: &str) -> anyhow::Result<()> {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("{what} exited at start: {status}");
+    /// Creates the database `name` and returns its URL.
+    async fn create(&mut self, name: &str) -> anyhow::Result<String> {
+        let (url, pg_name) = match self.engine {
+            Engine::Sqlite => (
+                format!("sqlite://{}", self.dir.join(format!("{name}.db")).display()),
+                None,
+            ),
+            Engine::Postgres => {
+                let db = format!("arkku_bench_{}_{name}", std::process::id());
+                let base = self
+                    .postgres
+                    .rsplit_once('/')
+                    .map_or(self.postgres.as_str(), |(b, _)| b);
+                (format!("{base}/{db}"), Some(db))
             }
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if let (Some(admin), Some(db)) = (&self.admin, pg_name) {
+            arkku::on_db!(admin, pool => sqlx::query(&format!("CREATE DATABASE {db}")).execute(pool).await.map(drop))?;
+            self.created.push(db);
         }
-        anyhow::bail!("{what} did not start listening on {}", self.addr)
+        Ok(url)
+    }
+
+    async fn drop_all(&self) {
+        if let Some(admin) = &self.admin {
+            for db in &self.created {
+                let _ = arkku::on_db!(admin, pool => sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(pool).await.map(drop));
+            }
+        }
     }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let work = WorkDir::new()?;
-    let data = work.path().join("data");
-    let (backend, url, pg_db) = match args.database {
-        Engine::Sqlite => (
-            "sqlite",
-            format!("sqlite://{}", work.path().join("arkku.db").display()),
-            None,
-        ),
-        Engine::Postgres => {
-            let name = format!("arkku_bench_{}", std::process::id());
-            let admin = arkku::store::Db::connect(&args.postgres).await?;
-            arkku::on_db!(&admin, pool => sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await.map(drop))?;
-            let base = args
-                .postgres
-                .rsplit_once('/')
-                .map_or(args.postgres.as_str(), |(b, _)| b);
-            ("postgres", format!("{base}/{name}"), Some((admin, name)))
-        }
-    };
-    let result = bench(&args, backend, &url, &data).await;
-    if let Some((admin, name)) = pg_db {
-        let _ = arkku::on_db!(&admin, pool => sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(pool).await.map(drop));
-    }
+    let mut dbs = Databases::new(&args, work.path()).await?;
+    let result = bench(&args, &mut dbs, &work.path().join("data")).await;
+    dbs.drop_all().await;
     result
 }
 
-async fn bench(
-    args: &Args,
-    backend: &'static str,
-    url: &str,
-    data: &std::path::Path,
-) -> anyhow::Result<()> {
-    let config = Config::for_data_dir(data.to_owned(), url.to_owned());
-    let state = arkku::app::open(config.clone())
-        .await
-        .context("opening the vault to seed it")?;
-    let ids = seed::seed(&state, args.customers.max(1))
-        .await
-        .context("seeding")?;
-    state.db.close().await;
-    drop(state);
-
-    let exe = std::env::current_exe()?;
-    let arkku_bin = exe.with_file_name("arkku");
-    anyhow::ensure!(
-        arkku_bin.exists(),
-        "{} not found: build the arkku binary too",
-        arkku_bin.display()
-    );
-    let addr = free_addr()?;
-    let mut arkku = Server {
-        child: Command::new(&arkku_bin)
-            .arg("serve")
-            .env("ARKKU_DATA_DIR", data)
-            .env("ARKKU_DATABASE_URL", url)
-            .env("ARKKU_LISTEN", addr.to_string())
-            .env("ARKKU_RETENTION_INTERVAL", "off")
-            .env("ARKKU_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?,
-        addr,
-    };
-    arkku.wait_up("arkku serve").await?;
-    let addr = free_addr()?;
-    let mut plain = Server {
-        child: Command::new(&exe)
-            .args(["baseline", "--database", url, "--listen", &addr.to_string()])
-            .stdout(Stdio::null())
-            .spawn()?,
-        addr,
-    };
-    plain.wait_up("the baseline").await?;
-
-    let issuer = arkku::app::key_file(&config.issuer_key_file, false, "issuer")?;
-    let support = ["support".to_owned()];
-    let phone = ChannelId::parse("phone")?;
-    let tok = |role, channel: Option<&ChannelId>| -> anyhow::Result<Arc<str>> {
-        Ok(Arc::from(token::issue(
-            &issuer,
-            arkku::config::LOCAL_ISSUER,
-            arkku::config::AUDIENCE,
-            &TokenRequest {
-                role,
-                sub: "bench",
-                purposes: &support,
-                channel,
-                ttl: Duration::from_secs(7200),
-            },
-        )?))
-    };
-    let agent = tok(Role::Agent, Some(&phone))?;
-    let ids: Arc<Vec<String>> = Arc::new(ids.iter().map(|u| u.to_string()).collect());
-    let n = ids.len() as u64;
-
+async fn bench(args: &Args, dbs: &mut Databases, data: &Path) -> anyhow::Result<()> {
+    let mut scenarios = args.scenarios.clone();
+    let mut seen = Vec::new();
+    scenarios.retain(|s| {
+        let first = !seen.contains(s);
+        seen.push(*s);
+        first
+    });
+    let mut served: Option<served::Served> = None;
+    let mut filled: Option<oneshot::Filled> = None;
     let mut rows = Vec::new();
-    for scenario in &args.scenarios {
-        let (mine, theirs): (MakeCall, Option<MakeCall>) = match scenario {
-            Scenario::Lookup => {
-                let a = Arc::clone(&agent);
-                (
-                    Arc::new(move |r| {
-                        let body = json!({"channel": "phone", "value": seed::phone((r % n) as usize), "purpose": "support"});
-                        Call {
-                            method: Method::POST,
-                            path: "/v1/lookup".into(),
-                            token: Some(Arc::clone(&a)),
-                            body: Some(Bytes::from(body.to_string())),
-                        }
-                    }),
-                    Some(Arc::new(move |r| {
-                        let body =
-                            json!({"channel": "phone", "value": seed::phone((r % n) as usize)});
-                        Call {
-                            method: Method::POST,
-                            path: "/lookup".into(),
-                            token: None,
-                            body: Some(Bytes::from(body.to_string())),
-                        }
-                    })),
-                )
-            }
-            Scenario::ProfileRead => {
-                let (a, i1, i2) = (Arc::clone(&agent), Arc::clone(&ids), Arc::clone(&ids));
-                (
-                    Arc::new(move |r| Call {
-                        method: Method::GET,
-                        path: format!("/v1/customers/{}?purpose=support", i1[(r % n) as usize]),
-                        token: Some(Arc::clone(&a)),
-                        body: None,
-                    }),
-                    Some(Arc::new(move |r| Call {
-                        method: Method::GET,
-                        path: format!("/customers/{}", i2[(r % n) as usize]),
-                        token: None,
-                        body: None,
-                    })),
-                )
-            }
-            Scenario::ConsentGrant => {
-                let (a, i1) = (Arc::clone(&agent), Arc::clone(&ids));
-                let body = Bytes::from(
-                    json!({"purpose": "marketing", "channel": "email", "action": "grant", "method": "spoken",
-                           "evidence": {"notice_id": "bench", "notice_version": "1"}})
-                    .to_string(),
-                );
-                (
-                    Arc::new(move |r| Call {
-                        method: Method::POST,
-                        path: format!("/v1/customers/{}/consents", i1[(r % n) as usize]),
-                        token: Some(Arc::clone(&a)),
-                        body: Some(body.clone()),
-                    }),
-                    None,
-                )
-            }
+    for scenario in scenarios {
+        if scenario.served() {
+            let s = match served.take() {
+                Some(s) => s,
+                None => served::Served::start(args, &dbs.create("main").await?, data).await?,
+            };
+            rows.extend(s.run(scenario, args).await?);
+            served = Some(s);
+            continue;
+        }
+        if scenario == Scenario::RetentionSweep {
+            let url = dbs.create("sweep").await?;
+            rows.push(oneshot::retention_sweep(args, &url, data).await?);
+            continue;
+        }
+        let f = match filled.take() {
+            Some(f) => f,
+            None => oneshot::audit_append(args, &dbs.create("audit").await?, data).await?,
         };
-        check(*scenario, arkku.addr, mine(1)).await?;
-        eprintln!(
-            "{}: arkku, {} connections, {} s …",
-            scenario.name(),
-            args.concurrency,
-            args.seconds
-        );
-        let ours = load::drive(arkku.addr, args.concurrency, args.seconds, mine).await?;
-        let base = match theirs {
-            Some(make) => {
-                eprintln!("{}: baseline …", scenario.name());
-                Some(load::drive(plain.addr, args.concurrency, args.seconds, make).await?)
-            }
-            None => None,
-        };
-        rows.push(row(
-            scenario.name(),
-            backend,
-            &ours,
-            base.as_ref(),
-            arkku.peak_rss_mb(),
-        ));
+        rows.push(match scenario {
+            Scenario::AuditAppend => f.row.clone(),
+            _ => oneshot::audit_verify(args, &f, data).await?,
+        });
+        filled = Some(f);
     }
+    drop(served);
     print_table(&rows);
     if let Some(path) = &args.json {
         let report = json!({"machine": machine(), "customers": args.customers, "seconds": args.seconds,
-                            "concurrency": args.concurrency, "scenarios": rows});
+                            "concurrency": args.concurrency, "export_interactions": args.export_interactions,
+                            "sweep_records": args.sweep_records, "audit_entries": args.audit_entries,
+                            "audit_writers": args.audit_writers, "scenarios": rows});
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    drop(plain);
-    drop(arkku);
-    Ok(())
-}
-
-/// Sends one call of a scenario and checks that the answer is what the
-/// scenario claims to measure (a profile with four masked channels, a lookup
-/// match, a consent receipt), so a figure never measures an error path.
-async fn check(scenario: Scenario, addr: SocketAddr, call: Call) -> anyhow::Result<()> {
-    let (status, body) = load::fetch(addr, call).await?;
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let ok = match scenario {
-        Scenario::Lookup => status == 200 && v["matches"].as_array().is_some_and(|m| m.len() == 1),
-        Scenario::ProfileRead => {
-            status == 200
-                && v["contacts"]
-                    .as_array()
-                    .is_some_and(|c| c.len() == 4 && c.iter().all(|c| c["masked"] == true))
-        }
-        Scenario::ConsentGrant => status == 201 && v["consent_id"].is_string(),
-    };
-    anyhow::ensure!(
-        ok,
-        "{} does not answer as expected: {status} {v}",
-        scenario.name()
-    );
     Ok(())
 }
 
@@ -425,13 +380,14 @@ fn row(
     rss_mb: f64,
 ) -> Row {
     let baseline_throughput = base.map(Outcome::throughput);
+    let q = |q| (!o.latencies_us.is_empty()).then(|| o.quantile_ms(q));
     Row {
         name,
         backend,
         throughput: o.throughput(),
-        p50_ms: o.quantile_ms(0.5),
-        p99_ms: o.quantile_ms(0.99),
-        p999_ms: o.quantile_ms(0.999),
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
         ratio: baseline_throughput.map(|b| o.throughput() / b.max(1e-9)),
         baseline_throughput,
         rss_mb,
@@ -441,7 +397,7 @@ fn row(
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<14} {:<9} {:>11} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8} {:>7}",
+        "{:<18} {:<9} {:>11} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8} {:>7}",
         "scenario",
         "backend",
         "ops/s",
@@ -453,15 +409,16 @@ fn print_table(rows: &[Row]) {
         "rss MB",
         "failed"
     );
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
     for r in rows {
         println!(
-            "{:<14} {:<9} {:>11.0} {:>8.2} {:>8.2} {:>9.2} {:>11} {:>6} {:>8.1} {:>7}",
+            "{:<18} {:<9} {:>11.0} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8.1} {:>7}",
             r.name,
             r.backend,
             r.throughput,
-            r.p50_ms,
-            r.p99_ms,
-            r.p999_ms,
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+            ms(r.p999_ms),
             r.baseline_throughput
                 .map_or("-".into(), |b| format!("{b:.0}")),
             r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
