@@ -1,5 +1,11 @@
 //! The `arkku` command line: parse, configure, dispatch. No logic lives here.
 
+/// glibc's allocator spends a fifth of a busy server's time in malloc and
+/// free (measured with perf under profile reads); mimalloc's per-thread
+/// free lists do the same work in a fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context};

@@ -10,6 +10,11 @@
 //!
 //! cargo run --release --bin arkku-bench -- --customers 100000 --seconds 20 --json bench.json
 
+/// The same allocator as `arkku serve`, so the baseline differs from it
+/// only in what privacy costs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod baseline;
 mod load;
 mod oneshot;

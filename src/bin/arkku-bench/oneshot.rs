@@ -114,7 +114,7 @@ pub async fn retention_sweep(args: &Args, url: &str, data: &Path) -> anyhow::Res
 /// the chunk's contact points and keys find them without an index.
 async fn seed_expired(db: &Db, customers: usize) -> anyhow::Result<()> {
     let channels = "(SELECT 'email' AS ch UNION ALL SELECT 'phone' UNION ALL SELECT 'sms' UNION ALL SELECT 'chat') chs";
-    let sqlite = matches!(db, Db::Sqlite(_));
+    let sqlite = matches!(db, Db::Sqlite(..));
     let bytes = |n: usize| {
         if sqlite {
             format!("randomblob({n})")
