@@ -30,7 +30,7 @@ use super::{
     AppState,
 };
 use crate::{
-    audit::Action,
+    audit::{Action, Effect},
     domain::{ChannelId, Role},
     policy::{
         decide_channel, retention_expired, ChannelDecision, Disclosure, Retained, WithheldReason,
@@ -223,7 +223,9 @@ async fn create_inner(
     scope.detail("interaction_id", iid.to_string());
     scope.detail("kind", kind);
     scope.detail("due", due_at.is_some());
-    scope.commit_before_write(s).await?;
+    // The data key is fetched (or created, for the channel's first record)
+    // before the entry: a key is not customer data, and an unused one is
+    // harmless. The interaction itself rides its entry's commit.
     let key = records::field_key(
         &s.keyring
             .data_key_for_write(&s.db, id, channel.as_str())
@@ -231,25 +233,24 @@ async fn create_inner(
     )?;
     let sealed = records::seal(&key, id, channel.as_str(), iid, field::BODY, &text)?;
     let at = now();
-    store::interactions::insert(
-        &s.db,
-        &NewInteraction {
-            id: iid,
-            customer_id: id,
-            channel: channel.as_str(),
-            kind,
-            body: &sealed,
-            created_at: store::to_micros(at),
-            due_at,
-            contacts_live_after: store::to_micros(
-                at.checked_sub(
-                    time::Duration::try_from(contact_retention).unwrap_or(time::Duration::MAX),
-                )
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            ),
-        },
-    )
-    .await?;
+    let row = NewInteraction {
+        id: iid,
+        customer_id: id,
+        channel: channel.to_string(),
+        kind: kind.to_owned(),
+        body: sealed,
+        created_at: store::to_micros(at),
+        due_at,
+        contacts_live_after: store::to_micros(
+            at.checked_sub(
+                time::Duration::try_from(contact_retention).unwrap_or(time::Duration::MAX),
+            )
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        ),
+    };
+    if !scope.commit_with(s, Effect::Interaction(row)).await? {
+        return Err(ApiError::CustomerErased);
+    }
     Ok((
         StatusCode::CREATED,
         Json(CreatedInteraction {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{consents::ConsentRow, on_db, Db, Micros, StoreError, StoreResult};
+use super::{
+    consents::ConsentRow, interactions::NewInteraction, on_db, Db, Micros, StoreError, StoreResult,
+};
 
 /// One stored audit row.
 #[derive(Debug, Clone)]
@@ -38,6 +40,9 @@ pub struct AuditRow {
 pub enum Effect {
     /// One consent ledger event.
     Consent(ConsentRow),
+    /// One interaction; it also restarts the retention of the customer's
+    /// live contact points on its channel.
+    Interaction(NewInteraction),
 }
 
 /// A stored checkpoint.
@@ -295,6 +300,19 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<
             ])?;
             Ok(n == 1)
         }
+        Effect::Interaction(i) => {
+            let n = tx.prepare_cached(super::interactions::INSERT_IF_LIVE)?.execute(
+                rusqlite::named_params! {"$1": i.id, "$2": i.customer_id, "$3": i.channel, "$4": i.kind,
+                "$5": i.body, "$6": i.created_at, "$7": i.due_at},
+            )?;
+            if n == 1 {
+                tx.prepare_cached(super::interactions::TOUCH_CONTACTS)?.execute(
+                    rusqlite::named_params! {"$1": i.customer_id, "$2": i.channel, "$3": i.created_at,
+                    "$4": i.contacts_live_after},
+                )?;
+            }
+            Ok(n == 1)
+        }
     }
 }
 
@@ -311,35 +329,69 @@ const CONSENT_IF_LIVE_PG: &str = "INSERT INTO consents (id, customer_id, purpose
      WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
      RETURNING id";
 
-/// Applies the effects (all consent events today) in one statement inside
-/// `tx`; whether each applied.
+/// Applies the effects inside `tx`: the consent events in one statement,
+/// each interaction in its own; whether each applied.
 async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> StoreResult<Vec<bool>> {
     let consents: Vec<&ConsentRow> = effects
         .iter()
-        .map(|e| match e {
-            Effect::Consent(c) => c,
+        .filter_map(|e| match e {
+            Effect::Consent(c) => Some(c),
+            Effect::Interaction(_) => None,
         })
         .collect();
-    let col =
-        |f: fn(&ConsentRow) -> Option<String>| consents.iter().map(|c| f(c)).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = sqlx::query_scalar(CONSENT_IF_LIVE_PG)
-        .bind(consents.iter().map(|c| c.id).collect::<Vec<_>>())
-        .bind(consents.iter().map(|c| c.customer_id).collect::<Vec<_>>())
-        .bind(col(|c| Some(c.purpose.clone())))
-        .bind(col(|c| Some(c.channel.clone())))
-        .bind(col(|c| Some(c.action.clone())))
-        .bind(col(|c| c.notice_id.clone()))
-        .bind(col(|c| c.notice_version.clone()))
-        .bind(col(|c| Some(c.method.clone())))
-        .bind(col(|c| c.source_channel.clone()))
-        .bind(col(|c| Some(c.actor_sub.clone())))
-        .bind(col(|c| Some(c.actor_role.clone())))
-        .bind(consents.iter().map(|c| c.at).collect::<Vec<_>>())
-        .bind(consents.iter().map(|c| c.expires_at).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-    let applied: std::collections::HashSet<Uuid> = ids.into_iter().collect();
-    Ok(consents.iter().map(|c| applied.contains(&c.id)).collect())
+    let mut applied_consents = std::collections::HashSet::new();
+    if !consents.is_empty() {
+        let col = |f: fn(&ConsentRow) -> Option<String>| {
+            consents.iter().map(|c| f(c)).collect::<Vec<_>>()
+        };
+        let ids: Vec<Uuid> = sqlx::query_scalar(CONSENT_IF_LIVE_PG)
+            .bind(consents.iter().map(|c| c.id).collect::<Vec<_>>())
+            .bind(consents.iter().map(|c| c.customer_id).collect::<Vec<_>>())
+            .bind(col(|c| Some(c.purpose.clone())))
+            .bind(col(|c| Some(c.channel.clone())))
+            .bind(col(|c| Some(c.action.clone())))
+            .bind(col(|c| c.notice_id.clone()))
+            .bind(col(|c| c.notice_version.clone()))
+            .bind(col(|c| Some(c.method.clone())))
+            .bind(col(|c| c.source_channel.clone()))
+            .bind(col(|c| Some(c.actor_sub.clone())))
+            .bind(col(|c| Some(c.actor_role.clone())))
+            .bind(consents.iter().map(|c| c.at).collect::<Vec<_>>())
+            .bind(consents.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+        applied_consents.extend(ids);
+    }
+    let mut applied = Vec::with_capacity(effects.len());
+    for e in effects {
+        applied.push(match e {
+            Effect::Consent(c) => applied_consents.contains(&c.id),
+            Effect::Interaction(i) => {
+                let n = sqlx::query(super::interactions::INSERT_IF_LIVE)
+                    .bind(i.id)
+                    .bind(i.customer_id)
+                    .bind(&i.channel)
+                    .bind(&i.kind)
+                    .bind(&i.body)
+                    .bind(i.created_at)
+                    .bind(i.due_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    sqlx::query(super::interactions::TOUCH_CONTACTS)
+                        .bind(i.customer_id)
+                        .bind(&i.channel)
+                        .bind(i.created_at)
+                        .bind(i.contacts_live_after)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                n == 1
+            }
+        });
+    }
+    Ok(applied)
 }
 
 fn insert_sqlite(tx: &rusqlite::Transaction<'_>, rows: &[AuditRow]) -> StoreResult<()> {

@@ -218,10 +218,21 @@ async fn channel_of(
 /// Whether a customer exists: `None` if never, `Some(erased_at)` otherwise.
 pub async fn state(db: &Db, id: Uuid) -> StoreResult<Option<Option<Micros>>> {
     const SQL: &str = "SELECT erased_at FROM customers WHERE id = $1";
-    let row = on_db!(db, pool => match sqlx::query(SQL).bind(id).fetch_optional(pool).await? {
-        Some(r) => Some(r.try_get::<Option<i64>, _>(0)?),
-        None => None,
-    });
+    let row = match db {
+        // Checked before every write: the direct reader, as the hot reads.
+        Db::Sqlite(_, reader) => reader.read(|tx| {
+            use rusqlite::OptionalExtension;
+            tx.prepare_cached(SQL)?
+                .query_row(rusqlite::named_params! {"$1": id}, |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+                .optional()
+        })?,
+        Db::Postgres(pool) => match sqlx::query(SQL).bind(id).fetch_optional(pool).await? {
+            Some(r) => Some(r.try_get::<Option<i64>, _>(0)?),
+            None => None,
+        },
+    };
     Ok(row)
 }
 

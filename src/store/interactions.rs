@@ -5,13 +5,15 @@ use uuid::Uuid;
 
 use super::{customers::wrapped, keys::WrappedDataKey, on_db, Db, Micros, StoreResult};
 
-/// An interaction to insert; the body is already sealed.
-pub struct NewInteraction<'a> {
+/// An interaction to insert; the body is already sealed. It is written as
+/// an [`super::audit::Effect`], in its audit entry's transaction.
+#[derive(Debug, Clone)]
+pub struct NewInteraction {
     pub id: Uuid,
     pub customer_id: Uuid,
-    pub channel: &'a str,
-    pub kind: &'a str,
-    pub body: &'a [u8],
+    pub channel: String,
+    pub kind: String,
+    pub body: Vec<u8>,
     pub created_at: Micros,
     pub due_at: Option<Micros>,
     /// Contact points last active before this are past their retention: gone,
@@ -51,40 +53,17 @@ pub struct OverdueRow {
     pub due_at: Micros,
 }
 
-/// Inserts an interaction and marks the customer's live contact points of its
-/// channel active: the customer was in touch on that channel, so their
-/// `contact_retention` starts again.
-pub async fn insert(db: &Db, i: &NewInteraction<'_>) -> StoreResult<()> {
-    on_db!(db, pool => {
-        let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO interactions (id, customer_id, channel, kind, body, created_at, due_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(i.id)
-        .bind(i.customer_id)
-        .bind(i.channel)
-        .bind(i.kind)
-        .bind(i.body)
-        .bind(i.created_at)
-        .bind(i.due_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE contacts SET last_activity_at = $3 \
-             WHERE customer_id = $1 AND channel = $2 AND last_activity_at < $3 \
-               AND last_activity_at > $4",
-        )
-        .bind(i.customer_id)
-        .bind(i.channel)
-        .bind(i.created_at)
-        .bind(i.contacts_live_after)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-    });
-    Ok(())
-}
+/// Inserts an interaction if its customer is live (true if it did).
+pub(super) const INSERT_IF_LIVE: &str =
+    "INSERT INTO interactions (id, customer_id, channel, kind, body, created_at, due_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7 \
+     WHERE EXISTS (SELECT 1 FROM customers WHERE id = $2 AND erased_at IS NULL)";
+
+/// After an insert, marks the customer's live contact points of the
+/// interaction's channel active: the customer was in touch on that channel,
+/// so their `contact_retention` starts again.
+pub(super) const TOUCH_CONTACTS: &str = "UPDATE contacts SET last_activity_at = $3 \
+     WHERE customer_id = $1 AND channel = $2 AND last_activity_at < $3 AND last_activity_at > $4";
 
 /// A customer's interactions with their channels' data keys, oldest first,
 /// in one query.

@@ -265,12 +265,29 @@ pub async fn data_key(
 ) -> StoreResult<Option<WrappedDataKey>> {
     const SQL: &str =
         "SELECT key_version, wrapped FROM data_keys WHERE customer_id = $1 AND channel = $2";
-    let row = on_db!(db, pool => {
-        match sqlx::query(SQL).bind(customer_id).bind(channel).fetch_optional(pool).await? {
-            Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<Vec<u8>, _>(1)?)),
-            None => None,
+    let row = match db {
+        // Read on every write of a record: the direct reader, as the hot reads.
+        Db::Sqlite(_, reader) => reader.read(|tx| {
+            use rusqlite::OptionalExtension;
+            tx.prepare_cached(SQL)?
+                .query_row(
+                    rusqlite::named_params! {"$1": customer_id, "$2": channel},
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()
+        })?,
+        Db::Postgres(pool) => {
+            match sqlx::query(SQL)
+                .bind(customer_id)
+                .bind(channel)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<Vec<u8>, _>(1)?)),
+                None => None,
+            }
         }
-    });
+    };
     row.map(|(v, wrapped)| {
         Ok(WrappedDataKey {
             channel: channel.to_owned(),
