@@ -3,10 +3,15 @@
 //! in plaintext for the baseline server, and a cross_channel consent on `*`
 //! per customer so a phone agent's profile read releases all four channels.
 
-use std::{io::Write, time::Instant};
+use std::{io::Write, ops::Range, time::Instant};
 
 use arkku::{
-    store::{self, customers::NewContact, customers::NewCustomer, Db},
+    store::{
+        self,
+        customers::{NewContact, NewCustomer},
+        keys::WrappedDataKey,
+        Db,
+    },
     vault::records::{self, field},
     AppState,
 };
@@ -42,68 +47,102 @@ pub async fn baseline_schema(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Seeds `n` customers; returns their ids (index i ↔ phone(i)).
+/// One batch of customers, sealed and ready to insert.
+struct Sealed {
+    ids: Vec<Uuid>,
+    names: Vec<Vec<u8>>,
+    keys: Vec<Vec<WrappedDataKey>>,
+    contacts: Vec<Vec<NewContact>>,
+}
+
+/// Seals customers `range` (keys, values, blind indexes, display names).
+async fn seal(state: AppState, range: Range<usize>, now: i64) -> anyhow::Result<Sealed> {
+    let mut out = Sealed {
+        ids: Vec::with_capacity(range.len()),
+        names: Vec::with_capacity(range.len()),
+        keys: Vec::with_capacity(range.len()),
+        contacts: Vec::with_capacity(range.len()),
+    };
+    for k in range {
+        let id = Uuid::now_v7();
+        let mut wrapped = Vec::new();
+        let mut rows = Vec::new();
+        for channel in CHANNELS {
+            let (key, w) = state.keyring.new_data_key(&state.db, id, channel).await?;
+            let key = records::field_key(&key)?;
+            wrapped.push(w);
+            let cid = Uuid::now_v7();
+            let v = value(channel, k);
+            let kind = state
+                .policies
+                .channel(channel)
+                .map(|(_, p)| p.kind)
+                .ok_or_else(|| anyhow::anyhow!("policy lacks channel {channel}"))?;
+            let nv = arkku::domain::normalise(kind, &v, state.config.default_region)?;
+            rows.push(NewContact {
+                id: cid,
+                customer_id: id,
+                channel: channel.to_owned(),
+                blind_index: state.blind.compute(channel, nv.index_key()),
+                value: records::seal(&key, id, channel, cid, field::VALUE, nv.value())?,
+                label: None,
+                now,
+            });
+        }
+        let (pkey, pw) = state
+            .keyring
+            .new_data_key(&state.db, id, arkku::vault::PROFILE_DOMAIN)
+            .await?;
+        let pkey = records::field_key(&pkey)?;
+        wrapped.push(pw);
+        out.names.push(records::seal(
+            &pkey,
+            id,
+            arkku::vault::PROFILE_DOMAIN,
+            id,
+            field::DISPLAY_NAME,
+            &format!("Customer {k}"),
+        )?);
+        out.ids.push(id);
+        out.keys.push(wrapped);
+        out.contacts.push(rows);
+    }
+    Ok(out)
+}
+
+/// Customers per batch: sealed while the previous batch is written.
+const BATCH: usize = 1000;
+
+/// Seeds `n` customers; returns their ids (index i ↔ phone(i)). The crypto
+/// of the next two batches runs on other tasks while one is written, so both
+/// cores work.
 pub async fn seed(state: &AppState, n: usize) -> anyhow::Result<Vec<Uuid>> {
     baseline_schema(&state.db).await?;
     let started = Instant::now();
     let mut ids = Vec::with_capacity(n);
-    const BATCH: usize = 1000;
     let now = store::to_micros(time::OffsetDateTime::now_utc());
+    let spawn = |i: usize| {
+        let range = i..(i + BATCH).min(n);
+        tokio::spawn(seal(state.clone(), range, now))
+    };
+    // Two batches sealing ahead: one per core, besides the writes.
+    let mut ahead = std::collections::VecDeque::new();
+    let mut sealed_up_to = 0;
     let mut i = 0;
-    while i < n {
-        let end = (i + BATCH).min(n);
-        let mut customers = Vec::new();
-        let mut keys = Vec::new();
-        let mut contacts = Vec::new();
-        let mut names = Vec::new();
-        for k in i..end {
-            let id = Uuid::now_v7();
-            let mut wrapped = Vec::new();
-            let mut rows = Vec::new();
-            for channel in CHANNELS {
-                let (key, w) = state.keyring.new_data_key(&state.db, id, channel).await?;
-                let key = records::field_key(&key)?;
-                wrapped.push(w);
-                let cid = Uuid::now_v7();
-                let v = value(channel, k);
-                let kind = state
-                    .policies
-                    .channel(channel)
-                    .map(|(_, p)| p.kind)
-                    .ok_or_else(|| anyhow::anyhow!("policy lacks channel {channel}"))?;
-                let nv = arkku::domain::normalise(kind, &v, state.config.default_region)?;
-                rows.push(NewContact {
-                    id: cid,
-                    customer_id: id,
-                    channel: channel.to_owned(),
-                    blind_index: state.blind.compute(channel, nv.index_key()),
-                    value: records::seal(&key, id, channel, cid, field::VALUE, nv.value())?,
-                    label: None,
-                    now,
-                });
-            }
-            let (pkey, pw) = state
-                .keyring
-                .new_data_key(&state.db, id, arkku::vault::PROFILE_DOMAIN)
-                .await?;
-            let pkey = records::field_key(&pkey)?;
-            wrapped.push(pw);
-            names.push(records::seal(
-                &pkey,
-                id,
-                arkku::vault::PROFILE_DOMAIN,
-                id,
-                field::DISPLAY_NAME,
-                &format!("Customer {k}"),
-            )?);
-            customers.push(id);
-            keys.push(wrapped);
-            contacts.push(rows);
-            ids.push(id);
+    loop {
+        while ahead.len() < 2 && sealed_up_to < n {
+            ahead.push_back(spawn(sealed_up_to));
+            sealed_up_to = (sealed_up_to + BATCH).min(n);
         }
-        let new: Vec<NewCustomer<'_>> = customers
+        let Some(pending) = ahead.pop_front() else {
+            break;
+        };
+        let batch = pending.await??;
+        let end = i + batch.ids.len();
+        let new: Vec<NewCustomer<'_>> = batch
+            .ids
             .iter()
-            .zip(&names)
+            .zip(&batch.names)
             .map(|(id, name)| NewCustomer {
                 id: *id,
                 display_name: Some(name),
@@ -115,12 +154,13 @@ pub async fn seed(state: &AppState, n: usize) -> anyhow::Result<Vec<Uuid>> {
         store::customers::create_many(
             &state.db,
             new.iter()
-                .zip(&keys)
-                .zip(&contacts)
+                .zip(&batch.keys)
+                .zip(&batch.contacts)
                 .map(|((c, k), r)| (c, k.as_slice(), r.as_slice())),
         )
         .await?;
-        plain_and_consents(&state.db, &customers, i, now).await?;
+        plain_and_consents(&state.db, &batch.ids, i, now).await?;
+        ids.extend(batch.ids);
         i = end;
         eprint!(
             "\rseeding: {end}/{n} customers ({:.0}/s)",
