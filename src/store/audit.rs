@@ -569,25 +569,31 @@ pub struct AuditFilter {
 
 /// Entries matching `f`, oldest first.
 pub async fn query(db: &Db, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 \
-         AND ($2 IS NULL OR customer_id = $2) AND ($3 IS NULL OR actor_sub = $3) \
-         AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR decision = $5) \
-         AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) \
-         ORDER BY seq LIMIT $8"
-    );
+    // Only the filters given become conditions: `($n IS NULL OR col = $n)`
+    // would keep the planner off the customer index and scan the whole log.
     let rows = on_db!(db, pool => {
-        let rows = sqlx::query(&sql)
-            .bind(f.after_seq)
-            .bind(f.customer_id)
-            .bind(f.actor.as_deref())
-            .bind(f.action.as_deref())
-            .bind(f.decision.as_deref())
-            .bind(f.since)
-            .bind(f.until)
-            .bind(f.limit)
-            .fetch_all(pool)
-            .await?;
+        let mut qb = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE seq > "));
+        qb.push_bind(f.after_seq);
+        if let Some(c) = f.customer_id {
+            qb.push(" AND customer_id = ").push_bind(c);
+        }
+        if let Some(a) = f.actor.as_deref() {
+            qb.push(" AND actor_sub = ").push_bind(a);
+        }
+        if let Some(a) = f.action.as_deref() {
+            qb.push(" AND action = ").push_bind(a);
+        }
+        if let Some(d) = f.decision.as_deref() {
+            qb.push(" AND decision = ").push_bind(d);
+        }
+        if let Some(t) = f.since {
+            qb.push(" AND at >= ").push_bind(t);
+        }
+        if let Some(t) = f.until {
+            qb.push(" AND at < ").push_bind(t);
+        }
+        qb.push(" ORDER BY seq LIMIT ").push_bind(f.limit);
+        let rows = qb.build().fetch_all(pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(audit_row!(r));
