@@ -329,8 +329,21 @@ const CONSENT_IF_LIVE_PG: &str = "INSERT INTO consents (id, customer_id, purpose
      WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
      RETURNING id";
 
-/// Applies the effects inside `tx`: the consent events in one statement,
-/// each interaction in its own; whether each applied.
+const INTERACTIONS_IF_LIVE_PG: &str = "INSERT INTO interactions (id, customer_id, channel, kind, body, created_at, due_at) \
+     SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[]) \
+     AS u(id, customer_id, channel, kind, body, created_at, due_at) \
+     WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
+     RETURNING id";
+
+/// [`super::interactions::TOUCH_CONTACTS`] for many (customer, channel) pairs.
+const TOUCH_CONTACTS_PG: &str = "UPDATE contacts c SET last_activity_at = u.at \
+     FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[]) AS u(customer_id, channel, at, live_after) \
+     WHERE c.customer_id = u.customer_id AND c.channel = u.channel \
+       AND c.last_activity_at < u.at AND c.last_activity_at > u.live_after";
+
+/// Applies the effects inside `tx`: one statement for the consent events,
+/// and two for the interactions (insert, touch contact points); whether each
+/// applied.
 async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> StoreResult<Vec<bool>> {
     let consents: Vec<&ConsentRow> = effects
         .iter()
@@ -362,35 +375,79 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
             .await?;
         applied_consents.extend(ids);
     }
-    let mut applied = Vec::with_capacity(effects.len());
-    for e in effects {
-        applied.push(match e {
-            Effect::Consent(c) => applied_consents.contains(&c.id),
-            Effect::Interaction(i) => {
-                let n = sqlx::query(super::interactions::INSERT_IF_LIVE)
-                    .bind(i.id)
-                    .bind(i.customer_id)
-                    .bind(&i.channel)
-                    .bind(&i.kind)
-                    .bind(&i.body)
-                    .bind(i.created_at)
-                    .bind(i.due_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 1 {
-                    sqlx::query(super::interactions::TOUCH_CONTACTS)
-                        .bind(i.customer_id)
-                        .bind(&i.channel)
-                        .bind(i.created_at)
-                        .bind(i.contacts_live_after)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                n == 1
-            }
-        });
+    let interactions: Vec<&NewInteraction> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Interaction(i) => Some(i),
+            Effect::Consent(_) => None,
+        })
+        .collect();
+    let mut applied_interactions = std::collections::HashSet::new();
+    if !interactions.is_empty() {
+        let ids: Vec<Uuid> = sqlx::query_scalar(INTERACTIONS_IF_LIVE_PG)
+            .bind(interactions.iter().map(|i| i.id).collect::<Vec<_>>())
+            .bind(
+                interactions
+                    .iter()
+                    .map(|i| i.customer_id)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                interactions
+                    .iter()
+                    .map(|i| i.channel.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                interactions
+                    .iter()
+                    .map(|i| i.kind.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                interactions
+                    .iter()
+                    .map(|i| i.body.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                interactions
+                    .iter()
+                    .map(|i| i.created_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(interactions.iter().map(|i| i.due_at).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+        applied_interactions.extend(ids);
+        // One touch per (customer, channel): the latest interaction's time.
+        let mut touch = std::collections::BTreeMap::new();
+        for i in interactions
+            .iter()
+            .filter(|i| applied_interactions.contains(&i.id))
+        {
+            let t = touch
+                .entry((i.customer_id, i.channel.clone()))
+                .or_insert((i.created_at, i.contacts_live_after));
+            *t = (t.0.max(i.created_at), t.1.max(i.contacts_live_after));
+        }
+        if !touch.is_empty() {
+            sqlx::query(TOUCH_CONTACTS_PG)
+                .bind(touch.keys().map(|k| k.0).collect::<Vec<_>>())
+                .bind(touch.keys().map(|k| k.1.clone()).collect::<Vec<_>>())
+                .bind(touch.values().map(|v| v.0).collect::<Vec<_>>())
+                .bind(touch.values().map(|v| v.1).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
     }
+    let applied = effects
+        .iter()
+        .map(|e| match e {
+            Effect::Consent(c) => applied_consents.contains(&c.id),
+            Effect::Interaction(i) => applied_interactions.contains(&i.id),
+        })
+        .collect();
     Ok(applied)
 }
 
