@@ -628,35 +628,100 @@ pub struct AuditFilter {
 pub async fn query(db: &Db, f: &AuditFilter) -> StoreResult<Vec<AuditRow>> {
     // Only the filters given become conditions: `($n IS NULL OR col = $n)`
     // would keep the planner off the customer index and scan the whole log.
-    let rows = on_db!(db, pool => {
-        let mut qb = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_log WHERE seq > "));
-        qb.push_bind(f.after_seq);
-        if let Some(c) = f.customer_id {
-            qb.push(" AND customer_id = ").push_bind(c);
+    // Placeholders `$1, $2, …` in order, each used once: SQLite numbers
+    // them by appearance, so positional binding matches on both engines.
+    let mut conditions = vec!["seq > $1".to_owned()];
+    let mut add = |column: &str, op: &str| {
+        conditions.push(format!("{column} {op} ${}", conditions.len() + 1));
+    };
+    if f.customer_id.is_some() {
+        add("customer_id", "=");
+    }
+    if f.actor.is_some() {
+        add("actor_sub", "=");
+    }
+    if f.action.is_some() {
+        add("action", "=");
+    }
+    if f.decision.is_some() {
+        add("decision", "=");
+    }
+    if f.since.is_some() {
+        add("at", ">=");
+    }
+    if f.until.is_some() {
+        add("at", "<");
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE {} ORDER BY seq LIMIT ${}",
+        conditions.join(" AND "),
+        conditions.len() + 1
+    );
+    let rows = match db {
+        // Pages of up to thousands of entries: stepped through in place on
+        // the direct reader rather than one thread hop per row.
+        Db::Sqlite(_, reader) => {
+            use rusqlite::types::Value;
+            let mut params = vec![Value::Integer(f.after_seq)];
+            params.extend(f.customer_id.map(|c| Value::Blob(c.as_bytes().to_vec())));
+            params.extend(f.actor.clone().map(Value::Text));
+            params.extend(f.action.clone().map(Value::Text));
+            params.extend(f.decision.clone().map(Value::Text));
+            params.extend(f.since.map(Value::Integer));
+            params.extend(f.until.map(Value::Integer));
+            params.push(Value::Integer(f.limit));
+            reader.read(|tx| {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                    Ok(AuditRow {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        actor_sub: r.get(2)?,
+                        actor_role: r.get(3)?,
+                        actor_client: r.get(4)?,
+                        action: r.get(5)?,
+                        customer_id: r.get(6)?,
+                        channel: r.get(7)?,
+                        purpose: r.get(8)?,
+                        decision: r.get(9)?,
+                        reason: r.get(10)?,
+                        request_id: r.get(11)?,
+                        detail: r.get(12)?,
+                        prev_hash: r.get(13)?,
+                        hash: r.get(14)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?
         }
-        if let Some(a) = f.actor.as_deref() {
-            qb.push(" AND actor_sub = ").push_bind(a);
+        Db::Postgres(pool) => {
+            let mut q = sqlx::query(&sql).bind(f.after_seq);
+            if let Some(c) = f.customer_id {
+                q = q.bind(c);
+            }
+            if let Some(a) = f.actor.as_deref() {
+                q = q.bind(a);
+            }
+            if let Some(a) = f.action.as_deref() {
+                q = q.bind(a);
+            }
+            if let Some(d) = f.decision.as_deref() {
+                q = q.bind(d);
+            }
+            if let Some(t) = f.since {
+                q = q.bind(t);
+            }
+            if let Some(t) = f.until {
+                q = q.bind(t);
+            }
+            let rows = q.bind(f.limit).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(audit_row!(r));
+            }
+            out
         }
-        if let Some(a) = f.action.as_deref() {
-            qb.push(" AND action = ").push_bind(a);
-        }
-        if let Some(d) = f.decision.as_deref() {
-            qb.push(" AND decision = ").push_bind(d);
-        }
-        if let Some(t) = f.since {
-            qb.push(" AND at >= ").push_bind(t);
-        }
-        if let Some(t) = f.until {
-            qb.push(" AND at < ").push_bind(t);
-        }
-        qb.push(" ORDER BY seq LIMIT ").push_bind(f.limit);
-        let rows = qb.build().fetch_all(pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(audit_row!(r));
-        }
-        out
-    });
+    };
     Ok(rows)
 }
 

@@ -76,25 +76,56 @@ pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<Interac
          FROM interactions i \
          LEFT JOIN data_keys dk ON dk.customer_id = i.customer_id AND dk.channel = i.channel \
          WHERE i.customer_id = $1 ORDER BY i.id";
-    let rows = on_db!(db, pool => {
-        let rows = sqlx::query(SQL).bind(customer_id).fetch_all(pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let channel: String = r.try_get(1)?;
-            let key = wrapped(&channel, r.try_get(7)?, r.try_get(8)?)?;
-            out.push(InteractionRow {
-                id: r.try_get(0)?,
-                channel,
-                kind: r.try_get(2)?,
-                body: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                due_at: r.try_get(5)?,
-                resolved_at: r.try_get(6)?,
-                key,
-            });
+    let rows = match db {
+        // Up to thousands of rows (exports): on sqlx each row would cross
+        // threads; the direct reader steps through them in place.
+        Db::Sqlite(_, reader) => reader
+            .read(|tx| {
+                let mut stmt = tx.prepare_cached(SQL)?;
+                let rows = stmt.query_map(rusqlite::named_params! {"$1": customer_id}, |r| {
+                    Ok((
+                        InteractionRow {
+                            id: r.get(0)?,
+                            channel: r.get(1)?,
+                            kind: r.get(2)?,
+                            body: r.get(3)?,
+                            created_at: r.get(4)?,
+                            due_at: r.get(5)?,
+                            resolved_at: r.get(6)?,
+                            key: None,
+                        },
+                        r.get::<_, Option<i64>>(7)?,
+                        r.get::<_, Option<Vec<u8>>>(8)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?
+            .into_iter()
+            .map(|(mut row, v, w)| {
+                row.key = wrapped(&row.channel, v, w)?;
+                Ok(row)
+            })
+            .collect::<StoreResult<Vec<_>>>()?,
+        Db::Postgres(pool) => {
+            let rows = sqlx::query(SQL).bind(customer_id).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let channel: String = r.try_get(1)?;
+                let key = wrapped(&channel, r.try_get(7)?, r.try_get(8)?)?;
+                out.push(InteractionRow {
+                    id: r.try_get(0)?,
+                    channel,
+                    kind: r.try_get(2)?,
+                    body: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    due_at: r.try_get(5)?,
+                    resolved_at: r.try_get(6)?,
+                    key,
+                });
+            }
+            out
         }
-        out
-    });
+    };
     Ok(rows)
 }
 
