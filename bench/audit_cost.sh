@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CUSTOMERS=${1:-2000}; SECS=${2:-10}; CONNS=${3:-32}; ENTRIES=${4:-1000000}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
-cargo build --release -q --bin arkku --example serve_without_audit --example audit_fill
+cargo build --release -q --bin arkku --bin arkku-bench --example serve_without_audit
 BIN=target/release/arkku
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -64,7 +64,8 @@ PY
   done
   awk -v on="$RPS_on" -v off="$RPS_off" -v n="$name" 'BEGIN { printf "%-9s audit on / off = %.2f\n", n, on / off }'
   kill $on $off; wait $on $off 2>/dev/null || true
-  target/release/examples/audit_fill "$ENTRIES" 256 | sed "s/^/$name     /"
+  target/release/arkku-bench audit-fill --database "$url" --data-dir "$WORK/$name" \
+    --entries "$ENTRIES" --writers 256 2>/dev/null | sed "s/^/$name     /"
   $BIN audit verify 2>&1 >/dev/null | sed "s/^/$name     /"
 }
 
