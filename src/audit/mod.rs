@@ -375,11 +375,12 @@ fn unchained_row(e: Entry, at: i64) -> AuditRow {
 
 /// Chains rows onto `(seq, prev)`: consecutive seqs, each linked to the one before.
 fn chain_rows(mut seq: i64, mut prev: [u8; 32], rows: &mut [AuditRow]) {
+    let mut buf = Vec::with_capacity(512);
     for row in rows {
         seq += 1;
         row.seq = seq;
         row.prev_hash = prev.to_vec();
-        prev = entry_hash(&prev, row);
+        prev = chain::hash_entry_in(&mut buf, &prev, &chain::EntryRef::of(row));
         row.hash = prev.to_vec();
     }
 }

@@ -5,18 +5,19 @@
 //! checkpoint that does not match or is not signed by the vault, and — given a
 //! checkpoint kept from before — a truncated tail.
 //!
-//! Speed matters (a log grows by millions of entries): rows are streamed, and
-//! on SQLite read through a direct binding that hashes each field where it
-//! lies in SQLite's row buffer, with no copy and no allocation per row.
+//! Speed matters (a log grows by millions of entries): the log is split into
+//! one span per core, verified at the same time (see [`Span`]); rows are
+//! streamed, and on SQLite read through a direct binding that hashes each
+//! field where it lies in SQLite's row buffer.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
 use super::{
-    chain::{hash_entry, EntryRef},
+    chain::{hash_entry_in, EntryRef},
     checkpoint, GENESIS_HASH,
 };
 use crate::{
@@ -38,28 +39,92 @@ pub struct VerifyReport {
     pub checkpoints_checked: u64,
 }
 
-const SELECT: &str = "SELECT seq, at, actor_sub, actor_role, actor_client, action, customer_id, channel, purpose, \
-                      decision, reason, request_id, detail, prev_hash, hash FROM audit_log ORDER BY seq";
+/// One span of the log: entries with `lo < seq <= hi`.
+const SELECT: &str =
+    "SELECT seq, at, actor_sub, actor_role, actor_client, action, customer_id, channel, purpose, \
+                      decision, reason, request_id, detail, prev_hash, hash FROM audit_log \
+                      WHERE seq > $1 AND seq <= $2 ORDER BY seq";
+const SELECT_SQLITE: &str =
+    "SELECT seq, at, actor_sub, actor_role, actor_client, action, customer_id, channel, purpose, \
+                      decision, reason, request_id, detail, prev_hash, hash FROM audit_log \
+                      WHERE seq > ?1 AND seq <= ?2 ORDER BY seq";
 
-/// Walks the entries in order and stops at the first bad one.
-struct Verifier {
-    points: BTreeMap<i64, (CheckpointRow, &'static str)>,
+/// Checkpoints by the seq they cover, each with what it is (for messages).
+type Points = BTreeMap<i64, (CheckpointRow, &'static str)>;
+
+/// What every span checks against.
+struct Shared {
+    points: Points,
     trusted: Option<Vec<u8>>,
-    prev: [u8; 32],
-    expected: i64,
-    report: VerifyReport,
 }
 
-impl Verifier {
+/// Verifies one contiguous span of the chain.
+///
+/// Every entry stores the hash it links to, so an entry can be checked on its
+/// own: its hash must be the hash of its content chained to its stored
+/// `prev_hash`, and that `prev_hash` must be the stored hash of the entry
+/// before. Checked for every entry, this is exactly the sequential walk from
+/// the genesis hash; it lets the log be split into spans that are verified at
+/// the same time, one per core. Where two spans meet, [`merge`] checks the
+/// link between them.
+struct Span {
+    shared: Arc<Shared>,
+    /// The first seq of the span, and the next one expected.
+    start: i64,
+    expected: i64,
+    /// The last seq the span covers (`None`: the end of the log).
+    end: Option<i64>,
+    /// The verified hash of the entry before the next one (known from the
+    /// start only for the first span: the genesis hash).
+    last: Option<[u8; 32]>,
+    /// The first entry's stored `prev_hash`, for the link to the span before.
+    first_prev: Option<Vec<u8>>,
+    /// The first seq seen, for the message when the span before ends in a gap.
+    first_seen: Option<i64>,
+    last_seq: i64,
+    checked: u64,
+    checkpoints_checked: u64,
+    failure: Option<(i64, String)>,
+    buf: Vec<u8>,
+}
+
+impl Span {
+    fn new(shared: Arc<Shared>, after: Option<i64>, end: Option<i64>) -> Self {
+        let start = after.map_or(1, |a| a + 1);
+        Span {
+            shared,
+            start,
+            expected: start,
+            end,
+            last: after.is_none().then_some(GENESIS_HASH),
+            first_prev: None,
+            first_seen: None,
+            last_seq: 0,
+            checked: 0,
+            checkpoints_checked: 0,
+            failure: None,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// The SQL bounds `lo < seq <= hi` of the span.
+    fn bounds(&self) -> (i64, i64) {
+        let lo = if self.start == 1 {
+            i64::MIN
+        } else {
+            self.start - 1
+        };
+        (lo, self.end.unwrap_or(i64::MAX))
+    }
+
     fn fail(&mut self, seq: i64, why: String) -> bool {
-        self.report.ok = false;
-        self.report.first_bad_seq = Some(seq);
-        self.report.problem = Some(why);
+        self.failure = Some((seq, why));
         false
     }
 
-    /// Checks one entry; false means stop (the report says why).
+    /// Checks one entry; false means stop (the failure says why).
     fn visit(&mut self, e: &EntryRef<'_>, prev_hash: &[u8], hash: &[u8]) -> bool {
+        self.first_seen.get_or_insert(e.seq);
         if e.seq != self.expected {
             let why = format!(
                 "entry {} is missing (next entry is {})",
@@ -67,15 +132,22 @@ impl Verifier {
             );
             return self.fail(self.expected, why);
         }
-        if prev_hash != self.prev.as_slice() {
-            return self.fail(e.seq, "the entry does not link to the one before it".into());
+        match &self.last {
+            Some(last) if prev_hash != last.as_slice() => {
+                return self.fail(e.seq, "the entry does not link to the one before it".into());
+            }
+            Some(_) => {}
+            None => self.first_prev = Some(prev_hash.to_vec()),
         }
-        let computed = hash_entry(&self.prev, e);
+        let Ok(prev) = <[u8; 32]>::try_from(prev_hash) else {
+            return self.fail(e.seq, "the entry does not link to the one before it".into());
+        };
+        let computed = hash_entry_in(&mut self.buf, &prev, e);
         if hash != computed.as_slice() {
             return self.fail(e.seq, "the entry's content does not match its hash".into());
         }
-        if let Some((c, what)) = self.points.get(&e.seq) {
-            self.report.checkpoints_checked += 1;
+        if let Some((c, what)) = self.shared.points.get(&e.seq) {
+            self.checkpoints_checked += 1;
             if c.hash.as_slice() != computed.as_slice() {
                 let why = format!(
                     "the {what} at this entry holds another hash: the history was rewritten"
@@ -83,7 +155,7 @@ impl Verifier {
                 return self.fail(e.seq, why);
             }
             if *what == "stored checkpoint"
-                && !checkpoint::signature_valid(c, self.trusted.as_deref())
+                && !checkpoint::signature_valid(c, self.shared.trusted.as_deref())
             {
                 return self.fail(
                     e.seq,
@@ -91,24 +163,77 @@ impl Verifier {
                 );
             }
         }
-        self.prev = computed;
-        self.report.entries_checked += 1;
-        self.report.head_seq = e.seq;
+        self.last = Some(computed);
+        self.last_seq = e.seq;
+        self.checked += 1;
         self.expected += 1;
         true
     }
+}
 
-    fn finish(mut self) -> VerifyReport {
-        self.report.head_hash = hex(&self.prev);
-        if self.report.ok {
-            let head = self.report.head_seq;
-            if let Some((seq, (_, what))) = self.points.range(head + 1..).next() {
-                let why = format!("the log ends at entry {head} but a {what} covers entry {seq}: the tail was truncated");
-                self.fail(head + 1, why);
+/// Joins the spans' findings in log order into one report: the first
+/// failure wins, as in a walk from the start.
+fn merge(spans: Vec<Span>, mut report: VerifyReport) -> (VerifyReport, [u8; 32]) {
+    let mut head = GENESIS_HASH;
+    let fail = |report: &mut VerifyReport, seq: i64, why: String| {
+        report.ok = false;
+        report.first_bad_seq = Some(seq);
+        report.problem = Some(why);
+    };
+    for (i, s) in spans.iter().enumerate() {
+        if let Some(first_prev) = &s.first_prev {
+            if first_prev.as_slice() != head.as_slice() {
+                let why = "the entry does not link to the one before it".to_owned();
+                fail(&mut report, s.start, why);
+                break;
             }
         }
-        self.report
+        report.entries_checked += s.checked;
+        report.checkpoints_checked += s.checkpoints_checked;
+        if let Some(last) = s.last.filter(|_| s.checked > 0) {
+            head = last;
+            report.head_seq = s.last_seq;
+        }
+        if let Some((seq, why)) = &s.failure {
+            fail(&mut report, *seq, why.clone());
+            break;
+        }
+        // A span that ended before its last seq: the rest of it is missing.
+        if s.end.is_some_and(|end| s.expected <= end) {
+            let next = spans[i + 1..].iter().find_map(|n| n.first_seen);
+            let why = match next {
+                Some(n) => format!("entry {} is missing (next entry is {n})", s.expected),
+                None => format!("entry {} is missing", s.expected),
+            };
+            fail(&mut report, s.expected, why);
+            break;
+        }
     }
+    (report, head)
+}
+
+/// The spans that split `1..=max_seq` evenly, one per core (at most eight,
+/// and no more than entries); the last one is open-ended.
+fn spans(shared: &Arc<Shared>, max_seq: i64) -> Vec<Span> {
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    spans_of(shared, max_seq, i64::try_from(cores).unwrap_or(1))
+}
+
+fn spans_of(shared: &Arc<Shared>, max_seq: i64, parts: i64) -> Vec<Span> {
+    let n = parts.min(max_seq).max(1);
+    // i128: no overflow for any seq; the quotient lies within 0..=max_seq.
+    let cut = |k: i64| -> i64 {
+        i64::try_from(i128::from(max_seq) * i128::from(k) / i128::from(n)).unwrap_or(max_seq)
+    };
+    (0..n)
+        .map(|k| {
+            let after = (k > 0).then(|| cut(k));
+            let end = (k + 1 < n).then(|| cut(k + 1));
+            Span::new(Arc::clone(shared), after, end)
+        })
+        .collect()
 }
 
 /// Verifies the chain and the stored checkpoints, and `kept` if given.
@@ -119,84 +244,147 @@ pub async fn verify(
     trusted_key: Option<&[u8]>,
     kept: Option<&CheckpointRow>,
 ) -> Result<VerifyReport, StoreError> {
-    let mut v = Verifier {
-        points: store::audit::checkpoints(db)
-            .await?
-            .into_iter()
-            .map(|c| (c.seq, (c, "stored checkpoint")))
-            .collect(),
-        trusted: trusted_key.map(<[u8]>::to_vec),
-        prev: GENESIS_HASH,
-        expected: 1,
-        report: VerifyReport {
-            ok: true,
-            entries_checked: 0,
-            head_seq: 0,
-            head_hash: hex(&GENESIS_HASH),
-            first_bad_seq: None,
-            problem: None,
-            checkpoints_checked: 0,
-        },
+    let mut report = VerifyReport {
+        ok: true,
+        entries_checked: 0,
+        head_seq: 0,
+        head_hash: hex(&GENESIS_HASH),
+        first_bad_seq: None,
+        problem: None,
+        checkpoints_checked: 0,
     };
+    let mut points: Points = store::audit::checkpoints(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.seq, (c, "stored checkpoint")))
+        .collect();
     if let Some(k) = kept {
         if !checkpoint::signature_valid(k, trusted_key) {
-            v.fail(
-                k.seq,
-                "the kept checkpoint's signature is not valid for this vault".into(),
-            );
-            return Ok(v.finish_without_tail());
+            report.ok = false;
+            report.first_bad_seq = Some(k.seq);
+            report.problem =
+                Some("the kept checkpoint's signature is not valid for this vault".into());
+            return Ok(report);
         }
-        v.points.insert(k.seq, (k.clone(), "kept checkpoint"));
+        points.insert(k.seq, (k.clone(), "kept checkpoint"));
     }
-    let v = match db {
+    let shared = Arc::new(Shared {
+        points,
+        trusted: trusted_key.map(<[u8]>::to_vec),
+    });
+    let spans = match db {
         Db::Sqlite(pool, _) => {
             let path = pool.connect_options().get_filename().to_owned();
-            tokio::task::spawn_blocking(move || verify_sqlite(&path, v))
+            let shared = Arc::clone(&shared);
+            tokio::task::spawn_blocking(move || verify_sqlite(&path, &shared))
                 .await
                 .map_err(|_| StoreError::Corrupt("verification task failed"))??
         }
-        Db::Postgres(pool) => {
-            let mut rows = sqlx::query(SELECT).fetch(pool);
-            while let Some(r) = rows.try_next().await? {
-                let customer = r.try_get::<Option<uuid::Uuid>, _>(6)?;
-                let e = EntryRef {
-                    seq: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor_sub: r.try_get::<&str, _>(2)?.as_bytes(),
-                    actor_role: r.try_get::<&str, _>(3)?.as_bytes(),
-                    actor_client: r.try_get::<Option<&str>, _>(4)?.map(str::as_bytes),
-                    action: r.try_get::<&str, _>(5)?.as_bytes(),
-                    customer_id: customer.as_ref().map(|u| &u.as_bytes()[..]),
-                    channel: r.try_get::<Option<&str>, _>(7)?.map(str::as_bytes),
-                    purpose: r.try_get::<Option<&str>, _>(8)?.map(str::as_bytes),
-                    decision: r.try_get::<&str, _>(9)?.as_bytes(),
-                    reason: r.try_get::<Option<&str>, _>(10)?.map(str::as_bytes),
-                    request_id: r.try_get::<&str, _>(11)?.as_bytes(),
-                    detail: r.try_get::<&str, _>(12)?.as_bytes(),
-                };
-                if !v.visit(&e, r.try_get::<&[u8], _>(13)?, r.try_get::<&[u8], _>(14)?) {
-                    break;
-                }
-            }
-            v
-        }
+        Db::Postgres(pool) => verify_postgres(pool, &shared).await?,
     };
-    Ok(v.finish())
+    let (report, head) = merge(spans, report);
+    Ok(finish(report, &shared.points, head))
 }
 
-impl Verifier {
-    /// The report as it stands, without the truncation check (used when the
-    /// kept checkpoint itself is invalid).
-    fn finish_without_tail(mut self) -> VerifyReport {
-        self.report.head_hash = hex(&self.prev);
-        self.report
+/// Sets the head hash and, if the walk went well, checks that no checkpoint
+/// covers an entry past the end of the log (a truncated tail).
+fn finish(mut report: VerifyReport, points: &Points, head: [u8; 32]) -> VerifyReport {
+    report.head_hash = hex(&head);
+    if report.ok {
+        let last = report.head_seq;
+        if let Some((seq, (_, what))) = points.range(last + 1..).next() {
+            report.ok = false;
+            report.first_bad_seq = Some(last + 1);
+            report.problem = Some(format!("the log ends at entry {last} but a {what} covers entry {seq}: the tail was truncated"));
+        }
     }
+    report
 }
 
-/// The SQLite walk, on a blocking thread with its own read-only connection
-/// (WAL gives it a consistent snapshot while the server keeps writing).
-fn verify_sqlite(path: &std::path::Path, mut v: Verifier) -> Result<Verifier, StoreError> {
-    use rusqlite::{types::ValueRef, OpenFlags};
+/// PostgreSQL: each span streams its rows on a connection of its own, in a
+/// task of its own, so the spans are read and hashed at the same time.
+async fn verify_postgres(
+    pool: &sqlx::PgPool,
+    shared: &Arc<Shared>,
+) -> Result<Vec<Span>, StoreError> {
+    let max_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
+        .fetch_one(pool)
+        .await?;
+    let tasks: Vec<_> = spans(shared, max_seq.unwrap_or(0))
+        .into_iter()
+        .map(|mut span| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let (lo, hi) = span.bounds();
+                let mut rows = sqlx::query(SELECT).bind(lo).bind(hi).fetch(&pool);
+                while let Some(r) = rows.try_next().await? {
+                    let customer = r.try_get::<Option<uuid::Uuid>, _>(6)?;
+                    let e = EntryRef {
+                        seq: r.try_get(0)?,
+                        at: r.try_get(1)?,
+                        actor_sub: r.try_get::<&str, _>(2)?.as_bytes(),
+                        actor_role: r.try_get::<&str, _>(3)?.as_bytes(),
+                        actor_client: r.try_get::<Option<&str>, _>(4)?.map(str::as_bytes),
+                        action: r.try_get::<&str, _>(5)?.as_bytes(),
+                        customer_id: customer.as_ref().map(|u| &u.as_bytes()[..]),
+                        channel: r.try_get::<Option<&str>, _>(7)?.map(str::as_bytes),
+                        purpose: r.try_get::<Option<&str>, _>(8)?.map(str::as_bytes),
+                        decision: r.try_get::<&str, _>(9)?.as_bytes(),
+                        reason: r.try_get::<Option<&str>, _>(10)?.map(str::as_bytes),
+                        request_id: r.try_get::<&str, _>(11)?.as_bytes(),
+                        detail: r.try_get::<&str, _>(12)?.as_bytes(),
+                    };
+                    if !span.visit(&e, r.try_get::<&[u8], _>(13)?, r.try_get::<&[u8], _>(14)?) {
+                        break;
+                    }
+                }
+                Ok::<_, StoreError>(span)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(
+            t.await
+                .map_err(|_| StoreError::Corrupt("verification task failed"))??,
+        );
+    }
+    Ok(out)
+}
+
+/// SQLite: each span on a thread with its own read-only connection. The
+/// spans may see different snapshots while the server keeps appending; the
+/// log is append-only, so entries up to the head read at the start are the
+/// same in every snapshot, and the last span also covers what came after.
+fn verify_sqlite(path: &std::path::Path, shared: &Arc<Shared>) -> Result<Vec<Span>, StoreError> {
+    use rusqlite::OpenFlags;
+    let open = || {
+        rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    };
+    let max_seq: Option<i64> =
+        open()?.query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))?;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = spans(shared, max_seq.unwrap_or(0))
+            .into_iter()
+            .map(|span| scope.spawn(|| walk_sqlite(open()?, span)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| StoreError::Corrupt("verification thread failed"))?
+            })
+            .collect()
+    })
+}
+
+/// Walks one span, hashing each field where it lies in SQLite's row buffer:
+/// no copy and no allocation per row.
+fn walk_sqlite(conn: rusqlite::Connection, mut span: Span) -> Result<Span, StoreError> {
+    use rusqlite::types::ValueRef;
 
     fn bytes<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a [u8], rusqlite::Error> {
         Ok(r.get_ref(i)?.as_bytes()?)
@@ -210,12 +398,9 @@ fn verify_sqlite(path: &std::path::Path, mut v: Verifier) -> Result<Verifier, St
             other => Ok(Some(other.as_bytes()?)),
         }
     }
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut stmt = conn.prepare(SELECT)?;
-    let mut rows = stmt.query([])?;
+    let mut stmt = conn.prepare(SELECT_SQLITE)?;
+    let (lo, hi) = span.bounds();
+    let mut rows = stmt.query([lo, hi])?;
     while let Some(r) = rows.next()? {
         let e = EntryRef {
             seq: int(r, 0)?,
@@ -232,9 +417,204 @@ fn verify_sqlite(path: &std::path::Path, mut v: Verifier) -> Result<Verifier, St
             request_id: bytes(r, 11)?,
             detail: bytes(r, 12)?,
         };
-        if !v.visit(&e, bytes(r, 13)?, bytes(r, 14)?) {
+        if !span.visit(&e, bytes(r, 13)?, bytes(r, 14)?) {
             break;
         }
     }
-    Ok(v)
+    drop(rows);
+    Ok(span)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::audit::entry_hash;
+    use crate::store::audit::AuditRow;
+
+    fn chain(n: i64) -> Vec<AuditRow> {
+        let mut prev = GENESIS_HASH;
+        (1..=n)
+            .map(|seq| {
+                let mut r = AuditRow {
+                    seq,
+                    at: seq * 10,
+                    actor_sub: format!("agent-{}", seq % 3),
+                    actor_role: "agent".into(),
+                    actor_client: (seq % 2 == 0).then(|| "tool".into()),
+                    action: "profile.read".into(),
+                    customer_id: None,
+                    channel: Some("email".into()),
+                    purpose: Some("support".into()),
+                    decision: "allow".into(),
+                    reason: None,
+                    request_id: format!("req-{seq}"),
+                    detail: "{}".into(),
+                    prev_hash: prev.to_vec(),
+                    hash: Vec::new(),
+                };
+                prev = entry_hash(&prev, &r);
+                r.hash = prev.to_vec();
+                r
+            })
+            .collect()
+    }
+
+    /// The walk from the genesis hash that spans must agree with.
+    fn sequential(rows: &[AuditRow], points: &Points) -> (Option<i64>, u64, i64, [u8; 32]) {
+        let (mut prev, mut expected, mut checked, mut head) = (GENESIS_HASH, 1, 0, 0);
+        for r in rows {
+            if r.seq != expected {
+                return (Some(expected), checked, head, prev);
+            }
+            let computed = entry_hash(&prev, r);
+            let checkpoint_bad = points.get(&r.seq).is_some_and(|(c, _)| c.hash != computed);
+            if r.prev_hash != prev || r.hash != computed || checkpoint_bad {
+                return (Some(r.seq), checked, head, prev);
+            }
+            (prev, expected, checked, head) = (computed, expected + 1, checked + 1, r.seq);
+        }
+        let truncated = points.range(head + 1..).next().map(|_| head + 1);
+        (truncated, checked, head, prev)
+    }
+
+    fn in_spans(rows: &[AuditRow], points: &Points, parts: i64) -> VerifyReport {
+        let shared = Arc::new(Shared {
+            points: points.clone(),
+            trusted: None,
+        });
+        let max_seq = rows.iter().map(|r| r.seq).max().unwrap_or(0);
+        let spans = spans_of(&shared, max_seq, parts)
+            .into_iter()
+            .map(|mut span| {
+                let (lo, hi) = span.bounds();
+                for r in rows.iter().filter(|r| r.seq > lo && r.seq <= hi) {
+                    if !span.visit(&EntryRef::of(r), &r.prev_hash, &r.hash) {
+                        break;
+                    }
+                }
+                span
+            })
+            .collect();
+        let report = VerifyReport {
+            ok: true,
+            entries_checked: 0,
+            head_seq: 0,
+            head_hash: String::new(),
+            first_bad_seq: None,
+            problem: None,
+            checkpoints_checked: 0,
+        };
+        let (report, head) = merge(spans, report);
+        finish(report, &shared.points, head)
+    }
+
+    #[derive(Debug, Clone)]
+    enum Tamper {
+        Edit(usize),
+        EditAndRehash(usize),
+        Delete(usize),
+        DropTail(usize),
+        Swap(usize, usize),
+        Insert(i64),
+        BadCheckpoint(usize),
+        CheckpointPastEnd(i64),
+    }
+
+    fn tamper() -> impl Strategy<Value = Tamper> {
+        prop_oneof![
+            any::<usize>().prop_map(Tamper::Edit),
+            any::<usize>().prop_map(Tamper::EditAndRehash),
+            any::<usize>().prop_map(Tamper::Delete),
+            (0usize..5).prop_map(Tamper::DropTail),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Tamper::Swap(a, b)),
+            (-3i64..60).prop_map(Tamper::Insert),
+            any::<usize>().prop_map(Tamper::BadCheckpoint),
+            (1i64..10).prop_map(Tamper::CheckpointPastEnd),
+        ]
+    }
+
+    fn apply(rows: &mut Vec<AuditRow>, points: &mut Points, t: &Tamper) {
+        let n = rows.len();
+        if n == 0 {
+            return;
+        }
+        match *t {
+            Tamper::Edit(i) => rows[i % n].detail = "{\"edited\":true}".into(),
+            Tamper::EditAndRehash(i) => {
+                let r = &mut rows[i % n];
+                r.detail = "{\"edited\":true}".into();
+                let prev: [u8; 32] = r.prev_hash.clone().try_into().unwrap_or(GENESIS_HASH);
+                r.hash = entry_hash(&prev, r).to_vec();
+            }
+            Tamper::Delete(i) => {
+                rows.remove(i % n);
+            }
+            Tamper::DropTail(k) => rows.truncate(n.saturating_sub(k)),
+            Tamper::Swap(a, b) => {
+                let (a, b) = (a % n, b % n);
+                let (sa, sb) = (rows[a].seq, rows[b].seq);
+                rows.swap(a, b);
+                rows[a].seq = sa;
+                rows[b].seq = sb;
+            }
+            Tamper::Insert(seq) => {
+                if rows.iter().all(|r| r.seq != seq) {
+                    let mut extra = rows[0].clone();
+                    extra.seq = seq;
+                    rows.push(extra);
+                    rows.sort_by_key(|r| r.seq);
+                }
+            }
+            Tamper::BadCheckpoint(i) => {
+                let seq = rows[i % n].seq;
+                points.insert(seq, (checkpoint_row(seq, vec![7; 32]), "kept checkpoint"));
+            }
+            Tamper::CheckpointPastEnd(k) => {
+                let seq = rows[n - 1].seq + k;
+                points.insert(seq, (checkpoint_row(seq, vec![7; 32]), "kept checkpoint"));
+            }
+        }
+    }
+
+    fn checkpoint_row(seq: i64, hash: Vec<u8>) -> CheckpointRow {
+        CheckpointRow {
+            seq,
+            hash,
+            at: 0,
+            signature: Vec::new(),
+            public_key: Vec::new(),
+        }
+    }
+
+    proptest! {
+        /// However the log is split, the spans find what one walk from the
+        /// start finds: the same first bad entry, count and head.
+        #[test]
+        fn spans_agree_with_one_walk(
+            n in 0i64..40,
+            tampering in proptest::collection::vec(tamper(), 0..3),
+            good_checkpoint in any::<usize>(),
+        ) {
+            let mut rows = chain(n);
+            let mut points = Points::new();
+            if let Some(r) = rows.get(good_checkpoint % rows.len().max(1)) {
+                points.insert(r.seq, (checkpoint_row(r.seq, r.hash.clone()), "kept checkpoint"));
+            }
+            for t in &tampering {
+                apply(&mut rows, &mut points, t);
+            }
+            let (bad, checked, head, head_hash) = sequential(&rows, &points);
+            for parts in 1..=4 {
+                let r = in_spans(&rows, &points, parts);
+                prop_assert_eq!(r.first_bad_seq, bad, "parts {}: {:?}", parts, r);
+                prop_assert_eq!(r.ok, bad.is_none());
+                prop_assert_eq!(r.entries_checked, checked, "parts {}: {:?}", parts, r);
+                prop_assert_eq!(r.head_seq, head, "parts {}: {:?}", parts, r);
+                prop_assert_eq!(&r.head_hash, &hex(&head_hash));
+                prop_assert_eq!(r.problem.is_some(), bad.is_some());
+            }
+        }
+    }
 }
