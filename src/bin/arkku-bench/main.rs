@@ -106,6 +106,17 @@ enum Internal {
         #[arg(long)]
         writers: usize,
     },
+    /// (internal) Seed the expired data `retention_sweep` purges, and stop:
+    /// for profiling `arkku retention run` on a copy.
+    #[command(hide = true)]
+    SweepSeed {
+        #[arg(long)]
+        database: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        records: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -222,6 +233,11 @@ fn main() -> anyhow::Result<()> {
             entries,
             writers,
         }) => rt.block_on(oneshot::fill(database, data_dir, *entries, *writers)),
+        Some(Internal::SweepSeed {
+            database,
+            data_dir,
+            records,
+        }) => rt.block_on(oneshot::prepare_sweep(database, data_dir, *records)),
         None => rt.block_on(run(args)),
     }
 }

@@ -69,17 +69,7 @@ fn count(v: &Value, key: &str, what: &str) -> anyhow::Result<u64> {
 
 /// `retention_sweep`: seeds, then sweeps once.
 pub async fn retention_sweep(args: &Args, url: &str, data: &Path) -> anyhow::Result<Row> {
-    let config = Config::for_data_dir(data.to_owned(), url.to_owned());
-    let db = arkku::app::database(&config).await?;
-    let policies = config.load_policies()?;
-    // The channel keys the seeded data keys name, and the key `retention run`
-    // signs checkpoints with.
-    let root = arkku::app::key_file(&config.root_key_file, true, "root")?;
-    arkku::app::keyring(&db, &config, root, &policies).await?;
-    arkku::app::checkpointer(&config)?;
-    let customers = args.sweep_records.max(1).div_ceil(4);
-    seed_expired(&db, customers).await?;
-    db.close().await;
+    let customers = prepare(url, data, args.sweep_records).await?;
 
     eprintln!("retention_sweep: arkku retention run …");
     let done = arkku(&["retention", "run"], url, data).await?;
@@ -108,6 +98,30 @@ pub async fn retention_sweep(args: &Args, url: &str, data: &Path) -> anyhow::Res
     ))
 }
 
+/// Seeds a vault at `url` and `data` with `records` expired contact points
+/// (four per customer); returns how many customers.
+async fn prepare(url: &str, data: &Path, records: usize) -> anyhow::Result<usize> {
+    let config = Config::for_data_dir(data.to_owned(), url.to_owned());
+    let db = arkku::app::database(&config).await?;
+    let policies = config.load_policies()?;
+    // The channel keys the seeded data keys name, and the key `retention run`
+    // signs checkpoints with.
+    let root = arkku::app::key_file(&config.root_key_file, true, "root")?;
+    arkku::app::keyring(&db, &config, root, &policies).await?;
+    arkku::app::checkpointer(&config)?;
+    let customers = records.max(1).div_ceil(4);
+    seed_expired(&db, customers).await?;
+    db.close().await;
+    Ok(customers)
+}
+
+/// `arkku-bench sweep-seed`: [`prepare`] alone, to profile the sweep on copies.
+pub async fn prepare_sweep(url: &str, data: &Path, records: usize) -> anyhow::Result<()> {
+    let customers = prepare(url, data, records).await?;
+    println!("{}", serde_json::json!({ "customers": customers }));
+    Ok(())
+}
+
 /// Bulk SQL: `customers` customers with four expired contact points and four
 /// data keys each, a transaction per chunk. A chunk's customers carry its
 /// number as `created_at` (a microsecond of 1970, long expired), which is how
@@ -122,6 +136,16 @@ async fn seed_expired(db: &Db, customers: usize) -> anyhow::Result<()> {
             format!("substr(decode(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex'), 1, {n})")
         }
     };
+    // A UUIDv7-shaped id from an SQL ordinal: 48 bits of "milliseconds"
+    // (an epoch in 2023 plus the ordinal, so ids sort in creation order),
+    // the version nibble, and random bits.
+    let v7 = |ordinal: &str| {
+        if sqlite {
+            format!("unhex(printf('%012x', 1672531200000 + {ordinal}) || '7' || substr(hex(randomblob(10)), 1, 19))")
+        } else {
+            format!("(lpad(to_hex(1672531200000 + {ordinal}), 12, '0') || '7' || substr(md5(random()::text), 1, 19))::uuid")
+        }
+    };
     let started = Instant::now();
     let (mut done, mut chunk) = (0, 0);
     while done < customers {
@@ -130,30 +154,32 @@ async fn seed_expired(db: &Db, customers: usize) -> anyhow::Result<()> {
             format!(
                 "INSERT INTO customers (id, created_at, updated_at) \
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {k}) \
-                 SELECT randomblob(16), {chunk}, 0 FROM n"
+                 SELECT {}, {chunk}, 0 FROM n",
+                v7(&format!("{done} + i"))
             )
         } else {
             format!(
                 "INSERT INTO customers (id, created_at, updated_at) \
-                 SELECT gen_random_uuid(), {chunk}, 0 FROM generate_series(1, {k})"
+                 SELECT {}, {chunk}, 0 FROM generate_series(1, {k}) i",
+                v7(&format!("{done} + i"))
             )
         };
-        let id = if sqlite {
-            "randomblob(16)"
-        } else {
-            "gen_random_uuid()"
-        };
+        // Ids ordered as they are created, as arkku's own (UUIDv7) are.
+        let id = v7(&format!(
+            "{} + row_number() OVER (ORDER BY c.id, chs.ch)",
+            done * 4
+        ));
         let statements = [
             new_customers,
             format!(
                 "INSERT INTO contacts (id, customer_id, channel, blind_index, value, created_at, last_activity_at) \
-                 SELECT {id}, c.id, chs.ch, {}, {}, 0, 0 FROM customers c, {channels} WHERE c.created_at = {chunk}",
+                 SELECT {id}, c.id, chs.ch, {}, {}, 0, 0 FROM customers c, {channels} WHERE c.created_at = {chunk} ORDER BY c.id, chs.ch",
                 bytes(32),
                 bytes(48)
             ),
             format!(
                 "INSERT INTO data_keys (customer_id, channel, key_version, wrapped, created_at) \
-                 SELECT c.id, chs.ch, 1, {}, 0 FROM customers c, {channels} WHERE c.created_at = {chunk}",
+                 SELECT c.id, chs.ch, 1, {}, 0 FROM customers c, {channels} WHERE c.created_at = {chunk} ORDER BY c.id, chs.ch",
                 bytes(60)
             ),
         ];
