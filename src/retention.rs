@@ -31,8 +31,13 @@ use crate::{
     },
 };
 
-/// Rows per batch (and per audit entry) unless told otherwise.
-pub const DEFAULT_BATCH: usize = 1000;
+/// Rows per batch (and per audit entry) unless told otherwise. Each deleted
+/// row dirties a page of the blind-index index at random, so the pages a
+/// batch writes per row fall as batches grow: 1 000 000 expired contact
+/// points went at 23k/s in batches of 1 000 and 37k/s in batches of 5 000 on
+/// SQLite (54k/s and 60k/s on PostgreSQL). An entry then lists up to 5 000
+/// ids and their customers, about 400 kB.
+pub const DEFAULT_BATCH: usize = 5000;
 
 /// What a sweep did (or, in a dry run, would do). Counts only: ids are in
 /// the audit log, values nowhere.

@@ -283,20 +283,34 @@ pub async fn count_lapsed_consents(
     sql.count(db).await
 }
 
+/// `{column} IN {ids}`, with every id in one parameter: a statement with a
+/// parameter per id costs more to bind than to run once batches grow (the
+/// SQLite driver looks each one up by name), and its text would change
+/// with the batch size.
+fn in_ids(sql: &mut Sql, sqlite: bool, column: &str, ids: &[Uuid]) {
+    let simple = ids.iter().map(|id| id.simple().to_string());
+    if sqlite {
+        let list: Vec<String> = simple.collect();
+        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
+        sql.push(&format!("{column} IN (SELECT unhex(value) FROM json_each("))
+            .bind(Param::Text(json))
+            .push("))");
+    } else {
+        let array = format!("{{{}}}", simple.collect::<Vec<_>>().join(","));
+        sql.push(&format!("{column} = ANY("))
+            .bind(Param::Text(array))
+            .push("::text::uuid[])");
+    }
+}
+
 /// Deletes rows by id; returns how many went.
 pub async fn delete(db: &Db, table: Table, ids: &[Uuid]) -> StoreResult<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
     let mut sql = Sql::default();
-    sql.push(&format!("DELETE FROM {} WHERE id IN (", table.name()));
-    for (n, id) in ids.iter().enumerate() {
-        if n > 0 {
-            sql.push(", ");
-        }
-        sql.bind(Param::Id(*id));
-    }
-    sql.push(")");
+    sql.push(&format!("DELETE FROM {} WHERE ", table.name()));
+    in_ids(&mut sql, matches!(db, Db::Sqlite(..)), "id", ids);
     sql.execute(db).await
 }
 
@@ -340,35 +354,35 @@ pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<u64>
     if ids.is_empty() {
         return Ok(0);
     }
-    let list = |start: usize| {
-        (0..ids.len())
-            .map(|n| format!("${}", n + start))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let sqlite = matches!(db, Db::Sqlite(..));
+    let mut statements: Vec<Sql> = ["data_keys", "contacts", "interactions", "consents"]
+        .into_iter()
+        .map(|table| {
+            let mut sql = Sql::default();
+            sql.push(&format!("DELETE FROM {table} WHERE "));
+            in_ids(&mut sql, sqlite, "customer_id", ids);
+            sql
+        })
+        .collect();
+    let mut erase = Sql::default();
+    erase
+        .push("UPDATE customers SET display_name = NULL, external_ref = NULL, preferred_channel = NULL, updated_at = ")
+        .bind(Param::Int(now))
+        .push(", erased_at = ")
+        .bind(Param::Int(now))
+        .push(" WHERE erased_at IS NULL AND ");
+    in_ids(&mut erase, sqlite, "id", ids);
+    statements.push(erase);
     let erased = on_db!(db, pool => {
         let mut tx = pool.begin().await?;
-        let mut total = 0;
-        for table in ["data_keys", "contacts", "interactions", "consents"] {
-            let text = format!("DELETE FROM {table} WHERE customer_id IN ({})", list(1));
-            let mut q = sqlx::query(&text);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx).await?;
+        let mut affected = 0;
+        for sql in &statements {
+            let q = bind_all!(sqlx::query(&sql.text), sql.params);
+            affected = q.execute(&mut *tx).await?.rows_affected();
         }
-        let text = format!(
-            "UPDATE customers SET display_name = NULL, external_ref = NULL, preferred_channel = NULL, \
-             updated_at = $1, erased_at = $1 WHERE erased_at IS NULL AND id IN ({})",
-            list(2)
-        );
-        let mut q = sqlx::query(&text).bind(now);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        total += q.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
-        total
+        // The last statement's count: the customers erased.
+        affected
     });
     Ok(erased)
 }
