@@ -122,7 +122,7 @@ pub type ChainFn = fn(i64, [u8; 32], &mut [AuditRow]);
 /// thread: a row then costs about a microsecond instead of the pool's
 /// per-statement round trip.
 pub enum Appender {
-    Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>),
+    Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>, WalCheckpointer),
     /// The pool and this process's last known head of the chain.
     Postgres(sqlx::PgPool, tokio::sync::Mutex<Option<(i64, [u8; 32])>>),
 }
@@ -143,7 +143,14 @@ impl Appender {
                         "the audit connection runs with journal_mode={journal}, synchronous={sync}; arkku needs wal and 2 (FULL)"
                     )));
                 }
-                Ok(Appender::Sqlite(Arc::new(std::sync::Mutex::new(conn))))
+                // The checkpointer thread copies the log into the database;
+                // the writer does it itself only if that falls far behind.
+                conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+                let checkpointer = WalCheckpointer::start(&path)?;
+                Ok(Appender::Sqlite(
+                    Arc::new(std::sync::Mutex::new(conn)),
+                    checkpointer,
+                ))
             }
             Db::Postgres(pool) => Ok(Appender::Postgres(
                 pool.clone(),
@@ -157,7 +164,7 @@ impl Appender {
     /// and nothing is left behind).
     pub async fn probe(&self) -> StoreResult<()> {
         match self {
-            Appender::Sqlite(conn) => {
+            Appender::Sqlite(conn, _) => {
                 on_sqlite_thread(conn, |conn| {
                     let tx =
                         conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -199,13 +206,65 @@ impl Appender {
         chain: ChainFn,
     ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
         match self {
-            Appender::Sqlite(conn) => {
-                on_sqlite_thread(conn, move |conn| append_sqlite(conn, rows, &effects, chain)).await
+            Appender::Sqlite(conn, checkpointer) => {
+                let out =
+                    on_sqlite_thread(conn, move |conn| append_sqlite(conn, rows, &effects, chain))
+                        .await;
+                checkpointer.nudge();
+                out
             }
             Appender::Postgres(pool, head) => {
                 append_postgres(pool, head, rows, &effects, chain).await
             }
         }
+    }
+}
+
+/// WAL pages after which the audit writer checkpoints by itself (about
+/// 40 MiB): a backstop, should the checkpointer thread fall behind.
+const WAL_BACKSTOP_PAGES: i64 = 10_000;
+
+/// Copies committed WAL frames into the SQLite database file on a thread of
+/// its own.
+///
+/// SQLite checkpoints on the commit that crosses `wal_autocheckpoint`
+/// (1 000 pages), so every few batches one audit commit also copied a few
+/// megabytes into the database file and synced it, while every request
+/// behind it waited. A passive checkpoint on another connection does the
+/// same work beside the writer, on the other core, and never blocks it.
+/// Durability does not change: a commit is durable once its WAL frames are
+/// synced, which the writer still does on every commit.
+pub struct WalCheckpointer {
+    nudge: std::sync::mpsc::SyncSender<()>,
+}
+
+impl WalCheckpointer {
+    fn start(path: &std::path::Path) -> StoreResult<Self> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("arkku-wal-checkpoint".into())
+            .spawn(move || {
+                // Ends when the appender (the sender) is dropped.
+                while nudged.recv().is_ok() {
+                    // Let a few commits gather: one checkpoint copies them all.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    let checkpoint =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = checkpoint {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; the audit writer will checkpoint itself");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        Ok(WalCheckpointer { nudge })
+    }
+
+    /// Asks for a checkpoint soon; a no-op if one is already asked for.
+    fn nudge(&self) {
+        let _ = self.nudge.try_send(());
     }
 }
 
