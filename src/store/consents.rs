@@ -43,7 +43,7 @@ pub(super) const FACTS_SQL: &str = "SELECT purpose, channel, action, at, expires
      WHERE customer_id = $1 ORDER BY at, id";
 
 pub(super) fn facts_sqlite(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     customer_id: Uuid,
 ) -> rusqlite::Result<Vec<ConsentFact>> {
     let mut stmt = tx.prepare_cached(FACTS_SQL)?;

@@ -54,22 +54,23 @@ impl Reader {
 
     /// Runs `f` on an idle connection (or a new one), in one read
     /// transaction, so every statement in `f` sees the same snapshot.
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> StoreResult<T> {
+    ///
+    /// `BEGIN` and `COMMIT` run as cached statements: through
+    /// `Connection::transaction` SQLite parsed both again on every read.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let mut conn = match idle {
+        let conn = match idle {
             Some(c) => c,
             None => self.open()?,
         };
         let out = (|| {
-            let tx = conn.transaction()?;
-            let out = f(&tx)?;
-            tx.finish()?;
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            let out = f(&conn)?;
+            conn.prepare_cached("COMMIT")?.execute([])?;
             Ok::<_, rusqlite::Error>(out)
         })();
-        // A connection that failed is dropped, not reused.
+        // A connection that failed is dropped, not reused (closing it ends
+        // any transaction left open).
         if out.is_ok() {
             if let Ok(mut v) = self.idle.lock() {
                 if v.len() < MAX_IDLE {
