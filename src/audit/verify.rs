@@ -38,11 +38,20 @@ pub struct VerifyReport {
     pub checkpoints_checked: u64,
 }
 
+/// The hashed columns, in the order every reader below decodes them.
+macro_rules! columns {
+    () => {
+        "seq, at, actor_sub, actor_role, actor_client, action, customer_id, channel, purpose, \
+         decision, reason, request_id, detail, prev_hash, hash"
+    };
+}
+
 /// One span of the log on SQLite: entries with `lo < seq <= hi`.
-const SELECT_SQLITE: &str =
-    "SELECT seq, at, actor_sub, actor_role, actor_client, action, customer_id, channel, purpose, \
-                      decision, reason, request_id, detail, prev_hash, hash FROM audit_log \
-                      WHERE seq > ?1 AND seq <= ?2 ORDER BY seq";
+const SELECT_SQLITE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM audit_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
+);
 
 /// Checkpoints by the seq they cover, each with what it is (for messages).
 type Points = BTreeMap<i64, (CheckpointRow, &'static str)>;
@@ -330,9 +339,12 @@ async fn walk_postgres(pool: &sqlx::PgPool, mut span: Span) -> Result<Span, Stor
     let (lo, hi) = span.bounds();
     // COPY takes no parameters; the bounds are integers formatted here.
     let copy = format!(
-        "COPY (SELECT seq, at, actor_sub, actor_role, actor_client, action, customer_id, channel, purpose, \
-         decision, reason, request_id, detail, prev_hash, hash FROM audit_log \
-         WHERE seq > {lo} AND seq <= {hi} ORDER BY seq) TO STDOUT (FORMAT binary)"
+        concat!(
+            "COPY (SELECT ",
+            columns!(),
+            " FROM audit_log WHERE seq > {} AND seq <= {} ORDER BY seq) TO STDOUT (FORMAT binary)"
+        ),
+        lo, hi
     );
     let mut stream = pool.copy_out_raw(&copy).await?;
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
