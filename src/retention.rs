@@ -31,13 +31,17 @@ use crate::{
     },
 };
 
-/// Rows per batch (and per audit entry) unless told otherwise. Each deleted
-/// row dirties a page of the blind-index index at random, so the pages a
-/// batch writes per row fall as batches grow: 1 000 000 expired contact
-/// points went at 23k/s in batches of 1 000 and 37k/s in batches of 5 000 on
-/// SQLite (54k/s and 60k/s on PostgreSQL). An entry then lists up to 5 000
-/// ids and their customers, about 400 kB.
+/// Rows per batch (and per audit entry) unless told otherwise. An entry
+/// lists up to 5 000 ids and their customers, about 400 kB.
 pub const DEFAULT_BATCH: usize = 5000;
+
+/// Batches whose rows go in one delete transaction, each batch's entry
+/// durable before it. Each deleted row dirties a page of the blind-index
+/// index at random, so the pages a transaction writes per row fall as it
+/// grows: 1 000 000 expired contact points went at 37k/s with a transaction
+/// per batch of 5 000 and at 56k/s with one per 25 000 rows on SQLite.
+/// Grouping batches keeps that gain without making entries larger.
+pub const BATCHES_PER_DELETE: usize = 10;
 
 /// What a sweep did (or, in a dry run, would do). Counts only: ids are in
 /// the audit log, values nowhere.
@@ -120,7 +124,10 @@ impl Sweep<'_> {
     pub async fn run(&self) -> Result<Report, SweepError> {
         let c = cutoffs(self.policies, self.now);
         let run_id = format!("retention-{}", Uuid::now_v7());
-        let limit = i64::try_from(self.batch.max(1)).unwrap_or(i64::MAX);
+        let batch = self.batch.max(1);
+        // Rows fetched, audited batch by batch, and deleted together.
+        let limit = i64::try_from(batch.saturating_mul(BATCHES_PER_DELETE)).unwrap_or(i64::MAX);
+        let customers_limit = i64::try_from(batch).unwrap_or(i64::MAX);
         let mut report = Report {
             now: crate::http::views::rfc3339(self.now),
             dry_run: self.dry_run,
@@ -216,7 +223,7 @@ impl Sweep<'_> {
         lap(&mut report, "consents");
         let mut after = None;
         loop {
-            let empty = queries::empty_customers(self.db, &c, after, limit).await?;
+            let empty = queries::empty_customers(self.db, &c, after, customers_limit).await?;
             let Some(last) = empty.last() else { break };
             after = Some(*last);
             if self.dry_run {
@@ -237,23 +244,29 @@ impl Sweep<'_> {
         Ok(report)
     }
 
-    /// Audits one batch, then deletes it; returns how many rows went.
+    /// Audits `doomed` batch by batch, one durable entry each, then deletes
+    /// all of it in one transaction; returns how many rows went.
     async fn purge(
         &self,
         run_id: &str,
         table: Table,
         channel: Option<&str>,
-        mut detail: serde_json::Value,
+        detail: serde_json::Value,
         doomed: &[Doomed],
         report: &mut Report,
     ) -> Result<u64, SweepError> {
+        for batch in doomed.chunks(self.batch.max(1)) {
+            let ids: Vec<String> = batch.iter().map(|d| d.id.to_string()).collect();
+            let customers: BTreeSet<Uuid> = batch.iter().map(|d| d.customer_id).collect();
+            let mut detail = detail.clone();
+            detail["count"] = json!(ids.len());
+            detail["ids"] = json!(ids);
+            detail["customer_ids"] =
+                json!(customers.iter().map(Uuid::to_string).collect::<Vec<_>>());
+            self.audit(run_id, channel, detail).await?;
+            report.batches += 1;
+        }
         let ids: Vec<Uuid> = doomed.iter().map(|d| d.id).collect();
-        let customers: BTreeSet<Uuid> = doomed.iter().map(|d| d.customer_id).collect();
-        detail["count"] = json!(ids.len());
-        detail["ids"] = json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>());
-        detail["customer_ids"] = json!(customers.iter().map(Uuid::to_string).collect::<Vec<_>>());
-        self.audit(run_id, channel, detail).await?;
-        report.batches += 1;
         let n = queries::delete(self.db, table, &ids).await?;
         report.purged += n;
         Ok(n)

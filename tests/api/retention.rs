@@ -12,6 +12,7 @@ pub fn tests() -> Vec<Scenario> {
     scenarios![
         a_sweep_purges_what_is_past_retention_and_a_second_run_purges_nothing,
         a_sweep_killed_midway_is_finished_by_the_next_with_the_same_end_state,
+        batches_deleted_together_are_each_audited_with_their_own_ids,
         a_sweep_as_of_a_later_time_needs_no_backdating,
         serve_sweeps_on_its_interval,
     ]
@@ -237,6 +238,53 @@ async fn a_sweep_killed_midway_is_finished_by_the_next_with_the_same_end_state(b
         "{}",
         r.text
     );
+    app.assert_chain_verifies().await;
+}
+
+async fn batches_deleted_together_are_each_audited_with_their_own_ids(b: Backend) {
+    let app = spawn_app(b).await;
+    for n in 0..25 {
+        create(
+            &app,
+            json!({"contacts": [
+                {"channel": "email", "value": format!("ryhma{n}@example.com")},
+                {"channel": "phone", "value": format!("040 666 {:04}", n)}]}),
+        )
+        .await;
+    }
+    app.exec(&format!(
+        "UPDATE contacts SET last_activity_at = last_activity_at - {} WHERE channel = 'email'",
+        731 * DAY_US
+    ))
+    .await;
+    // Batches of two: the first 20 rows (ten batches) go in one delete,
+    // the last five in another, after three more entries.
+    let done = sweep(&app, &["--batch", "2"]).await;
+    assert_eq!(done["contacts"], json!({"email": 25}), "{done}");
+    assert_eq!(done["batches"], 13, "{done}");
+    assert_eq!(app.count("contacts").await, 25);
+    let r = app
+        .request(
+            Method::GET,
+            "/v1/audit?action=retention.purge&limit=100",
+            Some(&app.compliance()),
+            None,
+        )
+        .await;
+    let entries = r.json["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 13, "{}", r.text);
+    let mut ids = std::collections::BTreeSet::new();
+    for e in entries {
+        let listed = e["detail"]["ids"].as_array().unwrap();
+        assert_eq!(e["detail"]["count"], listed.len(), "{e}");
+        assert!(matches!(listed.len(), 1 | 2), "{e}");
+        assert_eq!(
+            e["detail"]["customer_ids"].as_array().unwrap().len(),
+            listed.len()
+        );
+        ids.extend(listed.iter().map(|v| v.as_str().unwrap().to_owned()));
+    }
+    assert_eq!(ids.len(), 25, "every purged row in exactly one entry");
     app.assert_chain_verifies().await;
 }
 
