@@ -97,6 +97,9 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
             "ratio",
             "rss_mb",
             "failed",
+            "cpu_us_per_op",
+            "baseline_cpu_us_per_op",
+            "client_cpu_us_per_op",
         ] {
             assert!(s.get(key).is_some(), "{key} missing in {s}");
         }
@@ -111,6 +114,12 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
             one_shot,
             "latencies for driven scenarios only: {s}"
         );
+        for key in ["cpu_us_per_op", "client_cpu_us_per_op"] {
+            // Read in ticks of 10 ms, so a tiny run may measure zero.
+            let cpu = s[key].as_f64();
+            assert_eq!(cpu.is_none(), one_shot, "{key} for driven scenarios: {s}");
+            assert!(cpu.unwrap_or(0.0) >= 0.0, "{s}");
+        }
     }
     let by_name = |n: &str| &scenarios[names.iter().position(|x| *x == n).unwrap()];
     assert!(
@@ -121,4 +130,8 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
         by_name("consent_grant")["ratio"].is_null(),
         "consent_grant has none"
     );
+    assert!(by_name("lookup")["baseline_cpu_us_per_op"]
+        .as_f64()
+        .is_some());
+    assert!(by_name("consent_grant")["baseline_cpu_us_per_op"].is_null());
 }

@@ -32,11 +32,21 @@ pub struct Outcome {
     pub seconds: f64,
     /// Latency of every answered request, in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// CPU seconds the server process used meanwhile, if it could be read.
+    pub server_cpu_s: Option<f64>,
+    /// CPU seconds this process (the client) used meanwhile.
+    pub client_cpu_s: Option<f64>,
 }
 
 impl Outcome {
     pub fn throughput(&self) -> f64 {
         self.ok as f64 / self.seconds.max(1e-9)
+    }
+    /// `cpu_s` per answered request, in microseconds.
+    pub fn cpu_us_per_op(&self, cpu_s: Option<f64>) -> Option<f64> {
+        cpu_s
+            .filter(|_| self.ok > 0)
+            .map(|s| s * 1e6 / self.ok as f64)
     }
     /// The latency at quantile `q` (0..=1), in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
@@ -87,13 +97,16 @@ async fn connection(
     Ok((ok, failed, lat))
 }
 
-/// Drives `addr` with `concurrency` connections for `seconds`.
+/// Drives `addr` (served by process `server`) with `concurrency`
+/// connections for `seconds`.
 pub async fn drive(
     addr: SocketAddr,
+    server: u32,
     concurrency: usize,
     seconds: f64,
     make: MakeCall,
 ) -> anyhow::Result<Outcome> {
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&server.to_string()));
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
     let mut tasks = tokio::task::JoinSet::new();
@@ -113,8 +126,24 @@ pub async fn drive(
         out.latencies_us.extend(lat);
     }
     out.seconds = started.elapsed().as_secs_f64();
+    let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    out.client_cpu_s = used(cpu_before.0, cpu_seconds("self"));
+    out.server_cpu_s = used(cpu_before.1, cpu_seconds(&server.to_string()));
     out.latencies_us.sort_unstable();
     Ok(out)
+}
+
+/// User and system CPU time of process `pid` (or `self`), all threads, in
+/// seconds: fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of
+/// 1/100 s (USER_HZ, fixed at 100 by the Linux ABI on x86 and arm64).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; count from the ')' after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// The HTTP request of a call.

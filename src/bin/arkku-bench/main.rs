@@ -198,6 +198,13 @@ struct Row {
     ratio: Option<f64>,
     rss_mb: f64,
     failed: u64,
+    /// CPU time of the arkku server process per answered request, in µs
+    /// (on PostgreSQL the database's own processes are not counted).
+    cpu_us_per_op: Option<f64>,
+    /// The same for the baseline server.
+    baseline_cpu_us_per_op: Option<f64>,
+    /// CPU time of this process (the load client) per request to arkku, in µs.
+    client_cpu_us_per_op: Option<f64>,
 }
 
 impl Row {
@@ -214,6 +221,9 @@ impl Row {
             ratio: None,
             rss_mb,
             failed: 0,
+            cpu_us_per_op: None,
+            baseline_cpu_us_per_op: None,
+            client_cpu_us_per_op: None,
         }
     }
 }
@@ -413,12 +423,15 @@ fn row(
         baseline_throughput,
         rss_mb,
         failed: o.failed + base.map_or(0, |b| b.failed),
+        cpu_us_per_op: o.cpu_us_per_op(o.server_cpu_s),
+        baseline_cpu_us_per_op: base.and_then(|b| b.cpu_us_per_op(b.server_cpu_s)),
+        client_cpu_us_per_op: o.cpu_us_per_op(o.client_cpu_s),
     }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<18} {:<9} {:>11} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8} {:>7}",
+        "{:<18} {:<9} {:>11} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8} {:>7} {:>7} {:>7} {:>7}",
         "scenario",
         "backend",
         "ops/s",
@@ -428,12 +441,16 @@ fn print_table(rows: &[Row]) {
         "baseline/s",
         "ratio",
         "rss MB",
-        "failed"
+        "failed",
+        "cpu µs",
+        "base µs",
+        "load µs"
     );
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+    let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     for r in rows {
         println!(
-            "{:<18} {:<9} {:>11.0} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8.1} {:>7}",
+            "{:<18} {:<9} {:>11.0} {:>8} {:>8} {:>9} {:>11} {:>6} {:>8.1} {:>7} {:>7} {:>7} {:>7}",
             r.name,
             r.backend,
             r.throughput,
@@ -444,7 +461,10 @@ fn print_table(rows: &[Row]) {
                 .map_or("-".into(), |b| format!("{b:.0}")),
             r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
             r.rss_mb,
-            r.failed
+            r.failed,
+            us(r.cpu_us_per_op),
+            us(r.baseline_cpu_us_per_op),
+            us(r.client_cpu_us_per_op)
         );
     }
 }

@@ -51,6 +51,10 @@ impl Server {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     /// Peak resident memory so far, in MiB.
     pub fn peak_rss_mb(&self) -> f64 {
         peak_rss_mb(self.child.0.id())

@@ -328,11 +328,27 @@ impl Served {
             if plan.concurrency == 1 { "" } else { "s" },
             args.seconds
         );
-        let ours = load::drive(self.arkku.addr, plan.concurrency, args.seconds, plan.mine).await?;
+        let ours = load::drive(
+            self.arkku.addr,
+            self.arkku.pid(),
+            plan.concurrency,
+            args.seconds,
+            plan.mine,
+        )
+        .await?;
         let base = match plan.theirs {
             Some(make) => {
                 eprintln!("{}: baseline …", plan.name);
-                Some(load::drive(self.plain.addr, plan.concurrency, args.seconds, make).await?)
+                Some(
+                    load::drive(
+                        self.plain.addr,
+                        self.plain.pid(),
+                        plan.concurrency,
+                        args.seconds,
+                        make,
+                    )
+                    .await?,
+                )
             }
             None => None,
         };
