@@ -337,6 +337,26 @@ impl Databases {
         Ok(url)
     }
 
+    /// Drops the database `name` once its scenario is done, so that what the
+    /// server does after a mass delete (autovacuum, checkpoints) does not run
+    /// under the next scenario.
+    async fn retire(&mut self, name: &str) {
+        match (&self.admin, self.engine) {
+            (Some(admin), Engine::Postgres) => {
+                let db = format!("arkku_bench_{}_{name}", std::process::id());
+                let dropped = arkku::on_db!(admin, pool => sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(pool).await.map(drop));
+                if dropped.is_ok() {
+                    self.created.retain(|c| *c != db);
+                }
+            }
+            _ => {
+                for ext in ["db", "db-wal", "db-shm"] {
+                    let _ = std::fs::remove_file(self.dir.join(format!("{name}.{ext}")));
+                }
+            }
+        }
+    }
+
     async fn drop_all(&self) {
         if let Some(admin) = &self.admin {
             for db in &self.created {
@@ -378,6 +398,7 @@ async fn bench(args: &Args, dbs: &mut Databases, data: &Path) -> anyhow::Result<
         if scenario == Scenario::RetentionSweep {
             let url = dbs.create("sweep").await?;
             rows.push(oneshot::retention_sweep(args, &url, data).await?);
+            dbs.retire("sweep").await;
             continue;
         }
         let f = match filled.take() {
