@@ -66,15 +66,17 @@ impl Served {
         let ids = seed::seed(&state, args.customers.max(1))
             .await
             .context("seeding")?;
-        if let Db::Postgres(pool) = &state.db {
-            // A bulk-loaded database as it is once autovacuum has been by,
-            // instead of while it runs under the first scenario.
-            for sql in ["VACUUM ANALYZE", "CHECKPOINT"] {
-                sqlx::query(sql)
-                    .execute(pool)
-                    .await
-                    .with_context(|| format!("{sql} after seeding"))?;
-            }
+        // The bulk-loaded database as it is once the load has settled, not
+        // while its aftermath runs under the first scenario: on PostgreSQL
+        // vacuumed, analysed and checkpointed; on SQLite its WAL copied into
+        // the database file and synced.
+        let settle: &[&str] = match &state.db {
+            Db::Postgres(_) => &["VACUUM ANALYZE", "CHECKPOINT"],
+            Db::Sqlite(..) => &["PRAGMA wal_checkpoint(TRUNCATE)"],
+        };
+        for sql in settle {
+            arkku::on_db!(&state.db, pool => sqlx::query(sql).execute(pool).await.map(drop))
+                .with_context(|| format!("{sql} after seeding"))?;
         }
         state.db.close().await;
         drop(state);
