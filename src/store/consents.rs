@@ -43,10 +43,10 @@ pub(super) const FACTS_SQL: &str = "SELECT purpose, channel, action, at, expires
      WHERE customer_id = $1 ORDER BY at, id";
 
 pub(super) fn facts_sqlite(
-    tx: &rusqlite::Connection,
+    conn: &rusqlite::Connection,
     customer_id: Uuid,
 ) -> rusqlite::Result<Vec<ConsentFact>> {
-    let mut stmt = tx.prepare_cached(FACTS_SQL)?;
+    let mut stmt = conn.prepare_cached(FACTS_SQL)?;
     let rows = stmt.query_map(rusqlite::named_params! {"$1": customer_id}, |r| {
         Ok(ConsentFact {
             purpose: r.get(0)?,

@@ -13,6 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::{body::Bytes, Method, Request};
 use hyper_util::rt::TokioIo;
 
+use crate::procs::cpu_seconds;
+
 /// One request to send.
 pub struct Call {
     pub method: Method,
@@ -131,19 +133,6 @@ pub async fn drive(
     out.server_cpu_s = used(cpu_before.1, cpu_seconds(&server.to_string()));
     out.latencies_us.sort_unstable();
     Ok(out)
-}
-
-/// User and system CPU time of process `pid` (or `self`), all threads, in
-/// seconds: fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of
-/// 1/100 s (USER_HZ, fixed at 100 by the Linux ABI on x86 and arm64).
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; count from the ')' after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
 }
 
 /// The HTTP request of a call.

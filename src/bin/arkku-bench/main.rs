@@ -295,6 +295,11 @@ struct Databases {
     created: Vec<String>,
 }
 
+/// The PostgreSQL database of this run named `name`.
+fn pg_name(name: &str) -> String {
+    format!("arkku_bench_{}_{name}", std::process::id())
+}
+
 impl Databases {
     async fn new(args: &Args, dir: &Path) -> anyhow::Result<Self> {
         let admin = match args.database {
@@ -322,7 +327,7 @@ impl Databases {
                 None,
             ),
             Engine::Postgres => {
-                let db = format!("arkku_bench_{}_{name}", std::process::id());
+                let db = pg_name(name);
                 let base = self
                     .postgres
                     .rsplit_once('/')
@@ -343,7 +348,7 @@ impl Databases {
     async fn retire(&mut self, name: &str) {
         match (&self.admin, self.engine) {
             (Some(admin), Engine::Postgres) => {
-                let db = format!("arkku_bench_{}_{name}", std::process::id());
+                let db = pg_name(name);
                 let dropped = arkku::on_db!(admin, pool => sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(pool).await.map(drop));
                 if dropped.is_ok() {
                     self.created.retain(|c| *c != db);

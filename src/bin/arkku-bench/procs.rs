@@ -1,7 +1,7 @@
 //! The processes a run starts: servers that live for the whole run, and
 //! one-shot commands (`arkku retention run`, `arkku audit verify`, the audit
 //! fill) run to the end, with each one's peak resident memory read from
-//! `/proc` while it runs.
+//! `/proc` while it runs, and the CPU time a process used, read the same way.
 
 use std::{
     io::Read,
@@ -19,6 +19,19 @@ pub fn peak_rss_mb(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User and system CPU time of process `pid` (or `self`), all threads, in
+/// seconds: fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of
+/// 1/100 s (USER_HZ, fixed at 100 by the Linux ABI on x86 and arm64).
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; count from the ')' after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// A port nobody listens on yet.
