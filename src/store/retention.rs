@@ -297,9 +297,12 @@ fn in_ids(sql: &mut Sql, sqlite: bool, column: &str, ids: &[Uuid]) {
             .push("))");
     } else {
         let array = format!("{{{}}}", simple.collect::<Vec<_>>().join(","));
-        sql.push(&format!("{column} = ANY("))
+        // A subquery, not `= ANY(…)`: without statistics (a small or fresh
+        // vault) PostgreSQL scans the table and `ANY` would parse the whole
+        // text array again for every row it tests; 20 000 data keys took 55 s.
+        sql.push(&format!("{column} IN (SELECT unnest("))
             .bind(Param::Text(array))
-            .push("::text::uuid[])");
+            .push("::text::uuid[]))");
     }
 }
 
