@@ -16,7 +16,7 @@ pub use checkpoint::Checkpointer;
 
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
         Arc,
     },
     time::Duration,
@@ -166,7 +166,57 @@ struct Pending {
     /// A change committed in the same transaction as the entry.
     effect: Option<Effect>,
     at: i64,
+    /// Who decides the entry's fate: the writer (it claims it) or the
+    /// requester at its deadline (it abandons it), whoever is first.
+    claim: Arc<Claim>,
     done: oneshot::Sender<Result<Committed, AuditError>>,
+}
+
+/// The race between the writer and a requester's deadline, decided once.
+///
+/// A 503 must mean that nothing changed and nothing was released, so an
+/// entry may not be committed as the requester's (allow, with its effect)
+/// after the requester has answered 503. The writer *claims* every entry of
+/// a batch once it holds the database's writer lock, just before it commits;
+/// a requester whose deadline passes *abandons* its entry. Only the first of
+/// the two succeeds:
+///
+/// - abandoned first: the requester answers 503, and the writer withdraws
+///   the entry: its effect is dropped and it is recorded as what happened, a
+///   `deny` with code `audit_unavailable` (see [`withdraw`]);
+/// - claimed first: the commit is under way, and the requester waits for its
+///   real outcome (the commit's success or failure) instead of guessing.
+#[derive(Debug, Default)]
+pub struct Claim(AtomicU8);
+
+const WAITING: u8 = 0;
+const CLAIMED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    /// The writer's side: true if the requester still waits (it will now
+    /// wait for the commit), false if it gave up.
+    pub fn claim(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(WAITING, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == CLAIMED,
+        }
+    }
+
+    /// The requester's side at its deadline: true if it may answer 503
+    /// (the entry will be withdrawn), false if the writer claimed it first.
+    fn abandon(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == ABANDONED,
+        }
+    }
 }
 
 /// What a committed entry reports back.
@@ -240,31 +290,40 @@ impl Auditor {
                 applied: false,
             });
         };
-        let (done, wait) = oneshot::channel();
+        let (done, mut wait) = oneshot::channel();
         let at = match entry {
             Some(_) => store::to_micros(time::OffsetDateTime::now_utc()),
             None => PROBE_AT,
         };
-        let work = async {
-            queue
-                .send(Pending {
-                    entry,
-                    effect,
-                    at,
-                    done,
-                })
-                .await
-                .map_err(|_| AuditError::Stopped)?;
-            wait.await.map_err(|_| AuditError::Stopped)?
+        let claim = Arc::new(Claim::default());
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let pending = Pending {
+            entry,
+            effect,
+            at,
+            claim: Arc::clone(&claim),
+            done,
         };
-        tokio::time::timeout(self.deadline, work)
-            .await
-            .map_err(|_| {
-                // A writer that cannot commit within the deadline is not healthy,
-                // even before its batch finally fails.
-                self.healthy.store(false, Ordering::Relaxed);
-                AuditError::Timeout(self.deadline)
-            })?
+        // Not queued by the deadline: the writer never sees it.
+        match tokio::time::timeout_at(deadline, queue.send(pending)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(AuditError::Stopped),
+            Err(_) => return Err(self.missed_deadline()),
+        }
+        match tokio::time::timeout_at(deadline, &mut wait).await {
+            Ok(answer) => answer.map_err(|_| AuditError::Stopped)?,
+            Err(_) if claim.abandon() => Err(self.missed_deadline()),
+            // The writer holds the lock and is committing this entry: its
+            // outcome, not a guess, is the answer.
+            Err(_) => wait.await.map_err(|_| AuditError::Stopped)?,
+        }
+    }
+
+    /// A writer that cannot commit within the deadline is not healthy, even
+    /// before its batch finally fails.
+    fn missed_deadline(&self) -> AuditError {
+        self.healthy.store(false, Ordering::Relaxed);
+        AuditError::Timeout(self.deadline)
     }
 
     /// Whether the last batch was committed (for `/readyz`).
@@ -294,17 +353,19 @@ async fn writer(
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Entries whose requester gave up (deadline passed) are still written:
-        // the attempt happened and the log should say so.
         // Move the entries out (their requests keep only `done`): no copies.
-        let rows: Vec<AuditRow> = batch
-            .iter_mut()
-            .filter_map(|p| p.entry.take().map(|e| (e, p.at)))
-            .map(|(e, at)| unchained_row(e, at))
-            .collect();
+        // Per entry: its row, its effect, and its claim (probes have none).
+        let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
+        let mut effects: Vec<Option<Effect>> = Vec::with_capacity(batch.len());
+        let mut claims: Vec<Arc<Claim>> = Vec::with_capacity(batch.len());
+        for p in batch.iter_mut() {
+            if let Some(e) = p.entry.take() {
+                rows.push(unchained_row(e, p.at));
+                effects.push(p.effect.take());
+                claims.push(Arc::clone(&p.claim));
+            }
+        }
         let is_entry: Vec<bool> = batch.iter().map(|p| p.at != PROBE_AT).collect();
-        let has_effect: Vec<bool> = batch.iter().map(|p| p.effect.is_some()).collect();
-        let effects: Vec<Effect> = batch.iter_mut().filter_map(|p| p.effect.take()).collect();
         if rows.is_empty() {
             // Only probes: test the database without writing.
             let ok = appender.probe().await;
@@ -321,7 +382,15 @@ async fn writer(
             continue;
         }
         let started = std::time::Instant::now();
-        match appender.append(rows, effects, chain_rows).await {
+        let claim_all = move || claims.iter().map(|c| c.claim()).collect();
+        let pending = store::audit::Batch {
+            rows,
+            effects,
+            claim: Box::new(claim_all),
+            withdraw,
+            chain: chain_rows,
+        };
+        match appender.append(pending).await {
             Ok((rows, applied)) => {
                 tracing::debug!(
                     entries = rows.len(),
@@ -334,9 +403,13 @@ async fn writer(
                 }
                 let mut seqs = rows.iter().map(|r| r.seq);
                 let mut applied = applied.into_iter();
-                for ((p, entry), effect) in batch.drain(..).zip(is_entry).zip(has_effect) {
-                    let seq = if entry { seqs.next().unwrap_or(0) } else { 0 };
-                    let applied = !effect || applied.next().unwrap_or(false);
+                for (p, entry) in batch.drain(..).zip(is_entry) {
+                    let (seq, applied) = if entry {
+                        (seqs.next().unwrap_or(0), applied.next().unwrap_or(false))
+                    } else {
+                        (0, false)
+                    };
+                    // An abandoned entry's requester is gone; the send fails quietly.
                     let _ = p.done.send(Ok(Committed { seq, applied }));
                 }
             }
@@ -350,6 +423,18 @@ async fn writer(
             }
         }
     }
+}
+
+/// Rewrites the row of an entry whose requester answered 503 before the
+/// writer claimed it: that request was refused, so its entry says `deny`
+/// with code `audit_unavailable`, whatever it was going to say (its effect,
+/// if any, is dropped by the appender).
+fn withdraw(row: &mut AuditRow) {
+    row.decision = Decision::Deny.as_str().to_owned();
+    let mut detail: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&row.detail).unwrap_or_default();
+    detail.insert("code".into(), "audit_unavailable".into());
+    row.detail = serde_json::to_string(&detail).unwrap_or_else(|_| "{}".to_owned());
 }
 
 /// An entry as a row, before it is chained (seq and hashes are set by [`chain_rows`]).
@@ -382,5 +467,56 @@ fn chain_rows(mut seq: i64, mut prev: [u8; 32], rows: &mut [AuditRow]) {
         row.prev_hash = prev.to_vec();
         prev = chain::hash_entry_in(&mut buf, &prev, &chain::EntryRef::of(row));
         row.hash = prev.to_vec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_entry_cannot_be_abandoned_and_its_requester_waits_for_the_commit() {
+        let c = Claim::default();
+        assert!(c.claim());
+        assert!(!c.abandon());
+        assert!(c.claim(), "claiming again (a retried batch) still holds");
+    }
+
+    #[test]
+    fn an_abandoned_entry_cannot_be_claimed_and_is_withdrawn() {
+        let c = Claim::default();
+        assert!(c.abandon());
+        assert!(!c.claim());
+        assert!(!c.claim(), "a retried batch withdraws it again");
+        assert!(c.abandon());
+    }
+
+    #[test]
+    fn a_withdrawn_row_records_the_refusal_and_keeps_its_other_detail() {
+        let mut row = unchained_row(
+            Entry {
+                actor: ActorRef {
+                    sub: "alice".into(),
+                    role: "agent".into(),
+                    client: None,
+                },
+                action: Action::ConsentGrant,
+                customer_id: None,
+                channel: Some("phone".into()),
+                purpose: Some("marketing".into()),
+                decision: Decision::Allow,
+                reason: None,
+                request_id: "r-1".into(),
+                detail: serde_json::json!({"consent_id": "c-1"}),
+            },
+            1,
+        );
+        withdraw(&mut row);
+        assert_eq!(row.decision, "deny");
+        let detail: serde_json::Value = serde_json::from_str(&row.detail).expect("json");
+        assert_eq!(
+            detail,
+            serde_json::json!({"consent_id": "c-1", "code": "audit_unavailable"})
+        );
     }
 }

@@ -4,7 +4,11 @@
 //! computes its outcome, and returns [`finish`]`(…)`: the entry (allow, or
 //! deny with the error code) is appended durably first, and only then is the
 //! response released. If the append fails or misses its deadline, the client
-//! gets 503 `audit_unavailable` and nothing else.
+//! gets 503 `audit_unavailable` and nothing else, and the 503 is the truth:
+//! an entry whose deadline passed before the audit writer claimed it is
+//! withdrawn from its batch (recorded as `deny`, `audit_unavailable`, with
+//! its effect dropped); one claimed first makes the request wait for the
+//! commit's real outcome (see [`crate::audit::Claim`]).
 //!
 //! Writes go one step further: once a write is authorised and validated, its
 //! entry is committed by [`AuditScope::commit_before_write`] *before* the data

@@ -108,6 +108,40 @@ fn head_of(seq: Option<i64>, hash: Option<Vec<u8>>) -> StoreResult<(i64, [u8; 32
 /// Chains rows onto a head `(seq, hash)`: assigns seq, prev_hash and hash.
 pub type ChainFn = fn(i64, [u8; 32], &mut [AuditRow]);
 
+/// One batch for [`Appender::append`]: `rows[i]` with `effects[i]`.
+pub struct Batch {
+    pub rows: Vec<AuditRow>,
+    pub effects: Vec<Option<Effect>>,
+    /// Called while the batch holds the writer lock, just before commit:
+    /// per row, whether its requester still waits for it (and will now wait
+    /// for the commit). A row whose requester gave up is passed to
+    /// `withdraw` and its effect is dropped, so the commit never carries out
+    /// a change that was answered 503. May be called more than once; a row
+    /// once given up stays given up.
+    pub claim: Box<dyn FnMut() -> Vec<bool> + Send>,
+    /// Rewrites a given-up row to record the refusal.
+    pub withdraw: fn(&mut AuditRow),
+    pub chain: ChainFn,
+}
+
+impl Batch {
+    /// Claims the rows; withdraws (once) those whose requester gave up.
+    /// Returns how many rows were withdrawn by this call.
+    fn settle(&mut self, withdrawn: &mut [bool]) -> usize {
+        let wanted = (self.claim)();
+        let mut newly = 0;
+        for (i, keep) in wanted.into_iter().enumerate() {
+            if !keep && !withdrawn[i] {
+                withdrawn[i] = true;
+                (self.withdraw)(&mut self.rows[i]);
+                self.effects[i] = None;
+                newly += 1;
+            }
+        }
+        newly
+    }
+}
+
 /// Appends batches at the head of the chain, atomically and durably.
 ///
 /// On SQLite, inside one transaction that holds the writer lock (`BEGIN
@@ -196,26 +230,18 @@ impl Appender {
         }
     }
 
-    /// Chains `rows` onto the head with `chain`, inserts them and applies
-    /// `effects` in the same transaction, and commits. Returns the chained
-    /// rows and, per effect, whether it applied.
-    pub async fn append(
-        &self,
-        rows: Vec<AuditRow>,
-        effects: Vec<Effect>,
-        chain: ChainFn,
-    ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
+    /// Chains the batch's rows onto the head, inserts them and applies their
+    /// effects in the same transaction, claiming the rows just before the
+    /// commit (see [`Batch::claim`]), and commits. Returns the chained rows
+    /// and, per row, whether its effect applied (true for a row without one).
+    pub async fn append(&self, batch: Batch) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
         match self {
             Appender::Sqlite(conn, checkpointer) => {
-                let out =
-                    on_sqlite_thread(conn, move |conn| append_sqlite(conn, rows, &effects, chain))
-                        .await;
+                let out = on_sqlite_thread(conn, move |conn| append_sqlite(conn, batch)).await;
                 checkpointer.nudge();
                 out
             }
-            Appender::Postgres(pool, head) => {
-                append_postgres(pool, head, rows, &effects, chain).await
-            }
+            Appender::Postgres(pool, head) => append_postgres(pool, head, batch).await,
         }
     }
 }
@@ -307,11 +333,13 @@ fn probe_row(seq: i64) -> AuditRow {
 
 fn append_sqlite(
     conn: &mut rusqlite::Connection,
-    mut rows: Vec<AuditRow>,
-    effects: &[Effect],
-    chain: ChainFn,
+    mut batch: Batch,
 ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // The writer lock is held from here to the commit: nothing can stall
+    // this batch but the statements themselves, so the rows are claimed now.
+    let mut withdrawn = vec![false; batch.rows.len()];
+    batch.settle(&mut withdrawn);
     let head: Option<(i64, Vec<u8>)> = tx
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -327,11 +355,17 @@ fn append_sqlite(
         Some((s, h)) => head_of(Some(s), Some(h))?,
         None => head_of(None, None)?,
     };
+    let Batch {
+        mut rows,
+        effects,
+        chain,
+        ..
+    } = batch;
     chain(seq, hash, &mut rows);
     insert_sqlite(&tx, &rows)?;
     let applied = effects
         .iter()
-        .map(|e| apply_sqlite(&tx, e))
+        .map(|e| e.as_ref().map_or(Ok(true), |e| apply_sqlite(&tx, e)))
         .collect::<StoreResult<Vec<bool>>>()?;
     tx.commit()?;
     Ok((rows, applied))
@@ -403,12 +437,15 @@ const TOUCH_CONTACTS_PG: &str = "UPDATE contacts c SET last_activity_at = u.at \
 /// Applies the effects inside `tx`: one statement for the consent events,
 /// and two for the interactions (insert, touch contact points); whether each
 /// applied.
-async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> StoreResult<Vec<bool>> {
+async fn apply_postgres(
+    tx: &mut sqlx::PgConnection,
+    effects: &[Option<Effect>],
+) -> StoreResult<Vec<bool>> {
     let consents: Vec<&ConsentRow> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Consent(c) => Some(c),
-            Effect::Interaction(_) => None,
+            Some(Effect::Consent(c)) => Some(c),
+            _ => None,
         })
         .collect();
     let mut applied_consents = std::collections::HashSet::new();
@@ -437,8 +474,8 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
     let interactions: Vec<&NewInteraction> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Interaction(i) => Some(i),
-            Effect::Consent(_) => None,
+            Some(Effect::Interaction(i)) => Some(i),
+            _ => None,
         })
         .collect();
     let mut applied_interactions = std::collections::HashSet::new();
@@ -503,8 +540,9 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
     let applied = effects
         .iter()
         .map(|e| match e {
-            Effect::Consent(c) => applied_consents.contains(&c.id),
-            Effect::Interaction(i) => applied_interactions.contains(&i.id),
+            Some(Effect::Consent(c)) => applied_consents.contains(&c.id),
+            Some(Effect::Interaction(i)) => applied_interactions.contains(&i.id),
+            None => true,
         })
         .collect();
     Ok(applied)
@@ -538,29 +576,36 @@ fn insert_sqlite(tx: &rusqlite::Transaction<'_>, rows: &[AuditRow]) -> StoreResu
 
 /// PostgreSQL appends are optimistic: the batch is chained onto this
 /// process's last known head and inserted by one `INSERT … SELECT FROM
-/// UNNEST(…)` in its own implicit transaction — one round trip, one commit.
+/// UNNEST(…)`, with its effects, in one transaction.
 /// The primary key on `seq` is the lock: if another process appended first,
 /// the insert collides on `seq` and nothing of it is stored; the head is then
 /// reloaded and the batch re-chained. A process can only extend the head it
 /// has read, so the chain stays gap-free and fork-free.
+///
+/// The rows are claimed after the statements have run (so they hold every
+/// lock they needed) and before the commit. Should a requester have given up
+/// while the statements waited (a locked table, a stalled server), the
+/// transaction is rolled back and the batch written again with that row
+/// withdrawn: an answered 503 is never committed as an allow.
 async fn append_postgres(
     pool: &sqlx::PgPool,
     cached: &tokio::sync::Mutex<Option<(i64, [u8; 32])>>,
-    mut rows: Vec<AuditRow>,
-    effects: &[Effect],
-    chain: ChainFn,
+    mut batch: Batch,
 ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
     const INSERT: &str = "INSERT INTO audit_log (seq, at, actor_sub, actor_role, actor_client, action, customer_id, \
         channel, purpose, decision, reason, request_id, detail, prev_hash, hash) \
         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], \
         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[])";
     let mut head = cached.lock().await;
-    for _ in 0..MAX_RACES {
+    let mut withdrawn = vec![false; batch.rows.len()];
+    let mut races = 0;
+    loop {
         let (seq, hash) = match *head {
             Some(h) => h,
             None => self::head(&Db::Postgres(pool.clone())).await?,
         };
-        chain(seq, hash, &mut rows);
+        (batch.chain)(seq, hash, &mut batch.rows);
+        let rows = &batch.rows;
         let col = |f: fn(&AuditRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
         let insert = sqlx::query(INSERT)
             .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
@@ -579,43 +624,46 @@ async fn append_postgres(
             .bind(rows.iter().map(|r| r.prev_hash.clone()).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.hash.clone()).collect::<Vec<_>>());
         let conflict = |e| StoreError::from_unique(e, "audit_log_pkey");
-        let result: StoreResult<Vec<bool>> = if effects.is_empty() {
-            // One statement in its own implicit transaction: one round trip.
-            insert
-                .execute(pool)
-                .await
-                .map(|_| Vec::new())
-                .map_err(conflict)
-        } else {
-            async {
-                let mut tx = pool.begin().await?;
-                insert.execute(&mut *tx).await.map_err(conflict)?;
-                let applied = apply_postgres(&mut tx, effects).await?;
-                tx.commit().await?;
-                Ok(applied)
-            }
-            .await
-        };
-        match result {
+        let mut tx = pool.begin().await?;
+        let written: StoreResult<Vec<bool>> = async {
+            insert.execute(&mut *tx).await.map_err(conflict)?;
+            apply_postgres(&mut tx, &batch.effects).await
+        }
+        .await;
+        match written {
             Ok(applied) => {
-                if let Some(last) = rows.last() {
+                if batch.settle(&mut withdrawn) > 0 {
+                    // Written again with the withdrawn rows; the head is unchanged.
+                    tx.rollback().await?;
+                    continue;
+                }
+                if let Err(e) = tx.commit().await {
+                    // Unknown outcome (the commit may have landed): reload next time.
+                    *head = None;
+                    return Err(e.into());
+                }
+                if let Some(last) = batch.rows.last() {
                     let mut h = [0u8; 32];
                     h.copy_from_slice(&last.hash);
                     *head = Some((last.seq, h));
                 }
-                return Ok((rows, applied));
+                return Ok((batch.rows, applied));
             }
-            Err(StoreError::Conflict(_)) => *head = None,
+            Err(StoreError::Conflict(_)) => {
+                *head = None;
+                races += 1;
+                if races >= MAX_RACES {
+                    return Err(StoreError::Corrupt(
+                        "audit append lost the race for the head too often",
+                    ));
+                }
+            }
             Err(e) => {
-                // Unknown outcome (the commit may have landed): reload next time.
                 *head = None;
                 return Err(e);
             }
         }
     }
-    Err(StoreError::Corrupt(
-        "audit append lost the race for the head too often",
-    ))
 }
 
 /// How often an optimistic PostgreSQL append may collide before giving up.
@@ -855,8 +903,15 @@ mod tests {
                 ..probe_row(0)
             })
             .collect();
+        let n = rows.len();
         appender
-            .append(rows, Vec::new(), numbered)
+            .append(Batch {
+                rows,
+                effects: (0..n).map(|_| None).collect(),
+                claim: Box::new(move || vec![true; n]),
+                withdraw: |_| {},
+                chain: numbered,
+            })
             .await
             .expect("append");
         // About 30 pages went to the WAL, far under the writer's backstop.

@@ -25,6 +25,7 @@ mod keys;
 mod lookup;
 mod retention;
 mod storage;
+mod truthful;
 
 use helpers::{Backend, Scenario};
 use libtest_mimic::{Arguments, Trial};
@@ -57,6 +58,7 @@ fn main() {
         ("lookup", lookup::tests()),
         ("retention", retention::tests()),
         ("storage", storage::tests()),
+        ("truthful", truthful::tests()),
         ("cli", cli::tests()),
         ("audit", audit::tests()),
         ("bench", bench::tests()),
