@@ -61,6 +61,9 @@ pub struct Report {
     pub purged: u64,
     /// Audit entries written (one per batch).
     pub batches: u64,
+    /// Kept answers of `Idempotency-Key`s past their time (they hold no
+    /// customer data in clear; no audit entry).
+    pub idempotency_keys: u64,
     /// Milliseconds spent on each part, for operators sizing the batch.
     pub elapsed_ms: BTreeMap<&'static str, u64>,
 }
@@ -241,6 +244,12 @@ impl Sweep<'_> {
             report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
         }
         lap(&mut report, "customers");
+        if !self.dry_run {
+            let before = self.now - crate::http::idempotency::KEEP_FOR;
+            report.idempotency_keys =
+                crate::store::idempotency::purge_expired(self.db, crate::store::to_micros(before))
+                    .await?;
+        }
         Ok(report)
     }
 

@@ -62,6 +62,10 @@ pub enum Action {
     InteractionResolve,
     #[serde(rename = "export")]
     Export,
+    /// A kept answer given again for a repeated `Idempotency-Key` (not in
+    /// DESIGN.md §7's list; see docs/decisions.md).
+    #[serde(rename = "request.replay")]
+    RequestReplay,
     #[serde(rename = "retention.purge")]
     RetentionPurge,
     #[serde(rename = "key.rotate")]
@@ -85,6 +89,7 @@ impl Action {
             Action::InteractionRead => "interaction.read",
             Action::InteractionResolve => "interaction.resolve",
             Action::Export => "export",
+            Action::RequestReplay => "request.replay",
             Action::RetentionPurge => "retention.purge",
             Action::KeyRotate => "key.rotate",
         }

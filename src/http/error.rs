@@ -35,6 +35,10 @@ pub enum ApiError {
     NotFound,
     #[error("the customer already has this value on this channel")]
     ContactExists,
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyKeyInUse,
     #[error("the customer has been erased")]
     CustomerErased,
     #[error("the request body is larger than 1 MiB")]
@@ -66,6 +70,8 @@ impl ApiError {
             PurposeNotAllowed => (StatusCode::FORBIDDEN, "purpose_not_allowed"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ContactExists => (StatusCode::CONFLICT, "contact_exists"),
+            IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
             CustomerErased => (StatusCode::GONE, "customer_erased"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),

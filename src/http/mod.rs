@@ -13,6 +13,7 @@ pub mod dsr;
 pub mod error;
 pub mod export;
 pub mod health;
+pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
 pub mod openapi;
@@ -79,6 +80,10 @@ pub fn build_router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!(request_id = %request_id::current(), "handler panicked");

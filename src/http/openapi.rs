@@ -25,6 +25,46 @@ impl Modify for BearerAuth {
     }
 }
 
+/// `Idempotency-Key` on every write POST (see [`super::idempotency`]).
+struct IdempotencyKey;
+
+impl Modify for IdempotencyKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            path::{ParameterBuilder, ParameterIn},
+            schema::{ObjectBuilder, Type},
+            Required,
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let Some(op) = item.post.as_mut() else {
+                continue;
+            };
+            if !super::idempotency::is_write(path) {
+                continue;
+            }
+            let param = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: a repeat with the same key and request gets the first \
+                     2xx answer again (header `Idempotent-Replayed: true`) for 24 hours; \
+                     the same key with another request is 422 `idempotency_key_reused`; \
+                     while the first still runs, 409 `idempotency_key_in_use`. \
+                     1 to 255 visible ASCII characters, scoped to the caller.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255)),
+                ))
+                .build();
+            op.parameters.get_or_insert_with(Vec::new).push(param);
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "arkku", description = "A privacy vault for customer contact data."),
@@ -54,7 +94,7 @@ impl Modify for BearerAuth {
         super::health::readyz,
     ),
     components(schemas(super::error::Problem)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &IdempotencyKey)
 )]
 pub struct ApiDoc;
 

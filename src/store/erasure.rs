@@ -54,6 +54,14 @@ pub async fn erase(db: &Db, id: Uuid, now: Micros) -> StoreResult<Erasure> {
                         .await?
                         .rows_affected();
                 }
+                // Kept answers of Idempotency-Keys: unreadable once the data
+                // keys are gone, and dropped. The keys stay taken (until they
+                // expire), so a late retry of a create cannot bring the
+                // customer back; it is answered 410.
+                sqlx::query("UPDATE idempotency_keys SET response = NULL WHERE customer_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "UPDATE customers SET display_name = NULL, external_ref = NULL, \
                      preferred_channel = NULL, updated_at = $2, erased_at = $2 WHERE id = $1",

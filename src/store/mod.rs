@@ -9,6 +9,7 @@ pub mod audit;
 pub mod consents;
 pub mod customers;
 pub mod erasure;
+pub mod idempotency;
 pub mod interactions;
 pub mod keys;
 pub mod retention;

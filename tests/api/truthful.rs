@@ -19,6 +19,8 @@ use crate::scenarios;
 pub fn tests() -> Vec<Scenario> {
     scenarios![
         requests_answered_503_during_an_audit_stall_changed_nothing_and_are_logged_as_refused,
+        a_retried_post_with_the_same_idempotency_key_gets_the_first_answer_and_writes_once,
+        a_post_answered_503_is_retried_with_its_idempotency_key_and_runs_once,
     ]
 }
 
@@ -292,4 +294,315 @@ impl Counts {
             interactions: db_scalar(db, "SELECT COUNT(*) FROM interactions").await,
         }
     }
+}
+
+/// The tokens of these tests.
+struct Callers {
+    service: String,
+    other_service: String,
+    agent: String,
+    compliance: String,
+}
+
+impl Callers {
+    fn of(env: &Env) -> Self {
+        let key = env.issuer_key();
+        let tok = |role, sub, purposes: &'static [&'static str], channel| {
+            issue_token(
+                &key,
+                Tok {
+                    role,
+                    sub,
+                    purposes,
+                    channel,
+                },
+            )
+        };
+        Callers {
+            service: tok(Role::Service, "crm-sync", &["support"], None),
+            other_service: tok(Role::Service, "billing-sync", &["support"], None),
+            agent: tok(Role::Agent, "alice", &["support"], Some("phone")),
+            compliance: tok(Role::Compliance, "auditor", &["dsr"], None),
+        }
+    }
+}
+
+fn kirsi() -> Value {
+    json!({"display_name": "Kirsi Kertaalleen", "contacts": [
+        {"channel": "phone", "value": "040 246 8135"},
+        {"channel": "email", "value": "kirsi@example.com"}]})
+}
+
+async fn count(db: &arkku::store::Db, sql: &str) -> i64 {
+    db_scalar(db, sql).await
+}
+
+async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_answer_and_writes_once(
+    b: Backend,
+) {
+    let env = Env::new(b).await;
+    let server = env.serve().await;
+    let c = Client2 {
+        http: http_client(),
+        base: server.base.clone(),
+    };
+    let who = Callers::of(&env);
+    let db = env.db().await;
+
+    // A create, sent twice with one key: one customer, the same answer twice.
+    let first = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.service,
+            Some(kirsi()),
+            Some("create-1"),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.service,
+            Some(kirsi()),
+            Some("create-1"),
+        )
+        .await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.json, first.json, "the retry gets the first answer");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 1);
+    let id = first.json["id"].as_str().expect("id").to_owned();
+
+    // The same key for another request is refused; another caller's key space is its own.
+    let mut other = kirsi();
+    other["display_name"] = json!("Joku Muu");
+    c.call(
+        Method::POST,
+        "/v1/customers",
+        &who.service,
+        Some(other.clone()),
+        Some("create-1"),
+    )
+    .await
+    .assert_problem(422, "idempotency_key_reused");
+    let theirs = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.other_service,
+            Some(other),
+            Some("create-1"),
+        )
+        .await;
+    assert_eq!(theirs.status, 201, "{}", theirs.text);
+    assert_ne!(theirs.json["id"], first.json["id"]);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 2);
+
+    // An interaction and a consent grant, each retried: one row each.
+    let interactions = format!("/v1/customers/{id}/interactions");
+    let note = json!({"channel": "phone", "kind": "contact_request", "body": "soita huomenna"});
+    let i1 = c
+        .call(
+            Method::POST,
+            &interactions,
+            &who.agent,
+            Some(note.clone()),
+            Some("call-7"),
+        )
+        .await;
+    assert_eq!(i1.status, 201, "{}", i1.text);
+    let i2 = c
+        .call(
+            Method::POST,
+            &interactions,
+            &who.agent,
+            Some(note),
+            Some("call-7"),
+        )
+        .await;
+    assert_eq!((i2.status.as_u16(), &i2.json), (201, &i1.json));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM interactions").await, 1);
+    let me = issue_token(
+        &env.issuer_key(),
+        Tok {
+            role: Role::Customer,
+            sub: &id,
+            purposes: &[],
+            channel: None,
+        },
+    );
+    let grant = json!({"purpose": "marketing", "channel": "email", "action": "grant",
+        "method": "web_form", "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}});
+    let g1 = c
+        .call(
+            Method::POST,
+            "/v1/me/consents",
+            &me,
+            Some(grant.clone()),
+            Some("optin"),
+        )
+        .await;
+    assert_eq!(g1.status, 201, "{}", g1.text);
+    let g2 = c
+        .call(
+            Method::POST,
+            "/v1/me/consents",
+            &me,
+            Some(grant),
+            Some("optin"),
+        )
+        .await;
+    assert_eq!((g2.status.as_u16(), &g2.json), (201, &g1.json));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM consents").await, 1);
+
+    // Every replay released data, so each is audited, as request.replay.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'request.replay' AND decision = 'allow'"
+        )
+        .await,
+        3
+    );
+    // Kept answers are sealed: the display name is not in the table in clear.
+    let in_clear = match b {
+        Backend::Sqlite => "SELECT COUNT(*) FROM idempotency_keys WHERE instr(response, 'Kertaalleen') > 0",
+        Backend::Postgres => "SELECT COUNT(*) FROM idempotency_keys WHERE position('Kertaalleen'::bytea in response) > 0",
+    };
+    assert_eq!(count(&db, in_clear).await, 0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM idempotency_keys WHERE response IS NOT NULL"
+        )
+        .await,
+        4
+    );
+
+    // Malformed keys are refused before anything runs.
+    for bad in ["", "with space", &"k".repeat(256), "tab\tkey"] {
+        let r = c
+            .call(
+                Method::POST,
+                "/v1/customers",
+                &who.service,
+                Some(kirsi()),
+                Some(bad),
+            )
+            .await;
+        r.assert_problem(400, "invalid_request");
+    }
+    let two = c
+        .http
+        .post(format!("{}/v1/customers", c.base))
+        .bearer_auth(&who.service)
+        .header("idempotency-key", "a")
+        .header("idempotency-key", "b")
+        .json(&kirsi())
+        .send()
+        .await
+        .expect("sent");
+    Reply::read(two)
+        .await
+        .assert_problem(400, "invalid_request");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 2);
+
+    // After erasure the kept answers of that customer are gone: a replay
+    // says the customer was erased, and releases nothing.
+    let erased = c
+        .call(
+            Method::DELETE,
+            &format!("/v1/customers/{id}?reason=CASE-9"),
+            &who.compliance,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.text);
+    let after = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.service,
+            Some(kirsi()),
+            Some("create-1"),
+        )
+        .await;
+    after.assert_problem(410, "customer_erased");
+    assert!(!after.text.contains("Kertaalleen"), "{}", after.text);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'request.replay' AND decision = 'deny'"
+        )
+        .await,
+        1
+    );
+    db.close().await;
+    env.verify_ok().await;
+}
+
+async fn a_post_answered_503_is_retried_with_its_idempotency_key_and_runs_once(b: Backend) {
+    let env = Env::new(b).await;
+    let server = env.serve_with(&[("ARKKU_AUDIT_TIMEOUT", DEADLINE)]).await;
+    let c = Client2 {
+        http: http_client(),
+        base: server.base.clone(),
+    };
+    let who = Callers::of(&env);
+    let db = env.db().await;
+
+    let stall = Stall::begin(b, &env.database_url).await;
+    let during = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.service,
+            Some(kirsi()),
+            Some("retry-me"),
+        )
+        .await;
+    // 503 from the audit log, or from the database itself (SQLite's write
+    // lock also holds the key's own row): either way nothing was done.
+    assert_eq!(during.status, 503, "{}", during.text);
+    assert!(
+        matches!(
+            during.json["code"].as_str(),
+            Some("audit_unavailable" | "database_unavailable")
+        ),
+        "{}",
+        during.text
+    );
+    tokio::time::sleep(STALL).await;
+    stall.release().await;
+
+    let retried = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.service,
+            Some(kirsi()),
+            Some("retry-me"),
+        )
+        .await;
+    assert_eq!(retried.status, 201, "{}", retried.text);
+    assert_eq!(retried.header("idempotent-replayed"), None, "the retry ran");
+    let replayed = c
+        .call(
+            Method::POST,
+            "/v1/customers",
+            &who.service,
+            Some(kirsi()),
+            Some("retry-me"),
+        )
+        .await;
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replayed.json["id"], retried.json["id"]);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 1);
+    db.close().await;
+    env.verify_ok().await;
 }
