@@ -29,12 +29,18 @@ pub enum ApiError {
     Unauthenticated,
     #[error("this role may not use this endpoint")]
     Forbidden,
+    /// A write the policy refuses (which channel, who records consent): 403
+    /// `forbidden`, with the rule as the detail.
+    #[error("{0}")]
+    WriteRefused(&'static str),
     #[error("the token does not allow this purpose, or the role may not act for it")]
     PurposeNotAllowed,
     #[error("no such resource")]
     NotFound,
     #[error("the customer already has this value on this channel")]
     ContactExists,
+    #[error("this consent is not a grant awaiting confirmation (already confirmed, superseded by a later change, or not recorded by staff)")]
+    ConsentNotPending,
     #[error("the customer has been erased")]
     CustomerErased,
     #[error("the request body is larger than 1 MiB")]
@@ -62,10 +68,11 @@ impl ApiError {
             UnknownChannel(_) => (StatusCode::BAD_REQUEST, "unknown_channel"),
             UnknownPurpose(_) => (StatusCode::BAD_REQUEST, "unknown_purpose"),
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Forbidden | WriteRefused(_) => (StatusCode::FORBIDDEN, "forbidden"),
             PurposeNotAllowed => (StatusCode::FORBIDDEN, "purpose_not_allowed"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ContactExists => (StatusCode::CONFLICT, "contact_exists"),
+            ConsentNotPending => (StatusCode::CONFLICT, "consent_not_pending"),
             CustomerErased => (StatusCode::GONE, "customer_erased"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),

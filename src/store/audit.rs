@@ -356,6 +356,9 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<
                 c.actor_role,
                 c.at,
                 c.expires_at,
+                c.status,
+                c.confirms,
+                c.review,
             ])?;
             Ok(n == 1)
         }
@@ -376,15 +379,16 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<
 }
 
 const CONSENT_IF_LIVE_SQLITE: &str = "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
-     source_channel, actor_sub, actor_role, at, expires_at) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+     source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 \
      WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?2 AND erased_at IS NULL)";
 
 const CONSENT_IF_LIVE_PG: &str = "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
-     source_channel, actor_sub, actor_role, at, expires_at) \
+     source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review) \
      SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[]) \
-     AS u(id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at) \
+     $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::uuid[], $16::text[]) \
+     AS u(id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at, \
+     status, confirms, review) \
      WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
      RETURNING id";
 
@@ -430,6 +434,9 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
             .bind(col(|c| Some(c.actor_role.clone())))
             .bind(consents.iter().map(|c| c.at).collect::<Vec<_>>())
             .bind(consents.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+            .bind(col(|c| Some(c.status.clone())))
+            .bind(consents.iter().map(|c| c.confirms).collect::<Vec<_>>())
+            .bind(col(|c| c.review.clone()))
             .fetch_all(&mut *tx)
             .await?;
         applied_consents.extend(ids);

@@ -144,13 +144,19 @@ async fn an_agent_reads_its_own_channels_interactions_and_others_only_with_conse
     let r = list(&app, &email, &id).await;
     assert_eq!(seen(&r), [triple("email", "complaint", "Paketti myöhässä")]);
 
-    // With the customer's cross_channel consent on e-mail, the phone agent
-    // sees the complaint too; withdrawn, it is gone again on the next read.
+    // With the customer's cross_channel consent on e-mail (recorded by
+    // compliance, so it takes effect at once), the phone agent sees the
+    // complaint too; withdrawn, it is gone again on the next read.
     let consents = format!("/v1/customers/{id}/consents");
     let grant = json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
                        "method": "spoken", "evidence": {"notice_id": "n", "notice_version": "1"}});
     let r = app
-        .request(Method::POST, &consents, Some(&phone), Some(grant))
+        .request(
+            Method::POST,
+            &consents,
+            Some(&app.compliance()),
+            Some(grant),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = list(&app, &phone, &id).await;
