@@ -7,7 +7,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    consents::ConsentRow, interactions::NewInteraction, on_db, Db, Micros, StoreError, StoreResult,
+    consents::ConsentRow, customers::NewContact, interactions::NewInteraction, on_db, Db, Micros,
+    StoreError, StoreResult,
 };
 
 /// One stored audit row.
@@ -43,6 +44,10 @@ pub enum Effect {
     /// One interaction; it also restarts the retention of the customer's
     /// live contact points on its channel.
     Interaction(NewInteraction),
+    /// One contact point; skipped (not applied) also when the customer
+    /// already holds the value on the channel, so adding a new value and
+    /// repeating a known one take the same path and the same commit.
+    Contact(NewContact),
 }
 
 /// A stored checkpoint.
@@ -375,6 +380,15 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<
             }
             Ok(n == 1)
         }
+        Effect::Contact(c) => {
+            let n = tx
+                .prepare_cached(super::customers::INSERT_CONTACT_IF_NEW)?
+                .execute(
+                    rusqlite::named_params! {"$1": c.id, "$2": c.customer_id, "$3": c.channel,
+                    "$4": &c.blind_index[..], "$5": c.value, "$6": c.label, "$7": c.now},
+                )?;
+            Ok(n == 1)
+        }
     }
 }
 
@@ -412,7 +426,7 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
         .iter()
         .filter_map(|e| match e {
             Effect::Consent(c) => Some(c),
-            Effect::Interaction(_) => None,
+            Effect::Interaction(_) | Effect::Contact(_) => None,
         })
         .collect();
     let mut applied_consents = std::collections::HashSet::new();
@@ -445,7 +459,7 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
         .iter()
         .filter_map(|e| match e {
             Effect::Interaction(i) => Some(i),
-            Effect::Consent(_) => None,
+            Effect::Consent(_) | Effect::Contact(_) => None,
         })
         .collect();
     let mut applied_interactions = std::collections::HashSet::new();
@@ -507,11 +521,33 @@ async fn apply_postgres(tx: &mut sqlx::PgConnection, effects: &[Effect]) -> Stor
                 .await?;
         }
     }
+    // Contact points are added one at a time: rare beside consents and
+    // interactions, and each must report whether it was new.
+    let mut applied_contacts = std::collections::HashSet::new();
+    for e in effects {
+        if let Effect::Contact(c) = e {
+            let n = sqlx::query(super::customers::INSERT_CONTACT_IF_NEW)
+                .bind(c.id)
+                .bind(c.customer_id)
+                .bind(&c.channel)
+                .bind(&c.blind_index[..])
+                .bind(&c.value)
+                .bind(&c.label)
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                applied_contacts.insert(c.id);
+            }
+        }
+    }
     let applied = effects
         .iter()
         .map(|e| match e {
             Effect::Consent(c) => applied_consents.contains(&c.id),
             Effect::Interaction(i) => applied_interactions.contains(&i.id),
+            Effect::Contact(c) => applied_contacts.contains(&c.id),
         })
         .collect();
     Ok(applied)

@@ -233,7 +233,11 @@ async fn seed(app: &TestApp) -> String {
         .await
         .assert_problem(404, "not_found");
     let r = app
-        .add_contact(&svc, &id, json!({"channel": "chat", "value": "visitor-9"}))
+        .add_contact(
+            &app.agent("chat"),
+            &id,
+            json!({"channel": "chat", "value": "visitor-9"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     send(req(
