@@ -702,9 +702,10 @@ async fn add_contact_inner(
         now: store::to_micros(at),
     };
     let added = scope.commit_with(s, Effect::Contact(row)).await?;
-    if !added {
-        // Not inserted: the value was there (or arrived meanwhile), or the
-        // customer was erased meanwhile.
+    if !added && !duplicate {
+        // Not inserted though the value was new: the customer was erased
+        // meanwhile, or the same value arrived meanwhile. (A known value is
+        // not checked again, so its path costs no more than an add's.)
         require_live(s, id).await?;
     }
     if !visible {

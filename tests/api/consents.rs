@@ -450,6 +450,9 @@ async fn an_agents_own_grant_opens_nothing_until_the_customer_confirms_it(b: Bac
 
     let receipt = consent(&app, &phone, &path, grant("cross_channel", "*")).await;
     assert_eq!(receipt.status, StatusCode::CREATED, "{}", receipt.text);
+    let r = app.read_customer(&phone, &id, "purpose=support").await;
+    assert_eq!(channels(&r), ["phone"], "{}", r.text);
+    assert_eq!(withheld(&r, "email").as_deref(), Some("consent_required"));
     assert_eq!(
         receipt.json["status"], "pending_confirmation",
         "{}",
@@ -457,10 +460,6 @@ async fn an_agents_own_grant_opens_nothing_until_the_customer_confirms_it(b: Bac
     );
     assert_eq!(receipt.json["review"], "agent_recorded", "{}", receipt.text);
     let pending_id = receipt.json["consent_id"].clone();
-
-    let r = app.read_customer(&phone, &id, "purpose=support").await;
-    assert_eq!(channels(&r), ["phone"], "{}", r.text);
-    assert_eq!(withheld(&r, "email").as_deref(), Some("consent_required"));
     let r = app
         .request(
             Method::GET,

@@ -22,6 +22,7 @@ pub fn tests() -> Vec<Scenario> {
         every_customer_request_is_audited,
         a_guessed_value_on_a_channel_the_caller_cannot_see_gets_the_same_answer_right_or_wrong,
         an_agent_adds_and_removes_contact_points_only_on_its_own_channel,
+        the_openapi_document_describes_the_202_and_the_consent_confirmation,
     ]
 }
 
@@ -529,4 +530,25 @@ async fn an_agent_adds_and_removes_contact_points_only_on_its_own_channel(b: Bac
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = app.remove_contact(&svc, &id, &email_contact).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
+async fn the_openapi_document_describes_the_202_and_the_consent_confirmation(b: Backend) {
+    let app = spawn_app(b).await;
+    let doc = app.request(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let add = &doc.json["paths"]["/v1/customers/{id}/contacts"]["post"]["responses"];
+    for status in ["201", "202", "403", "409"] {
+        assert!(
+            add.get(status).is_some(),
+            "contacts POST lacks {status}: {add}"
+        );
+    }
+    let schemas = &doc.json["components"]["schemas"];
+    assert!(schemas.get("AcceptedContact").is_some());
+    let confirm = &schemas["ConfirmBody"]["properties"];
+    assert!(confirm.get("consent_id").is_some(), "{confirm}");
+    let receipt = &schemas["Receipt"]["properties"];
+    for field in ["status", "confirms", "review"] {
+        assert!(receipt.get(field).is_some(), "Receipt lacks {field}");
+    }
 }
