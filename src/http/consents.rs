@@ -23,7 +23,7 @@ use super::{
     audited::{finish, AuditScope},
     auth::{own_customer, own_customer_id, require_role},
     customers::{now, require_live, short_text},
-    error::{ApiError, ApiJson, ApiPath},
+    error::{describe_body_error, ApiError, ApiJson, ApiPath},
     views::rfc3339,
     AppState,
 };
@@ -597,12 +597,16 @@ pub async fn record_mine(
         let ApiJson(body) = body?;
         let confirm = body.get("action").and_then(|a| a.as_str()) == Some("confirm");
         let body = serde_json::Value::Object(body);
-        let invalid = |e: serde_json::Error| ApiError::InvalidRequest(e.to_string());
+        // The same error text as every other body: it names the field and
+        // never echoes a value.
+        let invalid = |e: serde_path_to_error::Error<serde_json::Error>| {
+            ApiError::InvalidRequest(describe_body_error(&e.path().to_string(), e.inner()))
+        };
         if confirm {
-            let body: ConfirmBody = serde_json::from_value(body).map_err(invalid)?;
+            let body: ConfirmBody = serde_path_to_error::deserialize(body).map_err(invalid)?;
             confirm_inner(&s, &actor, id, body, &mut scope).await
         } else {
-            let body: ConsentBody = serde_json::from_value(body).map_err(invalid)?;
+            let body: ConsentBody = serde_path_to_error::deserialize(body).map_err(invalid)?;
             record_inner(&s, &actor, id, body, &mut scope).await
         }
     }

@@ -155,7 +155,7 @@ impl From<crate::vault::VaultError> for ApiError {
 
 /// Turns a serde error into a message that names the field but never echoes
 /// a value (a contact value sent as a number must not come back in an error).
-fn describe_body_error(path: &str, err: &serde_json::Error) -> String {
+pub(crate) fn describe_body_error(path: &str, err: &serde_json::Error) -> String {
     let msg = err.to_string();
     let msg = msg.split(" at line ").next().unwrap_or("");
     let at = if path.is_empty() || path == "." {

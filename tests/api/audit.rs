@@ -533,7 +533,8 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     );
     assert_eq!(e["detail"]["fields"], json!(["display_name"]), "{e}");
 
-    // 201 and 204: a contact added and removed, with its channel.
+    // 201 and 204: a contact added (by the agent, on its own channel) and
+    // removed, with its channel.
     let (r, e) = audited(
         &app,
         req(
@@ -542,7 +543,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
             &format!("/v1/customers/{id}/contacts"),
             Some(&agent),
         )
-        .json(&json!({"channel": "chat", "value": "visitor-77"})),
+        .json(&json!({"channel": "phone", "value": "050 765 4321"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -550,7 +551,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     assert_entry(
         &e,
         json!({"action": "contact.add", "decision": "allow", "code": null, "actor": agent_1,
-               "customer_id": id, "channel": "chat"}),
+               "customer_id": id, "channel": "phone"}),
     );
     assert_eq!(e["detail"]["contact_id"], contact_id.as_str(), "{e}");
     let (r, e) = audited(
@@ -567,7 +568,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     assert_entry(
         &e,
         json!({"action": "contact.remove", "decision": "allow", "code": null, "actor": service,
-               "customer_id": id, "channel": "chat"}),
+               "customer_id": id, "channel": "phone"}),
     );
     // Removing it again: 404, still one entry.
     let (r, e) = audited(

@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Scenario> {
         an_agents_own_grant_opens_nothing_until_the_customer_confirms_it,
         only_the_roles_the_policy_names_record_consent_and_an_agent_only_with_its_channel,
         a_withdrawal_by_an_agent_takes_effect_at_once_and_closes_a_pending_grant,
+        a_malformed_customer_consent_body_is_refused_without_echoing_its_values,
     ]
 }
 
@@ -644,4 +645,26 @@ async fn a_withdrawal_by_an_agent_takes_effect_at_once_and_closes_a_pending_gran
         .assert_problem(409, "consent_not_pending");
     let r = app.read_customer(&phone, &id, "purpose=support").await;
     assert_eq!(withheld(&r, "email").as_deref(), Some("consent_withdrawn"));
+}
+
+async fn a_malformed_customer_consent_body_is_refused_without_echoing_its_values(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let me = me(&app, &id);
+    let before = app.count("consents").await;
+    for body in [
+        json!({"action": "confirm", "consent_id": "pena@example.com"}),
+        json!({"action": "confirm", "consent_id": 358_401_234_567_u64}),
+        json!({"action": "confirm"}),
+        json!({"action": "confirm", "consent_id": uuid::Uuid::now_v7(), "purpose": "x"}),
+        json!({"purpose": "cross_channel", "channel": 358_401_234_567_u64, "action": "grant",
+               "method": "spoken", "evidence": evidence()}),
+    ] {
+        let r = consent(&app, &me, "/v1/me/consents", body).await;
+        r.assert_problem(400, "invalid_request");
+        for secret in ["pena@example.com", "358401234567"] {
+            assert!(!r.text.contains(secret), "{}", r.text);
+        }
+    }
+    assert_eq!(app.count("consents").await, before, "nothing was recorded");
 }
