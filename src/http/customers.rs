@@ -24,12 +24,12 @@ use super::{
     AppState,
 };
 use crate::{
-    audit::Action,
+    audit::{Action, Effect},
     crypto::{FieldKey, SecretKey},
     domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
     policy::{
-        authorise_purpose, decide_channel, ChannelDecision, Disclosure, MaskMode, PurposeDenied,
-        PurposeGrant, Retained, WithheldReason,
+        authorise_channel_write, authorise_purpose, decide_channel, ChannelDecision, ChannelWrite,
+        Disclosure, MaskMode, PurposeDenied, PurposeGrant, Retained, WithheldReason, WriteDenied,
     },
     store::{
         self,
@@ -235,6 +235,60 @@ fn released_value(
 /// response equals the one a later read returns.
 pub(crate) fn now() -> OffsetDateTime {
     store::from_micros(store::to_micros(OffsetDateTime::now_utc()))
+}
+
+/// Refuses (403, audited as deny with the rule) a write the policy does not
+/// allow on `channel`: an agent writes on its own channel only.
+pub(crate) fn require_channel_write(
+    actor: &Actor,
+    channel: &ChannelId,
+    write: ChannelWrite,
+    scope: &mut AuditScope,
+) -> Result<(), ApiError> {
+    authorise_channel_write(actor.role, actor.channel.as_ref(), channel, write).map_err(|d| {
+        scope.detail("rule", d.as_str());
+        ApiError::WriteRefused(d.explain())
+    })
+}
+
+/// Whether the caller may see `channel` of customer `id` under the
+/// integration rule, reading for `support` (the purpose of keeping contact
+/// points). A caller whose token does not carry `support` sees no channel.
+async fn may_read_channel(
+    s: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    channel: &ChannelId,
+    at: OffsetDateTime,
+) -> Result<bool, ApiError> {
+    let Ok(grant) = authorise_purpose(
+        &s.policies,
+        actor.role,
+        &actor.purposes,
+        "support",
+        actor.channel.as_ref(),
+    ) else {
+        return Ok(false);
+    };
+    let consents = super::consents::ledger(s, id).await?;
+    let fresh = Retained::Contact {
+        last_activity_at: at,
+    };
+    Ok(matches!(
+        decide_channel(&s.policies, &grant, channel, &consents, fresh, false, at),
+        ChannelDecision::Permit(_)
+    ))
+}
+
+/// What `POST /v1/customers/{id}/contacts` answers a caller who may not see
+/// the channel: the same 202 whether the value was new or already there.
+#[derive(serde::Serialize, ToSchema)]
+pub struct AcceptedContact {
+    #[schema(example = "email")]
+    pub channel: String,
+    /// Always `accepted`.
+    #[schema(example = "accepted")]
+    pub status: &'static str,
 }
 
 /// `POST /v1/customers` (DESIGN.md §8). The 201 response describes what the
@@ -572,10 +626,15 @@ async fn patch_inner(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/customers/{id}/contacts`: 201 with the contact (masked); the same
-/// normalised value twice on one customer and channel is 409 `contact_exists`.
+/// `POST /v1/customers/{id}/contacts`. A caller who may read the channel
+/// under the integration rule gets 201 with the contact (masked), or 409
+/// `contact_exists` when the customer already holds the value there. Anyone
+/// else gets 202 without an id, whether the value was new or not: a status
+/// code must not confirm a guessed value on a channel the caller cannot see.
+/// Both outcomes take the same path (one commit with the audit entry, which
+/// records the real outcome in its detail).
 #[utoipa::path(post, path = "/v1/customers/{id}/contacts", params(("id" = Uuid, Path)), request_body = NewContactBody,
-    responses((status = 201, body = ContactView), (status = 409, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+    responses((status = 201, body = ContactView), (status = 202, body = AcceptedContact), (status = 403, body = super::error::Problem), (status = 409, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
 pub async fn add_contact(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -600,10 +659,11 @@ async fn add_contact_inner(
     id: Uuid,
     body: NewContactBody,
     scope: &mut AuditScope,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     require_role(actor, &WRITERS)?;
     let (channel, kind, mode, nv) = parse_contact(s, &body.channel, &body.value)?;
     scope.channel = Some(channel.to_string());
+    require_channel_write(actor, &channel, ChannelWrite::ContactAdd, scope)?;
     let label = body
         .label
         .as_deref()
@@ -611,20 +671,29 @@ async fn add_contact_inner(
         .transpose()?
         .map(Zeroizing::new);
     require_live(s, id).await?;
+    let at = now();
+    let visible = may_read_channel(s, actor, id, &channel, at).await?;
+    let blind_index = s.blind.compute(channel.as_str(), nv.index_key());
+    let duplicate =
+        store::customers::has_contact_value(&s.db, id, channel.as_str(), &blind_index).await?;
     let cid = Uuid::now_v7();
-    scope.detail("contact_id", cid.to_string());
-    scope.commit_before_write(s).await?;
+    scope.detail("outcome", if duplicate { "duplicate" } else { "added" });
+    scope.detail("channel_visible", visible);
+    if !duplicate {
+        scope.detail("contact_id", cid.to_string());
+    }
+    // The same work on both paths: the key, the seal and one commit that
+    // carries the entry and the insert (which a duplicate leaves undone).
     let key = records::field_key(
         &s.keyring
             .data_key_for_write(&s.db, id, channel.as_str())
             .await?,
     )?;
-    let at = now();
     let row = NewContact {
         id: cid,
         customer_id: id,
         channel: channel.to_string(),
-        blind_index: s.blind.compute(channel.as_str(), nv.index_key()),
+        blind_index,
         value: records::seal(&key, id, channel.as_str(), cid, field::VALUE, nv.value())?,
         label: label
             .as_ref()
@@ -632,12 +701,26 @@ async fn add_contact_inner(
             .transpose()?,
         now: store::to_micros(at),
     };
-    store::customers::add_contact(&s.db, &row)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::ContactExists,
-            other => other.into(),
-        })?;
+    let added = scope.commit_with(s, Effect::Contact(row)).await?;
+    if !added && !duplicate {
+        // Not inserted though the value was new: the customer was erased
+        // meanwhile, or the same value arrived meanwhile. (A known value is
+        // not checked again, so its path costs no more than an add's.)
+        require_live(s, id).await?;
+    }
+    if !visible {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(AcceptedContact {
+                channel: channel.to_string(),
+                status: "accepted",
+            }),
+        )
+            .into_response());
+    }
+    if !added {
+        return Err(ApiError::ContactExists);
+    }
     let (value, masked) = released_value(kind, mode, &nv);
     Ok((
         StatusCode::CREATED,
@@ -649,7 +732,8 @@ async fn add_contact_inner(
             label,
             created_at: rfc3339(at),
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// `DELETE /v1/customers/{id}/contacts/{contact_id}`: 204.
@@ -684,7 +768,14 @@ async fn remove_contact_inner(
     let channel = store::customers::contact_channel(&s.db, id, contact_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    scope.channel = Some(channel);
+    scope.channel = Some(channel.clone());
+    // A channel since removed from the policy cannot be parsed back into
+    // a name only an agent of it could serve: nobody's own channel.
+    match ChannelId::parse(&channel) {
+        Ok(ch) => require_channel_write(actor, &ch, ChannelWrite::ContactRemove, scope)?,
+        Err(_) if actor.role == Role::Service => {}
+        Err(_) => return Err(ApiError::WriteRefused(WriteDenied::OtherChannel.explain())),
+    }
     scope.commit_before_write(s).await?;
     store::customers::remove_contact(&s.db, id, contact_id)
         .await?

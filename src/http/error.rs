@@ -29,6 +29,10 @@ pub enum ApiError {
     Unauthenticated,
     #[error("this role may not use this endpoint")]
     Forbidden,
+    /// A write the policy refuses (which channel, who records consent): 403
+    /// `forbidden`, with the rule as the detail.
+    #[error("{0}")]
+    WriteRefused(&'static str),
     #[error("the token does not allow this purpose, or the role may not act for it")]
     PurposeNotAllowed,
     #[error("no such resource")]
@@ -39,6 +43,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyKeyInUse,
+    #[error("this consent is not a grant awaiting confirmation (already confirmed, superseded by a later change, or not recorded by staff)")]
+    ConsentNotPending,
     #[error("the customer has been erased")]
     CustomerErased,
     #[error("the request body is larger than 1 MiB")]
@@ -66,12 +72,13 @@ impl ApiError {
             UnknownChannel(_) => (StatusCode::BAD_REQUEST, "unknown_channel"),
             UnknownPurpose(_) => (StatusCode::BAD_REQUEST, "unknown_purpose"),
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Forbidden | WriteRefused(_) => (StatusCode::FORBIDDEN, "forbidden"),
             PurposeNotAllowed => (StatusCode::FORBIDDEN, "purpose_not_allowed"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ContactExists => (StatusCode::CONFLICT, "contact_exists"),
             IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
+            ConsentNotPending => (StatusCode::CONFLICT, "consent_not_pending"),
             CustomerErased => (StatusCode::GONE, "customer_erased"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
@@ -154,7 +161,7 @@ impl From<crate::vault::VaultError> for ApiError {
 
 /// Turns a serde error into a message that names the field but never echoes
 /// a value (a contact value sent as a number must not come back in an error).
-fn describe_body_error(path: &str, err: &serde_json::Error) -> String {
+pub(crate) fn describe_body_error(path: &str, err: &serde_json::Error) -> String {
     let msg = err.to_string();
     let msg = msg.split(" at line ").next().unwrap_or("");
     let at = if path.is_empty() || path == "." {

@@ -227,6 +227,9 @@ impl Bundle {
                 "recorded_by",
                 "at",
                 "expires_at",
+                "status",
+                "confirms",
+                "review",
             ],
             self.consents
                 .iter()
@@ -243,6 +246,9 @@ impl Bundle {
                         cell(&e.recorded_by),
                         cell(&e.at),
                         opt(e.expires_at.as_deref()),
+                        cell(&e.status),
+                        opt(e.confirms.map(|c| c.to_string()).as_deref()),
+                        opt(e.review.as_deref()),
                     ]
                 })
                 .collect(),

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use super::{
     audited::{finish, AuditScope},
     auth::require_role,
-    customers::{grant_purpose, now, require_live, short_text},
+    customers::{grant_purpose, now, require_channel_write, require_live, short_text},
     error::{ApiError, ApiJson, ApiPath, ApiQuery},
     views::{rfc3339, InteractionView, WithheldView},
     AppState,
@@ -33,8 +33,8 @@ use crate::{
     audit::{Action, Effect},
     domain::{ChannelId, Role},
     policy::{
-        decide_channel, retention_expired, ChannelDecision, Disclosure, Retained, WithheldReason,
-        INTERACTION_KINDS,
+        decide_channel, retention_expired, ChannelDecision, ChannelWrite, Disclosure, Retained,
+        WithheldReason, WriteDenied, INTERACTION_KINDS,
     },
     store::{
         self,
@@ -201,6 +201,9 @@ async fn create_inner(
     let channel = channel.clone();
     let contact_retention = policy.contact_retention;
     scope.channel = Some(channel.to_string());
+    // Recording restarts the channel's contact retention: only on the
+    // agent's own channel.
+    require_channel_write(actor, &channel, ChannelWrite::InteractionCreate, scope)?;
     let kind = INTERACTION_KINDS
         .into_iter()
         .find(|k| *k == body.kind)
@@ -394,7 +397,13 @@ async fn resolve_inner(
     let meta = store::interactions::meta(&s.db, id, iid)
         .await?
         .ok_or(ApiError::NotFound)?;
-    scope.channel = Some(meta.channel);
+    scope.channel = Some(meta.channel.clone());
+    // An agent resolves only what it serves: an interaction it cannot
+    // read is not its to close.
+    match ChannelId::parse(&meta.channel) {
+        Ok(ch) => require_channel_write(actor, &ch, ChannelWrite::InteractionResolve, scope)?,
+        Err(_) => return Err(ApiError::WriteRefused(WriteDenied::OtherChannel.explain())),
+    }
     scope.detail("kind", meta.kind);
     scope.detail("already_resolved", meta.resolved_at.is_some());
     scope.commit_before_write(s).await?;

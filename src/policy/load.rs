@@ -247,7 +247,14 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
             file,
             &prefix,
             t,
-            &["lawful_basis", "max_age", "roles", "description"],
+            &[
+                "lawful_basis",
+                "max_age",
+                "roles",
+                "consent_recorders",
+                "immediate_agent_attestation",
+                "description",
+            ],
         )?;
         let key = format!("{prefix}.lawful_basis");
         let lawful_basis = match string(file, &key, required(file, &prefix, t, "lawful_basis")?)? {
@@ -263,6 +270,15 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
                 "unknown lawful basis (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)",
             )),
         };
+        // Reported here, before the keys that only consent-based purposes
+        // may carry, so the operator is told the cause rather than a symptom.
+        if CONSENT_PURPOSES.contains(&name.as_str()) && lawful_basis != LawfulBasis::Consent {
+            return Err(err(
+                file,
+                key,
+                "must be \"consent\": the integration rule asks the customer's consent for it",
+            ));
+        }
         let key = format!("{prefix}.max_age");
         let max_age = t
             .get("max_age")
@@ -283,6 +299,8 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
                 .map_err(|_| err(file, &key, format!("unknown role {s:?} (expected agent, service, compliance, customer or admin)")))?;
             roles.push(role);
         }
+        let (consent_recorders, immediate_agent_attestation) =
+            parse_consent_recording(file, &prefix, t, lawful_basis)?;
         let key = format!("{prefix}.description");
         let description = t
             .get("description")
@@ -294,6 +312,8 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
                 lawful_basis,
                 max_age,
                 roles,
+                consent_recorders,
+                immediate_agent_attestation,
                 description,
             },
         );
@@ -318,6 +338,79 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
         }
     }
     Ok(out)
+}
+
+/// The staff roles that may record a customer's consent: an agent the
+/// customer is talking to, and compliance staff acting on a documented
+/// request. A service has no customer in front of it, the customer is always
+/// allowed (so listing it would suggest it could be taken away), and an admin
+/// does not act on customer data.
+const CONSENT_RECORDER_ROLES: [Role; 2] = [Role::Agent, Role::Compliance];
+
+/// `consent_recorders` and `immediate_agent_attestation` of one purpose.
+fn parse_consent_recording(
+    file: &str,
+    prefix: &str,
+    t: &Table,
+    lawful_basis: LawfulBasis,
+) -> Result<(Vec<Role>, bool), PolicyError> {
+    let rkey = format!("{prefix}.consent_recorders");
+    let fkey = format!("{prefix}.immediate_agent_attestation");
+    if lawful_basis != LawfulBasis::Consent {
+        for (k, key) in [
+            ("consent_recorders", &rkey),
+            ("immediate_agent_attestation", &fkey),
+        ] {
+            if t.contains_key(k) {
+                return Err(err(
+                    file,
+                    key.as_str(),
+                    "only consent-based purposes record consent",
+                ));
+            }
+        }
+        return Ok((Vec::new(), false));
+    }
+    let mut recorders = Vec::new();
+    if let Some(v) = t.get("consent_recorders") {
+        let list = v
+            .as_array()
+            .ok_or_else(|| err(file, &rkey, "must be a list of roles"))?;
+        for r in list {
+            let s = string(file, &rkey, r)?;
+            let role = s
+                .parse::<Role>()
+                .ok()
+                .filter(|r| CONSENT_RECORDER_ROLES.contains(r))
+                .ok_or_else(|| {
+                    err(
+                        file,
+                        &rkey,
+                        format!(
+                            "{s:?} may not record consent (expected agent or compliance; \
+                             the customer always may)"
+                        ),
+                    )
+                })?;
+            if !recorders.contains(&role) {
+                recorders.push(role);
+            }
+        }
+    }
+    let immediate = match t.get("immediate_agent_attestation") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| err(file, &fkey, "must be true or false"))?,
+    };
+    if immediate && !recorders.contains(&Role::Agent) {
+        return Err(err(
+            file,
+            fkey,
+            "agents do not record consent for this purpose (add \"agent\" to consent_recorders)",
+        ));
+    }
+    Ok((recorders, immediate))
 }
 
 #[cfg(test)]
@@ -409,6 +502,81 @@ mod tests {
         assert_ne!(text, SHIPPED_PURPOSES);
         let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
         assert_eq!(e.key, "purposes.cross_channel.lawful_basis");
+    }
+
+    fn purposes_with(cross_channel_extra: &str) -> Result<Policies, PolicyError> {
+        let text = SHIPPED_PURPOSES.replacen(
+            "[purposes.cross_channel]\n",
+            &format!("[purposes.cross_channel]\n{cross_channel_extra}\n"),
+            1,
+        );
+        let text = text.replacen(
+            "consent_recorders = [\"agent\", \"compliance\"]\nimmediate_agent_attestation = false\n",
+            "",
+            1,
+        );
+        parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text)
+    }
+
+    #[test]
+    fn the_shipped_policies_let_agents_and_compliance_record_consent_with_confirmation() {
+        let p = load_shipped().expect("policies");
+        for name in CONSENT_PURPOSES {
+            let (_, purpose) = p.purpose(name).expect("purpose");
+            assert_eq!(
+                purpose.consent_recorders,
+                [Role::Agent, Role::Compliance],
+                "{name}"
+            );
+            assert!(!purpose.immediate_agent_attestation, "{name}");
+        }
+    }
+
+    #[test]
+    fn without_consent_recorders_only_the_customer_records() {
+        let p = purposes_with("").expect("valid");
+        let (_, purpose) = p.purpose("cross_channel").expect("purpose");
+        assert!(purpose.consent_recorders.is_empty());
+        assert!(!purpose.immediate_agent_attestation);
+    }
+
+    #[test]
+    fn a_service_customer_or_admin_cannot_be_a_consent_recorder() {
+        for role in ["service", "customer", "admin", "janitor"] {
+            let e = purposes_with(&format!("consent_recorders = [\"{role}\"]")).unwrap_err();
+            assert_eq!(e.key, "purposes.cross_channel.consent_recorders", "{e}");
+            assert!(e.reason.contains(role), "{e}");
+        }
+    }
+
+    #[test]
+    fn immediate_attestation_needs_agents_among_the_recorders_and_a_boolean() {
+        let e = purposes_with("immediate_agent_attestation = true").unwrap_err();
+        assert_eq!(e.key, "purposes.cross_channel.immediate_agent_attestation");
+        let e =
+            purposes_with("consent_recorders = [\"agent\"]\nimmediate_agent_attestation = \"yes\"")
+                .unwrap_err();
+        assert!(e.reason.contains("true or false"), "{e}");
+        let p =
+            purposes_with("consent_recorders = [\"agent\"]\nimmediate_agent_attestation = true")
+                .expect("valid");
+        assert!(
+            p.purpose("cross_channel")
+                .expect("purpose")
+                .1
+                .immediate_agent_attestation
+        );
+    }
+
+    #[test]
+    fn a_purpose_not_resting_on_consent_records_none() {
+        let text = SHIPPED_PURPOSES.replacen(
+            "[purposes.support]\n",
+            "[purposes.support]\nconsent_recorders = [\"agent\"]\n",
+            1,
+        );
+        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
+        assert_eq!(e.key, "purposes.support.consent_recorders");
     }
 
     #[test]

@@ -3,16 +3,21 @@
 //!
 //! Policies are data (`policies/*.toml`), loaded and validated once at start;
 //! [`decide`] holds the integration rule as pure functions, with no I/O, so
-//! every branch is unit- and property-tested apart from HTTP.
+//! every branch is unit- and property-tested apart from HTTP; [`write`] holds
+//! who may write on which channel and who may record consent.
 
 pub mod consent;
 pub mod decide;
 pub mod disclosure;
 pub mod load;
 pub mod model;
+pub mod write;
 
 pub use consent::{ConsentEvent, ConsentLedger, ANY_CHANNEL};
 pub use decide::*;
 pub use disclosure::Disclosure;
 pub use load::{load_dir, load_shipped, PolicyError};
 pub use model::*;
+pub use write::{
+    authorise_channel_write, authorise_consent_record, ChannelWrite, ConsentRecording, WriteDenied,
+};

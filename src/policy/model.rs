@@ -54,6 +54,15 @@ pub struct PurposePolicy {
     /// For consent-based purposes: a consent older than this has lapsed.
     pub max_age: Option<Duration>,
     pub roles: Vec<Role>,
+    /// Consent-based purposes: which staff roles may record a grant or
+    /// withdrawal for the customer (`agent`, `compliance`). The customer
+    /// always may, so it is not listed. Empty: only the customer.
+    pub consent_recorders: Vec<Role>,
+    /// Whether a grant an agent records takes effect at once. Off (the
+    /// default, and in the shipped policies) an agent-recorded grant waits
+    /// for the customer's own confirmation, so the actor who reads cannot
+    /// attest a consent and then use it unchecked (DESIGN.md §6).
+    pub immediate_agent_attestation: bool,
     pub description: Option<String>,
 }
 

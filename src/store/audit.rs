@@ -7,7 +7,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    consents::ConsentRow, interactions::NewInteraction, on_db, Db, Micros, StoreError, StoreResult,
+    consents::ConsentRow, customers::NewContact, interactions::NewInteraction, on_db, Db, Micros,
+    StoreError, StoreResult,
 };
 
 /// One stored audit row.
@@ -43,6 +44,10 @@ pub enum Effect {
     /// One interaction; it also restarts the retention of the customer's
     /// live contact points on its channel.
     Interaction(NewInteraction),
+    /// One contact point; skipped (not applied) also when the customer
+    /// already holds the value on the channel, so adding a new value and
+    /// repeating a known one take the same path and the same commit.
+    Contact(NewContact),
 }
 
 /// A stored checkpoint.
@@ -390,6 +395,9 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<
                 c.actor_role,
                 c.at,
                 c.expires_at,
+                c.status,
+                c.confirms,
+                c.review,
             ])?;
             Ok(n == 1)
         }
@@ -406,19 +414,29 @@ fn apply_sqlite(tx: &rusqlite::Transaction<'_>, effect: &Effect) -> StoreResult<
             }
             Ok(n == 1)
         }
+        Effect::Contact(c) => {
+            let n = tx
+                .prepare_cached(super::customers::INSERT_CONTACT_IF_NEW)?
+                .execute(
+                    rusqlite::named_params! {"$1": c.id, "$2": c.customer_id, "$3": c.channel,
+                    "$4": &c.blind_index[..], "$5": c.value, "$6": c.label, "$7": c.now},
+                )?;
+            Ok(n == 1)
+        }
     }
 }
 
 const CONSENT_IF_LIVE_SQLITE: &str = "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
-     source_channel, actor_sub, actor_role, at, expires_at) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+     source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 \
      WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?2 AND erased_at IS NULL)";
 
 const CONSENT_IF_LIVE_PG: &str = "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
-     source_channel, actor_sub, actor_role, at, expires_at) \
+     source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review) \
      SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[]) \
-     AS u(id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at) \
+     $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::uuid[], $16::text[]) \
+     AS u(id, customer_id, purpose, channel, action, notice_id, notice_version, method, source_channel, actor_sub, actor_role, at, expires_at, \
+     status, confirms, review) \
      WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
      RETURNING id";
 
@@ -467,6 +485,9 @@ async fn apply_postgres(
             .bind(col(|c| Some(c.actor_role.clone())))
             .bind(consents.iter().map(|c| c.at).collect::<Vec<_>>())
             .bind(consents.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+            .bind(col(|c| Some(c.status.clone())))
+            .bind(consents.iter().map(|c| c.confirms).collect::<Vec<_>>())
+            .bind(col(|c| c.review.clone()))
             .fetch_all(&mut *tx)
             .await?;
         applied_consents.extend(ids);
@@ -537,11 +558,33 @@ async fn apply_postgres(
                 .await?;
         }
     }
+    // Contact points are added one at a time: rare beside consents and
+    // interactions, and each must report whether it was new.
+    let mut applied_contacts = std::collections::HashSet::new();
+    for e in effects {
+        if let Some(Effect::Contact(c)) = e {
+            let n = sqlx::query(super::customers::INSERT_CONTACT_IF_NEW)
+                .bind(c.id)
+                .bind(c.customer_id)
+                .bind(&c.channel)
+                .bind(&c.blind_index[..])
+                .bind(&c.value)
+                .bind(&c.label)
+                .bind(c.now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                applied_contacts.insert(c.id);
+            }
+        }
+    }
     let applied = effects
         .iter()
         .map(|e| match e {
             Some(Effect::Consent(c)) => applied_consents.contains(&c.id),
             Some(Effect::Interaction(i)) => applied_interactions.contains(&i.id),
+            Some(Effect::Contact(c)) => applied_contacts.contains(&c.id),
             None => true,
         })
         .collect();

@@ -23,7 +23,22 @@ pub struct ConsentRow {
     pub actor_role: String,
     pub at: Micros,
     pub expires_at: Option<Micros>,
+    /// [`EFFECTIVE`] or [`PENDING_CONFIRMATION`], as recorded (never updated:
+    /// a confirmation is an event of its own).
+    pub status: String,
+    /// On a customer's confirmation: the pending grant it confirms.
+    pub confirms: Option<Uuid>,
+    /// Why compliance should review the event (`agent_recorded`), if at all.
+    pub review: Option<String>,
 }
+
+/// An event that took effect when it was recorded.
+pub const EFFECTIVE: &str = "effective";
+/// An agent-recorded grant waiting for the customer's confirmation: it opens
+/// nothing, and only [`EFFECTIVE`] events are facts for a decision.
+pub const PENDING_CONFIRMATION: &str = "pending_confirmation";
+/// The review flag of every grant an agent records.
+pub const REVIEW_AGENT_RECORDED: &str = "agent_recorded";
 
 /// What a policy decision needs of one ledger event (the hot read paths
 /// load these, not whole rows).
@@ -39,8 +54,9 @@ pub struct ConsentFact {
 }
 
 /// A customer's facts, oldest first, on a direct SQLite read transaction.
+/// Pending grants are no facts: they open nothing until confirmed.
 pub(super) const FACTS_SQL: &str = "SELECT purpose, channel, action, at, expires_at FROM consents \
-     WHERE customer_id = $1 ORDER BY at, id";
+     WHERE customer_id = $1 AND status = 'effective' ORDER BY at, id";
 
 pub(super) fn facts_sqlite(
     conn: &rusqlite::Connection,
@@ -65,7 +81,8 @@ pub(super) fn facts_sqlite(
 pub(super) fn facts_json_pg(customer: &str) -> String {
     format!(
         "(SELECT json_agg(json_build_array(f.purpose, f.channel, f.action, f.at, f.expires_at) \
-         ORDER BY f.at, f.id) FROM consents f WHERE f.customer_id = {customer})::text"
+         ORDER BY f.at, f.id) FROM consents f WHERE f.customer_id = {customer} \
+         AND f.status = 'effective')::text"
     )
 }
 
@@ -90,7 +107,7 @@ pub(super) fn facts_from_json(json: Option<&str>) -> StoreResult<Vec<ConsentFact
 
 const COLUMNS: &str =
     "id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
-                       source_channel, actor_sub, actor_role, at, expires_at";
+                       source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review";
 
 /// A customer's events, oldest first (ids are UUIDv7, so they break ties in order).
 pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<ConsentRow>> {
@@ -113,6 +130,9 @@ pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<Consent
                 actor_role: r.try_get(10)?,
                 at: r.try_get(11)?,
                 expires_at: r.try_get(12)?,
+                status: r.try_get(13)?,
+                confirms: r.try_get(14)?,
+                review: r.try_get(15)?,
             });
         }
         out

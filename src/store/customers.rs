@@ -20,7 +20,9 @@ pub struct NewCustomer<'a> {
     pub now: Micros,
 }
 
-/// A contact row to insert: sealed value and label, and the blind index.
+/// A contact row to insert: sealed value and label, and the blind index
+/// (ciphertext and a keyed hash only, so `Debug` shows no plaintext).
+#[derive(Debug, Clone)]
 pub struct NewContact {
     pub id: Uuid,
     pub customer_id: Uuid,
@@ -152,6 +154,33 @@ fn insert_contact_sql<'q, DB: sqlx::Database>(
         "INSERT INTO contacts (id, customer_id, channel, blind_index, value, label, created_at, last_activity_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
     )
+}
+
+/// Adds one contact point if its customer is live and does not hold the same
+/// value on the channel yet; applied as an [`super::audit::Effect`] in its
+/// audit entry's transaction, so an add and a duplicate cost the same commit.
+pub(super) const INSERT_CONTACT_IF_NEW: &str =
+    "INSERT INTO contacts (id, customer_id, channel, blind_index, value, label, created_at, last_activity_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+     WHERE EXISTS (SELECT 1 FROM customers WHERE id = $2 AND erased_at IS NULL) \
+     ON CONFLICT (customer_id, channel, blind_index) DO NOTHING";
+
+/// Whether the customer already holds the value with this blind index on
+/// the channel.
+pub async fn has_contact_value(
+    db: &Db,
+    customer_id: Uuid,
+    channel: &str,
+    blind_index: &[u8; 32],
+) -> StoreResult<bool> {
+    let sql = "SELECT COUNT(*) FROM contacts WHERE customer_id = $1 AND channel = $2 AND blind_index = $3";
+    let n: i64 = on_db!(db, pool => sqlx::query_scalar(sql)
+        .bind(customer_id)
+        .bind(channel)
+        .bind(&blind_index[..])
+        .fetch_one(pool)
+        .await?);
+    Ok(n > 0)
 }
 
 /// Adds one contact point to an existing customer.

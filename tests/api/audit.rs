@@ -233,7 +233,11 @@ async fn seed(app: &TestApp) -> String {
         .await
         .assert_problem(404, "not_found");
     let r = app
-        .add_contact(&svc, &id, json!({"channel": "chat", "value": "visitor-9"}))
+        .add_contact(
+            &app.agent("chat"),
+            &id,
+            json!({"channel": "chat", "value": "visitor-9"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     send(req(
@@ -529,7 +533,8 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     );
     assert_eq!(e["detail"]["fields"], json!(["display_name"]), "{e}");
 
-    // 201 and 204: a contact added and removed, with its channel.
+    // 201 and 204: a contact added (by the agent, on its own channel) and
+    // removed, with its channel.
     let (r, e) = audited(
         &app,
         req(
@@ -538,7 +543,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
             &format!("/v1/customers/{id}/contacts"),
             Some(&agent),
         )
-        .json(&json!({"channel": "chat", "value": "visitor-77"})),
+        .json(&json!({"channel": "phone", "value": "050 765 4321"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -546,7 +551,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     assert_entry(
         &e,
         json!({"action": "contact.add", "decision": "allow", "code": null, "actor": agent_1,
-               "customer_id": id, "channel": "chat"}),
+               "customer_id": id, "channel": "phone"}),
     );
     assert_eq!(e["detail"]["contact_id"], contact_id.as_str(), "{e}");
     let (r, e) = audited(
@@ -563,7 +568,7 @@ async fn every_customer_request_appends_exactly_one_entry_naming_actor_action_de
     assert_entry(
         &e,
         json!({"action": "contact.remove", "decision": "allow", "code": null, "actor": service,
-               "customer_id": id, "channel": "chat"}),
+               "customer_id": id, "channel": "phone"}),
     );
     // Removing it again: 404, still one entry.
     let (r, e) = audited(

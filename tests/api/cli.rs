@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Scenario> {
         without_automatic_keys_serve_refuses_to_start_and_creates_nothing,
         policy_check_passes_the_shipped_policies_and_names_file_key_and_reason_of_a_broken_one,
         policy_check_names_file_key_and_reason_for_every_kind_of_bad_value,
+        policy_check_refuses_consent_recorders_the_vault_does_not_allow,
         migrate_succeeds_and_running_it_twice_changes_nothing,
         keys_init_then_status_lists_every_channel_and_the_profile_at_version_1,
         the_listen_address_and_data_dir_come_from_a_flag_or_its_env_twin,
@@ -499,6 +500,58 @@ async fn policy_check_names_file_key_and_reason_for_every_kind_of_bad_value(b: B
             .await;
         r.assert_failed();
         for needle in [&file.display().to_string(), key, reason] {
+            assert!(
+                r.stderr.contains(needle),
+                "case {i}: {needle:?} not in {}",
+                r.stderr
+            );
+        }
+    }
+}
+
+/// Who may record consent is policy, checked before the server starts: a
+/// service (no customer in front of it) or an admin is refused, and so is an
+/// immediate attestation that is not a plain boolean.
+async fn policy_check_refuses_consent_recorders_the_vault_does_not_allow(b: Backend) {
+    let cli = Cli::new(b).await;
+    let recorders = "consent_recorders = [\"agent\", \"compliance\"]";
+    let cases = [
+        (
+            "consent_recorders = [\"agent\", \"service\"]",
+            "purposes.cross_channel.consent_recorders",
+            "\"service\" may not record consent",
+        ),
+        (
+            "consent_recorders = [\"admin\"]",
+            "purposes.cross_channel.consent_recorders",
+            "\"admin\" may not record consent",
+        ),
+        (
+            "consent_recorders = [\"compliance\"]\nimmediate_agent_attestation = true",
+            "purposes.cross_channel.immediate_agent_attestation",
+            "agents do not record consent",
+        ),
+    ];
+    for (i, (to, key, reason)) in cases.into_iter().enumerate() {
+        let dir = cli.path(&format!("recorders-{i}"));
+        copy_policies(&dir);
+        let file = dir.join("purposes.toml");
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert!(text.contains(recorders), "no {recorders:?}");
+        let text = text.replacen(recorders, to, 1).replacen(
+            "immediate_agent_attestation = false\n",
+            "",
+            1,
+        );
+        std::fs::write(&file, text).expect("write");
+        let r = cli
+            .run(
+                &["policy", "check", "--policies", &dir.display().to_string()],
+                &[],
+            )
+            .await;
+        r.assert_failed();
+        for needle in [key, reason] {
             assert!(
                 r.stderr.contains(needle),
                 "case {i}: {needle:?} not in {}",

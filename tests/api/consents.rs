@@ -18,6 +18,10 @@ pub fn tests() -> Vec<Scenario> {
         a_customer_token_reaches_only_its_own_ledger,
         lookups_follow_consent_too,
         every_consent_change_is_audited_with_its_purpose_and_channel,
+        an_agents_own_grant_opens_nothing_until_the_customer_confirms_it,
+        only_the_roles_the_policy_names_record_consent_and_an_agent_only_with_its_channel,
+        a_withdrawal_by_an_agent_takes_effect_at_once_and_closes_a_pending_grant,
+        a_malformed_customer_consent_body_is_refused_without_echoing_its_values,
     ]
 }
 
@@ -44,6 +48,40 @@ fn grant(purpose: &str, channel: &str) -> Value {
 
 fn withdraw(purpose: &str, channel: &str) -> Value {
     json!({"purpose": purpose, "channel": channel, "action": "withdraw", "method": "spoken"})
+}
+
+/// A token of the customer `id` themselves.
+fn me(app: &TestApp, id: &str) -> String {
+    app.token(Tok {
+        role: Role::Customer,
+        sub: id,
+        purposes: &[],
+        channel: None,
+    })
+}
+
+/// The customer confirms the pending grant `consent_id` an agent recorded.
+async fn confirm(app: &TestApp, id: &str, consent_id: &Value) -> Reply {
+    consent(
+        app,
+        &me(app, id),
+        "/v1/me/consents",
+        json!({"action": "confirm", "consent_id": consent_id}),
+    )
+    .await
+}
+
+/// An agent records a grant the customer gave, and the customer confirms it.
+async fn grant_confirmed(app: &TestApp, agent: &str, id: &str, body: Value) {
+    let pending = consent(app, agent, &format!("/v1/customers/{id}/consents"), body).await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.text);
+    assert_eq!(
+        pending.json["status"], "pending_confirmation",
+        "{}",
+        pending.text
+    );
+    let r = confirm(app, id, &pending.json["consent_id"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 
 fn channels(r: &Reply) -> Vec<String> {
@@ -94,6 +132,8 @@ async fn a_cross_channel_grant_lets_that_channel_into_another_agents_view(b: Bac
         );
     }
     assert_eq!(receipt.json["customer_id"], id.as_str());
+    let r = confirm(&app, &id, &receipt.json["consent_id"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = app.read_customer(&phone, &id, "purpose=support").await;
     assert_eq!(channels(&r), ["phone", "email"]);
     assert_eq!(r.json["contacts"][1]["value"], "p***@example.com");
@@ -114,7 +154,7 @@ async fn a_withdrawal_takes_effect_on_the_next_read_with_its_reason(b: Backend) 
     let id = app.create_customer_ok(&app.service(), pena()).await;
     let phone = app.agent("phone");
     let path = format!("/v1/customers/{id}/consents");
-    consent(&app, &phone, &path, grant("cross_channel", "*")).await;
+    grant_confirmed(&app, &phone, &id, grant("cross_channel", "*")).await;
     let r = app.read_customer(&phone, &id, "purpose=support").await;
     assert_eq!(channels(&r), ["phone", "email", "instagram"]);
     let w = consent(&app, &phone, &path, withdraw("cross_channel", "*")).await;
@@ -131,7 +171,7 @@ async fn a_channel_specific_withdrawal_wins_over_a_wildcard_grant(b: Backend) {
     let phone = app.agent("phone");
     let path = format!("/v1/customers/{id}/consents");
     consent(&app, &phone, &path, withdraw("cross_channel", "instagram")).await;
-    consent(&app, &phone, &path, grant("cross_channel", "*")).await; // later, but "*"
+    grant_confirmed(&app, &phone, &id, grant("cross_channel", "*")).await; // later, but "*"
     let r = app.read_customer(&phone, &id, "purpose=support").await;
     assert_eq!(channels(&r), ["phone", "email"]);
     assert_eq!(
@@ -209,10 +249,7 @@ async fn a_consent_past_its_expiry_has_lapsed(b: Backend) {
     g["expires_at"] = json!(soon
         .format(&time::format_description::well_known::Rfc3339)
         .expect("format"));
-    assert_eq!(
-        consent(&app, &phone, &path, g).await.status,
-        StatusCode::CREATED
-    );
+    grant_confirmed(&app, &phone, &id, g).await;
     assert_eq!(
         channels(&app.read_customer(&phone, &id, "purpose=support").await),
         ["phone", "email"]
@@ -248,7 +285,8 @@ async fn the_customer_manages_their_own_consents_and_sees_the_ledger(b: Backend)
     assert_eq!(ledger.status, StatusCode::OK, "{}", ledger.text);
     assert_eq!(
         ledger.json["current"],
-        json!([{"purpose": "marketing", "channel": "email", "status": "withdrawn"}])
+        json!([{"purpose": "marketing", "channel": "email", "status": "withdrawn",
+                "pending_consent_id": null}])
     );
     let history = ledger.json["history"].as_array().expect("history");
     assert_eq!(history.len(), 2);
@@ -326,13 +364,19 @@ async fn lookups_follow_consent_too(b: Backend) {
     app.lookup(&email_agent, "phone", "0401234567", "support")
         .await
         .assert_problem(404, "not_found");
-    consent(
+    // The agent's own grant finds nothing until the customer confirms it.
+    let pending = consent(
         &app,
         &email_agent,
         &format!("/v1/customers/{id}/consents"),
         grant("cross_channel", "phone"),
     )
     .await;
+    app.lookup(&email_agent, "phone", "0401234567", "support")
+        .await
+        .assert_problem(404, "not_found");
+    let r = confirm(&app, &id, &pending.json["consent_id"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = app
         .lookup(&email_agent, "phone", "0401234567", "support")
         .await;
@@ -383,4 +427,244 @@ async fn every_consent_change_is_audited_with_its_purpose_and_channel(b: Backend
     for canary in ["pena@example.com", "358401234567", "Pena"] {
         assert!(!text.contains(canary), "the audit log holds {canary}");
     }
+}
+
+/// The attack: a phone agent attests a made-up consent for every channel and
+/// reads the e-mail at once. Now the grant waits for the customer, opens
+/// nothing meanwhile (profile, interactions, lookup), is flagged for review
+/// in the ledger and the audit entry, and takes effect when confirmed.
+async fn an_agents_own_grant_opens_nothing_until_the_customer_confirms_it(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let phone = app.agent("phone");
+    let email_agent = app.agent("email");
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/v1/customers/{id}/interactions"),
+            Some(&email_agent),
+            Some(json!({"channel": "email", "kind": "complaint", "body": "Paketti myöhässä"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let path = format!("/v1/customers/{id}/consents");
+
+    let receipt = consent(&app, &phone, &path, grant("cross_channel", "*")).await;
+    assert_eq!(receipt.status, StatusCode::CREATED, "{}", receipt.text);
+    let r = app.read_customer(&phone, &id, "purpose=support").await;
+    assert_eq!(channels(&r), ["phone"], "{}", r.text);
+    assert_eq!(withheld(&r, "email").as_deref(), Some("consent_required"));
+    assert_eq!(
+        receipt.json["status"], "pending_confirmation",
+        "{}",
+        receipt.text
+    );
+    assert_eq!(receipt.json["review"], "agent_recorded", "{}", receipt.text);
+    let pending_id = receipt.json["consent_id"].clone();
+    let r = app
+        .request(
+            Method::GET,
+            &format!("/v1/customers/{id}/interactions?purpose=support"),
+            Some(&phone),
+            None,
+        )
+        .await;
+    assert!(!r.text.contains("Paketti"), "{}", r.text);
+    app.lookup(&phone, "email", "pena@example.com", "support")
+        .await
+        .assert_problem(404, "not_found");
+
+    // The customer sees what waits for them, and the ledger flags it.
+    let mine = app
+        .request(Method::GET, "/v1/me/consents", Some(&me(&app, &id)), None)
+        .await;
+    assert_eq!(
+        mine.json["current"],
+        json!([{"purpose": "cross_channel", "channel": "*",
+                "status": "pending_confirmation", "pending_consent_id": pending_id}]),
+        "{}",
+        mine.text
+    );
+    let history = &mine.json["history"];
+    assert_eq!(history[0]["status"], "pending_confirmation");
+    assert_eq!(history[0]["review"], "agent_recorded");
+    assert_eq!(history[0]["source_channel"], "phone");
+    let entry = arkku::store::audit::entries_after(app.db(), 0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .find(|r| r.action == "consent.grant")
+        .expect("the grant is audited");
+    let detail: Value = serde_json::from_str(&entry.detail).expect("detail");
+    assert_eq!(detail["review"], "agent_recorded", "{detail}");
+    assert_eq!(detail["status"], "pending_confirmation", "{detail}");
+
+    // The agent cannot confirm for the customer.
+    consent(
+        &app,
+        &phone,
+        "/v1/me/consents",
+        json!({"action": "confirm", "consent_id": pending_id}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+
+    let confirmed = confirm(&app, &id, &pending_id).await;
+    assert_eq!(confirmed.status, StatusCode::CREATED, "{}", confirmed.text);
+    assert_eq!(confirmed.json["status"], "effective");
+    assert_eq!(confirmed.json["confirms"], pending_id);
+    assert_eq!(confirmed.json["evidence"], evidence());
+    let r = app.read_customer(&phone, &id, "purpose=support").await;
+    assert_eq!(channels(&r), ["phone", "email", "instagram"], "{}", r.text);
+    let r = app
+        .request(
+            Method::GET,
+            &format!("/v1/customers/{id}/interactions?purpose=support"),
+            Some(&phone),
+            None,
+        )
+        .await;
+    assert!(r.text.contains("Paketti"), "{}", r.text);
+
+    // Append-only: the pending grant stays as it was, the confirmation is
+    // its own event; a second confirmation finds nothing pending.
+    let ledger = app.request(Method::GET, &path, Some(&phone), None).await;
+    let history = ledger.json["history"].as_array().expect("history");
+    assert_eq!(history.len(), 2, "{}", ledger.text);
+    assert_eq!(history[0]["status"], "pending_confirmation");
+    assert_eq!(history[1]["status"], "effective");
+    assert_eq!(history[1]["confirms"], pending_id);
+    assert_eq!(history[1]["recorded_by"], "customer");
+    assert_eq!(
+        ledger.json["current"],
+        json!([{"purpose": "cross_channel", "channel": "*", "status": "granted",
+                "pending_consent_id": null}])
+    );
+    confirm(&app, &id, &pending_id)
+        .await
+        .assert_problem(409, "consent_not_pending");
+    confirm(&app, &id, &json!(uuid::Uuid::now_v7().to_string()))
+        .await
+        .assert_problem(404, "not_found");
+    // The export shows the status too.
+    let export = app
+        .request(Method::GET, "/v1/me/export", Some(&me(&app, &id)), None)
+        .await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text);
+    assert_eq!(export.json["consents"][0]["status"], "pending_confirmation");
+    assert_eq!(export.json["consents"][0]["review"], "agent_recorded");
+    assert_eq!(export.json["consents"][1]["confirms"], pending_id);
+}
+
+async fn only_the_roles_the_policy_names_record_consent_and_an_agent_only_with_its_channel(
+    b: Backend,
+) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let path = format!("/v1/customers/{id}/consents");
+    let no_channel = app.token(Tok {
+        role: Role::Agent,
+        sub: "back-office",
+        purposes: &["support"],
+        channel: None,
+    });
+    let before = app.audit_count().await;
+    for body in [grant("cross_channel", "*"), withdraw("cross_channel", "*")] {
+        consent(&app, &no_channel, &path, body)
+            .await
+            .assert_problem(403, "forbidden");
+    }
+    consent(&app, &app.service(), &path, grant("cross_channel", "*"))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        app.audit_count().await - before,
+        3,
+        "every refusal is audited"
+    );
+    let denied = arkku::store::audit::entries_after(app.db(), 0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.action.starts_with("consent.") && r.decision == "deny")
+        .count();
+    assert_eq!(denied, 3);
+    let ledger = app
+        .request(Method::GET, &path, Some(&app.agent("phone")), None)
+        .await;
+    assert_eq!(ledger.json["history"], json!([]), "{}", ledger.text);
+
+    // Compliance acts on a documented request and reads nothing through the
+    // integration rule: its grant takes effect at once, unflagged.
+    let r = consent(
+        &app,
+        &app.compliance(),
+        &path,
+        grant("cross_channel", "email"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["status"], "effective");
+    assert!(r.json["review"].is_null(), "{}", r.text);
+    let r = app
+        .read_customer(&app.agent("phone"), &id, "purpose=support")
+        .await;
+    assert_eq!(channels(&r), ["phone", "email"]);
+}
+
+async fn a_withdrawal_by_an_agent_takes_effect_at_once_and_closes_a_pending_grant(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let phone = app.agent("phone");
+    let path = format!("/v1/customers/{id}/consents");
+    let r = consent(
+        &app,
+        &me(&app, &id),
+        "/v1/me/consents",
+        grant("cross_channel", "email"),
+    )
+    .await;
+    assert_eq!(r.json["status"], "effective", "{}", r.text);
+    assert_eq!(
+        channels(&app.read_customer(&phone, &id, "purpose=support").await),
+        ["phone", "email"]
+    );
+    let w = consent(&app, &phone, &path, withdraw("cross_channel", "email")).await;
+    assert_eq!(w.status, StatusCode::CREATED, "{}", w.text);
+    assert_eq!(w.json["status"], "effective");
+    let r = app.read_customer(&phone, &id, "purpose=support").await;
+    assert_eq!(withheld(&r, "email").as_deref(), Some("consent_withdrawn"));
+
+    // A pending grant withdrawn before the customer confirms cannot be
+    // confirmed any more.
+    let pending = consent(&app, &phone, &path, grant("cross_channel", "email")).await;
+    assert_eq!(pending.json["status"], "pending_confirmation");
+    consent(&app, &phone, &path, withdraw("cross_channel", "email")).await;
+    confirm(&app, &id, &pending.json["consent_id"])
+        .await
+        .assert_problem(409, "consent_not_pending");
+    let r = app.read_customer(&phone, &id, "purpose=support").await;
+    assert_eq!(withheld(&r, "email").as_deref(), Some("consent_withdrawn"));
+}
+
+async fn a_malformed_customer_consent_body_is_refused_without_echoing_its_values(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let me = me(&app, &id);
+    let before = app.count("consents").await;
+    for body in [
+        json!({"action": "confirm", "consent_id": "pena@example.com"}),
+        json!({"action": "confirm", "consent_id": 358_401_234_567_u64}),
+        json!({"action": "confirm"}),
+        json!({"action": "confirm", "consent_id": uuid::Uuid::now_v7(), "purpose": "x"}),
+        json!({"purpose": "cross_channel", "channel": 358_401_234_567_u64, "action": "grant",
+               "method": "spoken", "evidence": evidence()}),
+    ] {
+        let r = consent(&app, &me, "/v1/me/consents", body).await;
+        r.assert_problem(400, "invalid_request");
+        for secret in ["pena@example.com", "358401234567"] {
+            assert!(!r.text.contains(secret), "{}", r.text);
+        }
+    }
+    assert_eq!(app.count("consents").await, before, "nothing was recorded");
 }

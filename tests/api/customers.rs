@@ -2,7 +2,7 @@
 
 use arkku::domain::Role;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, Backend, Scenario, Tok};
 use crate::scenarios;
@@ -20,6 +20,9 @@ pub fn tests() -> Vec<Scenario> {
         the_role_matrix_is_enforced,
         a_read_must_name_a_purpose_the_token_lists,
         every_customer_request_is_audited,
+        a_guessed_value_on_a_channel_the_caller_cannot_see_gets_the_same_answer_right_or_wrong,
+        an_agent_adds_and_removes_contact_points_only_on_its_own_channel,
+        the_openapi_document_describes_the_202_and_the_consent_confirmation,
     ]
 }
 
@@ -135,9 +138,10 @@ async fn the_same_value_twice_on_one_channel_is_a_conflict(b: Backend) {
     let app = spawn_app(b).await;
     let svc = app.service();
     let id = app.create_customer_ok(&svc, pena()).await;
-    // Another spelling of the same number.
+    // Another spelling of the same number, from the channel's own agent (who
+    // may see the channel, so is told).
     app.add_contact(
-        &svc,
+        &app.agent("phone"),
         &id,
         json!({"channel": "phone", "value": "+358 40 1234567"}),
     )
@@ -146,7 +150,7 @@ async fn the_same_value_twice_on_one_channel_is_a_conflict(b: Backend) {
     // The same number on another channel is fine.
     let r = app
         .add_contact(
-            &svc,
+            &app.agent("whatsapp"),
             &id,
             json!({"channel": "whatsapp", "value": "+358401234567"}),
         )
@@ -169,7 +173,7 @@ async fn adding_and_removing_a_contact_changes_the_profile(b: Backend) {
     let id = app.create_customer_ok(&svc, json!({"contacts": []})).await;
     let r = app
         .add_contact(
-            &svc,
+            &app.agent("chat"),
             &id,
             json!({"channel": "chat", "value": "visitor-77", "label": "web"}),
         )
@@ -334,5 +338,217 @@ async fn every_customer_request_is_audited(b: Backend) {
         "pena_v",
     ] {
         assert!(!text.contains(canary), "audit log leaks {canary}");
+    }
+}
+
+/// The `contact.add` audit entries' details, oldest first.
+async fn contact_add_details(app: &crate::helpers::TestApp) -> Vec<Value> {
+    arkku::store::audit::entries_after(app.db(), 0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.action == "contact.add")
+        .map(|r| serde_json::from_str(&r.detail).expect("detail"))
+        .collect()
+}
+
+/// The attack: guessing an e-mail address through 409 `contact_exists`. A
+/// caller who may not see the channel (a phone agent, or the service without
+/// the customer's cross_channel consent) gets the same 202, without an id,
+/// whether the guess was right or not; the audit entry records the truth.
+async fn a_guessed_value_on_a_channel_the_caller_cannot_see_gets_the_same_answer_right_or_wrong(
+    b: Backend,
+) {
+    let app = spawn_app(b).await;
+    let svc = app.service();
+    let id = app.create_customer_ok(&svc, pena()).await;
+    let contacts_before = app.count("contacts").await;
+
+    let right = app
+        .add_contact(
+            &svc,
+            &id,
+            json!({"channel": "email", "value": "pena@example.com"}),
+        )
+        .await;
+    let wrong = app
+        .add_contact(
+            &svc,
+            &id,
+            json!({"channel": "email", "value": "pentti@example.com"}),
+        )
+        .await;
+    for r in [&right, &wrong] {
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        assert!(r.json.get("id").is_none(), "{}", r.text);
+    }
+    assert_eq!(right.json, wrong.json);
+    assert_eq!(
+        right.json,
+        json!({"channel": "email", "status": "accepted"})
+    );
+    assert_eq!(
+        app.count("contacts").await,
+        contacts_before + 1,
+        "the new value was stored, the known one not twice"
+    );
+    let details = contact_add_details(&app).await;
+    assert_eq!(details.len(), 2);
+    assert_eq!(details[0]["outcome"], "duplicate", "{:?}", details);
+    assert_eq!(details[0]["channel_visible"], false);
+    assert!(details[0].get("contact_id").is_none());
+    assert_eq!(details[1]["outcome"], "added", "{:?}", details);
+
+    // With the customer's consent the service may see e-mail: it is told.
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/v1/customers/{id}/consents"),
+            Some(&app.compliance()),
+            Some(json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
+                        "method": "written", "evidence": {"notice_id": "n", "notice_version": "1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.add_contact(
+        &svc,
+        &id,
+        json!({"channel": "email", "value": "PENA@example.com"}),
+    )
+    .await
+    .assert_problem(409, "contact_exists");
+    let r = app
+        .add_contact(
+            &svc,
+            &id,
+            json!({"channel": "email", "value": "virtanen@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["value"], "v***@example.com");
+    let details = contact_add_details(&app).await;
+    assert_eq!(details[2]["outcome"], "duplicate");
+    assert_eq!(details[2]["channel_visible"], true);
+    assert_eq!(details[3]["outcome"], "added");
+}
+
+async fn an_agent_adds_and_removes_contact_points_only_on_its_own_channel(b: Backend) {
+    let app = spawn_app(b).await;
+    let svc = app.service();
+    let created = app.create_customer(&svc, pena()).await;
+    let id = created.json["id"].as_str().expect("id").to_owned();
+    let email_contact = created.json["contacts"]
+        .as_array()
+        .expect("contacts")
+        .iter()
+        .find(|c| c["channel"] == "email")
+        .expect("email contact")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let phone = app.agent("phone");
+    let no_channel = app.token(Tok {
+        role: Role::Agent,
+        sub: "back-office",
+        purposes: &["support"],
+        channel: None,
+    });
+    let contacts_before = app.count("contacts").await;
+    let audit_before = app.audit_count().await;
+
+    app.add_contact(
+        &phone,
+        &id,
+        json!({"channel": "email", "value": "guess@example.com"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.remove_contact(&phone, &id, &email_contact)
+        .await
+        .assert_problem(403, "forbidden");
+    app.add_contact(
+        &no_channel,
+        &id,
+        json!({"channel": "phone", "value": "040 765 4321"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.remove_contact(&no_channel, &id, &email_contact)
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        app.count("contacts").await,
+        contacts_before,
+        "nothing changed"
+    );
+    let denied: Vec<(String, Option<String>, Value)> =
+        arkku::store::audit::entries_after(app.db(), 0, 1000)
+            .await
+            .expect("audit")
+            .into_iter()
+            .skip(usize::try_from(audit_before).expect("count"))
+            .map(|r| {
+                assert_eq!(r.decision, "deny", "{r:?}");
+                let d: Value = serde_json::from_str(&r.detail).expect("detail");
+                (r.action, r.channel, d["rule"].clone())
+            })
+            .collect();
+    assert_eq!(
+        denied,
+        [
+            (
+                "contact.add".into(),
+                Some("email".into()),
+                json!("other_channel")
+            ),
+            (
+                "contact.remove".into(),
+                Some("email".into()),
+                json!("other_channel")
+            ),
+            (
+                "contact.add".into(),
+                Some("phone".into()),
+                json!("no_channel_context")
+            ),
+            (
+                "contact.remove".into(),
+                Some("email".into()),
+                json!("no_channel_context")
+            ),
+        ]
+    );
+
+    // Its own channel is its to keep; the service keeps every channel.
+    let r = app
+        .add_contact(
+            &phone,
+            &id,
+            json!({"channel": "phone", "value": "040 765 4321"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.remove_contact(&svc, &id, &email_contact).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
+async fn the_openapi_document_describes_the_202_and_the_consent_confirmation(b: Backend) {
+    let app = spawn_app(b).await;
+    let doc = app.request(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let add = &doc.json["paths"]["/v1/customers/{id}/contacts"]["post"]["responses"];
+    for status in ["201", "202", "403", "409"] {
+        assert!(
+            add.get(status).is_some(),
+            "contacts POST lacks {status}: {add}"
+        );
+    }
+    let schemas = &doc.json["components"]["schemas"];
+    assert!(schemas.get("AcceptedContact").is_some());
+    let confirm = &schemas["ConfirmBody"]["properties"];
+    assert!(confirm.get("consent_id").is_some(), "{confirm}");
+    let receipt = &schemas["Receipt"]["properties"];
+    for field in ["status", "confirms", "review"] {
+        assert!(receipt.get(field).is_some(), "Receipt lacks {field}");
     }
 }

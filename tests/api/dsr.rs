@@ -157,7 +157,7 @@ async fn an_export_holds_everything_on_the_customer_and_nothing_of_another(b: Ba
         .request(
             Method::POST,
             &format!("/v1/customers/{id}/consents"),
-            Some(&app.agent("phone")),
+            Some(&app.compliance()),
             Some(json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
                         "method": "spoken", "evidence": {"notice_id": "privacy", "notice_version": "7"}})),
         )

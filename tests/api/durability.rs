@@ -530,7 +530,7 @@ async fn a_consent_change_through_one_process_decides_the_next_read_at_the_other
             &client,
             Method::POST,
             format!("{}/v1/customers/{id}/consents", first.base),
-            Some(&tokens.agent),
+            Some(&tokens.compliance),
             Some(&consent(action)),
         )
         .await

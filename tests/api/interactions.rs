@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Backend, Reply, Scenario, TestApp};
+use crate::helpers::{spawn_app, Backend, Reply, Scenario, TestApp, Tok};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -15,6 +15,7 @@ pub fn tests() -> Vec<Scenario> {
         data_past_its_retention_is_gone_at_read_time,
         bad_interaction_input_gets_its_code_and_stores_nothing,
         every_interaction_request_is_audited_without_its_body,
+        an_agent_records_and_resolves_interactions_only_on_its_own_channel,
     ]
 }
 
@@ -144,13 +145,19 @@ async fn an_agent_reads_its_own_channels_interactions_and_others_only_with_conse
     let r = list(&app, &email, &id).await;
     assert_eq!(seen(&r), [triple("email", "complaint", "Paketti myöhässä")]);
 
-    // With the customer's cross_channel consent on e-mail, the phone agent
-    // sees the complaint too; withdrawn, it is gone again on the next read.
+    // With the customer's cross_channel consent on e-mail (recorded by
+    // compliance, so it takes effect at once), the phone agent sees the
+    // complaint too; withdrawn, it is gone again on the next read.
     let consents = format!("/v1/customers/{id}/consents");
     let grant = json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
                        "method": "spoken", "evidence": {"notice_id": "n", "notice_version": "1"}});
     let r = app
-        .request(Method::POST, &consents, Some(&phone), Some(grant))
+        .request(
+            Method::POST,
+            &consents,
+            Some(&app.compliance()),
+            Some(grant),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = list(&app, &phone, &id).await;
@@ -202,7 +209,7 @@ async fn an_open_contact_request_past_due_is_listed_without_its_body_until_resol
     .await;
     let later = record_ok(
         &app,
-        &phone,
+        &app.agent("email"),
         &other,
         json!({"channel": "email", "kind": "contact_request", "body": "x",
                "due_at": "2026-01-01T07:00:00Z"}),
@@ -605,4 +612,93 @@ async fn every_interaction_request_is_audited_without_its_body(b: Backend) {
         !app.audit_text().await.contains(secret),
         "an interaction body reached the audit log"
     );
+}
+
+/// The attack: a phone agent resolving e-mail interactions whose bodies it
+/// cannot see, and recording e-mail interactions (which restarts e-mail's
+/// contact retention). Both are 403, audited as deny, and change nothing.
+async fn an_agent_records_and_resolves_interactions_only_on_its_own_channel(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let phone = app.agent("phone");
+    let email = app.agent("email");
+    let no_channel = app.token(Tok {
+        role: arkku::domain::Role::Agent,
+        sub: "back-office",
+        purposes: &["support"],
+        channel: None,
+    });
+    let complaint = record_ok(
+        &app,
+        &email,
+        &id,
+        json!({"channel": "email", "kind": "complaint", "body": "Paketti myöhässä"}),
+    )
+    .await;
+    let activity = "SELECT MAX(last_activity_at) FROM contacts WHERE channel = 'email'";
+    let email_activity = app.scalar(activity).await;
+    let stored = app.count("interactions").await;
+    let audit_before = app.audit_count().await;
+
+    record(
+        &app,
+        &phone,
+        &id,
+        json!({"channel": "email", "kind": "feedback", "body": "keksitty"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    record(
+        &app,
+        &no_channel,
+        &id,
+        json!({"channel": "phone", "kind": "feedback", "body": "keksitty"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    resolve(&app, &phone, &id, &complaint, json!({"resolved": true}))
+        .await
+        .assert_problem(403, "forbidden");
+    resolve(
+        &app,
+        &no_channel,
+        &id,
+        &complaint,
+        json!({"resolved": true}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+
+    assert_eq!(app.count("interactions").await, stored);
+    assert_eq!(
+        app.scalar(activity).await,
+        email_activity,
+        "e-mail's retention did not restart"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM interactions WHERE resolved_at IS NOT NULL")
+            .await,
+        0,
+        "still open"
+    );
+    let rows = arkku::store::audit::entries_after(app.db(), 0, 1000)
+        .await
+        .expect("audit");
+    let denied: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .skip(usize::try_from(audit_before).expect("count"))
+        .map(|r| (r.action.as_str(), r.decision.as_str(), r.channel.as_deref()))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("interaction.create", "deny", Some("email")),
+            ("interaction.create", "deny", Some("phone")),
+            ("interaction.resolve", "deny", Some("email")),
+            ("interaction.resolve", "deny", Some("email")),
+        ]
+    );
+    // The e-mail agent resolves its own.
+    let r = resolve(&app, &email, &id, &complaint, json!({"resolved": true})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }

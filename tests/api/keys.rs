@@ -772,7 +772,7 @@ async fn a_write_still_using_a_retired_version_is_wrapped_again_under_the_curren
         .await;
     let added = app
         .add_contact(
-            &service,
+            &app.agent("phone"),
             &emailed,
             json!({"channel": "phone", "value": "040 444 5566"}),
         )

@@ -43,7 +43,7 @@ async fn grant(app: &TestApp, id: &str, channel: &str) {
         .request(
             Method::POST,
             &format!("/v1/customers/{id}/consents"),
-            Some(&app.agent("phone")),
+            Some(&app.compliance()),
             Some(
                 json!({"purpose": "cross_channel", "channel": channel, "action": "grant",
                         "method": "spoken", "evidence": {"notice_id": "n", "notice_version": "1"}}),

@@ -144,7 +144,7 @@ async fn exercise_canaries(app: &TestApp) -> (Uuid, Uuid) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let r = app
         .add_contact(
-            &svc,
+            &app.agent("chat"),
             &id,
             json!({"channel": "chat", "value": "visitor-kanari-5531"}),
         )
