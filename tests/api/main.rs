@@ -19,6 +19,7 @@ mod consents;
 mod customers;
 mod dsr;
 mod durability;
+mod edge;
 mod input;
 mod interactions;
 mod keys;
@@ -61,6 +62,7 @@ fn main() {
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
+        ("edge", edge::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
