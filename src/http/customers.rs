@@ -430,6 +430,8 @@ async fn read_inner(
     let reveal = q.reveal.unwrap_or(false);
     if reveal {
         scope.action = Action::ContactReveal;
+        s.limiter
+            .check(crate::policy::LimitedAction::Reveal, actor)?;
     }
     let grant = grant_purpose(s, actor, q.purpose.as_deref(), scope)?;
     let reason = q

@@ -45,6 +45,8 @@ pub enum ApiError {
     RequestTimeout,
     #[error("this method is not allowed here")]
     MethodNotAllowed,
+    #[error("too many requests of this kind from this caller; retry later")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the audit log is unavailable; nothing was released")]
     AuditUnavailable,
     #[error("the database is unavailable")]
@@ -73,6 +75,7 @@ impl ApiError {
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -121,6 +124,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         if matches!(self, ApiError::Unauthenticated) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     audit::Action,
     domain::Role,
-    policy::{decide_channel, ChannelDecision, Retained},
+    policy::{decide_channel, ChannelDecision, LimitedAction, Retained},
     store,
     token::Actor,
 };
@@ -67,6 +67,7 @@ async fn lookup_inner(
     scope: &mut AuditScope,
 ) -> Result<Json<LookupView>, ApiError> {
     require_role(actor, &[Role::Agent, Role::Service])?;
+    s.limiter.check(LimitedAction::Lookup, actor)?;
     let grant = grant_purpose(s, actor, Some(&body.purpose), scope)?;
     let (channel, _, _, nv) = parse_contact(s, &body.channel, &body.value)?;
     scope.channel = Some(channel.to_string());

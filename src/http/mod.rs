@@ -16,6 +16,7 @@ pub mod health;
 pub mod interactions;
 pub mod lookup;
 pub mod openapi;
+pub mod ratelimit;
 pub mod request_id;
 pub mod views;
 
@@ -51,6 +52,8 @@ pub struct Services {
     pub tokens: TokenVerifier,
     pub audit: Auditor,
     pub checkpoints: Arc<Checkpointer>,
+    /// Per-actor rate limits on lookups and reveals.
+    pub limiter: ratelimit::ActorLimiter,
 }
 
 impl AppState {

@@ -23,6 +23,7 @@ mod edge;
 mod input;
 mod interactions;
 mod keys;
+mod limits;
 mod lookup;
 mod retention;
 mod storage;
@@ -55,6 +56,7 @@ fn main() {
         ("input", input::tests()),
         ("interactions", interactions::tests()),
         ("keys", keys::tests()),
+        ("limits", limits::tests()),
         ("lookup", lookup::tests()),
         ("retention", retention::tests()),
         ("storage", storage::tests()),
@@ -81,5 +83,6 @@ fn main() {
     }
     let conclusion = libtest_mimic::run(&args, trials);
     helpers::drop_test_databases();
+    helpers::remove_unlimited_policies();
     conclusion.exit();
 }
