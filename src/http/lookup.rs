@@ -44,7 +44,7 @@ pub struct LookupBody {
 
 /// `POST /v1/lookup`: `{matches: [...]}`, or 404 when nothing (visible) matches.
 #[utoipa::path(post, path = "/v1/lookup", request_body = LookupBody,
-    responses((status = 200, body = LookupView), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "lookup")]
+    responses((status = 200, body = LookupView), (status = 404, body = super::error::Problem), (status = 429, body = super::error::Problem)), security(("bearer" = [])), tag = "lookup")]
 pub async fn lookup(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
