@@ -307,6 +307,7 @@ async fn serve_connection(
                 shutting_down = true;
                 conn.as_mut().graceful_shutdown();
             }
+            () = clock.head_began.notified() => {}
             () = tokio::time::sleep_until(wake.into()) => {
                 if let Some(why) = clock.expired(&limits) {
                     tracing::debug!(why, "connection closed");
@@ -327,6 +328,9 @@ struct ConnClock {
     in_flight: AtomicUsize,
     /// A response of ours is due, so the next status line written is ours.
     response_due: AtomicBool,
+    /// Wakes the watchdog when a head starts, so it swaps the idle deadline
+    /// for the (usually shorter) header deadline at once.
+    head_began: tokio::sync::Notify,
 }
 
 impl ConnClock {
@@ -337,6 +341,7 @@ impl ConnClock {
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             response_due: AtomicBool::new(false),
+            head_began: tokio::sync::Notify::new(),
         }
     }
 
@@ -351,10 +356,13 @@ impl ConnClock {
     fn on_read(&self) {
         let now = self.now();
         self.last_activity.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Acquire) == 0 {
-            let _ =
-                self.head_started
-                    .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .head_started
+                .compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.head_began.notify_one();
         }
     }
 
