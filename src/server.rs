@@ -521,7 +521,12 @@ impl AsyncWrite for EdgeIo {
         if this.replacement.is_some() {
             return this.drain(cx).map_ok(|()| buf.len());
         }
-        if buf.starts_with(b"HTTP/1.") && !this.clock.response_due.swap(false, Ordering::AcqRel) {
+        // A 1xx (`100 Continue`) precedes the response it announces; it is
+        // neither hyper's error nor the end of the response that is due.
+        if buf.starts_with(b"HTTP/1.")
+            && buf.get(9) != Some(&b'1')
+            && !this.clock.response_due.swap(false, Ordering::AcqRel)
+        {
             // No request reached us, so this status line is hyper's own.
             this.replacement = Some((problem_for_status_line(buf), 0));
             return this.drain(cx).map_ok(|()| buf.len());

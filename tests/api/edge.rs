@@ -14,11 +14,14 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use crate::helpers::{issue_token, Backend, Env, Scenario, Tok};
+use crate::helpers::{issue_token, spawn_app, Backend, Env, Scenario, Tok};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
-    scenarios![one_client_holding_connections_past_the_caps_does_not_keep_others_out,]
+    scenarios![
+        one_client_holding_connections_past_the_caps_does_not_keep_others_out,
+        a_client_expecting_100_continue_gets_continue_and_then_the_real_answer,
+    ]
 }
 
 const PER_PEER: usize = 40;
@@ -254,4 +257,37 @@ async fn one_client_holding_connections_past_the_caps_does_not_keep_others_out(b
         .await
         .expect("answered and closed");
     assert!(said.starts_with("HTTP/1.1 200"), "{said:?}");
+}
+
+async fn a_client_expecting_100_continue_gets_continue_and_then_the_real_answer(b: Backend) {
+    let app = spawn_app(b).await;
+    let addr: SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let body = r#"{"contacts": [{"channel": "phone", "value": "+358401234567"}]}"#;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\
+         connection: close\r\n\r\n",
+        app.agent("phone"),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("100 Continue in time")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+
+    s.write_all(body.as_bytes()).await.unwrap();
+    let said = closed_within(&mut s, Duration::from_secs(10))
+        .await
+        .expect("answered and closed");
+
+    assert!(said.starts_with("HTTP/1.1 201"), "{said:?}");
+    assert_eq!(app.count("customers").await, 1);
 }
