@@ -113,7 +113,13 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         &*keyring.index_prk()?,
         policies.channels.keys().map(|c| c.as_str()),
     );
-    let tokens = TokenVerifier::new(&issuer, &config.issuer, &config.audience);
+    let tokens = TokenVerifier::new(
+        &issuer,
+        &config.issuer,
+        &config.audience,
+        policies.limits.token_max_lifetime,
+    );
+    let limiter = crate::http::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = if !audited {
         Auditor::discarding_for_benchmarks()
     } else {
@@ -132,6 +138,7 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         tokens,
         audit,
         checkpoints,
+        limiter,
     }))
 }
 

@@ -79,6 +79,36 @@ pub struct GlobalArgs {
     /// than the `keys rotate --grace`).
     #[arg(long, env = "ARKKU_KEY_REFRESH", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub key_refresh: Duration,
+    /// How long a request head may take from its first byte to its end
+    /// before `serve` closes the connection.
+    #[arg(long, env = "ARKKU_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive, global = true)]
+    pub header_read_timeout: Duration,
+    /// How long a whole request body may take to arrive after its head; a
+    /// late body is answered 408 `request_timeout`.
+    #[arg(long, env = "ARKKU_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_positive, global = true)]
+    pub body_read_timeout: Duration,
+    /// How long a connection with no request in progress may stay silent
+    /// (keep-alive, or never used) before `serve` closes it.
+    #[arg(long, env = "ARKKU_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive, global = true)]
+    pub idle_timeout: Duration,
+    /// Most connections `serve` keeps open at once (lowered to fit the
+    /// open-files limit); beyond it a connection gets 503 and is closed.
+    #[arg(
+        long,
+        env = "ARKKU_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
+    /// Most connections one client address (IPv6: one /64) may hold open;
+    /// 0 for no per-client cap (behind a reverse proxy).
+    #[arg(
+        long,
+        env = "ARKKU_MAX_CONNECTIONS_PER_PEER",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_connections_per_peer: usize,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -90,6 +120,15 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         "off" | "0" => Ok(Duration::ZERO),
         other => humantime::parse_duration(other).map_err(|e| e.to_string()),
     }
+}
+
+/// A duration longer than zero (a zero timeout would close everything).
+fn parse_positive(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(d)
 }
 
 /// The token issuer name of tokens made by `arkku token`.
@@ -121,6 +160,8 @@ pub struct Config {
     /// Zero: no sweeper in `serve`.
     pub retention_interval: Duration,
     pub key_refresh: Duration,
+    /// Connection limits of `serve` (timeouts and caps).
+    pub edge: crate::server::EdgeLimits,
     pub issuer: String,
     pub audience: String,
 }
@@ -165,6 +206,13 @@ impl Config {
             audit_timeout: a.audit_timeout,
             retention_interval: a.retention_interval,
             key_refresh: a.key_refresh,
+            edge: crate::server::EdgeLimits {
+                header_read_timeout: a.header_read_timeout,
+                body_read_timeout: a.body_read_timeout,
+                idle_timeout: a.idle_timeout,
+                max_connections: a.max_connections,
+                max_connections_per_peer: a.max_connections_per_peer,
+            },
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         })
@@ -186,6 +234,13 @@ impl Config {
             audit_timeout: Duration::from_secs(2),
             retention_interval: Duration::ZERO,
             key_refresh: Duration::from_secs(2),
+            edge: crate::server::EdgeLimits {
+                header_read_timeout: Duration::from_secs(10),
+                body_read_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 10_000,
+                max_connections_per_peer: 256,
+            },
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         }

@@ -23,6 +23,8 @@ pub mod http;
 pub mod policy;
 /// The retention sweeper: purges what the policies no longer allow to keep.
 pub mod retention;
+/// The connection edge: accept loop, timeouts and connection caps.
+pub mod server;
 /// SQLite and PostgreSQL storage.
 pub mod store;
 /// JWT issuing and verification.
@@ -32,14 +34,14 @@ pub mod vault;
 
 pub use http::{build_router, AppState};
 
-/// Serves the API on an already-bound listener until `shutdown` resolves.
+/// Serves the API on an already-bound listener until `shutdown` resolves,
+/// with the connection limits of the configuration ([`server`]).
 /// Tests bind port 0 and pass the listener in.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, build_router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config.edge;
+    server::serve(listener, build_router(state), limits, shutdown).await
 }

@@ -152,7 +152,7 @@ struct TokenArgs {
     /// The channel an agent serves (the channel context of its reads).
     #[arg(long)]
     channel: Option<String>,
-    /// Lifetime, e.g. 15m, 1h, 8h.
+    /// Lifetime, e.g. 15m, 1h, 8h; at most the policy's tokens.max_lifetime.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     ttl: Duration,
 }
@@ -232,6 +232,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|c| c.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
+            );
+            let mut rates: Vec<String> = p
+                .limits
+                .rates
+                .iter()
+                .map(|((action, role), r)| {
+                    format!(
+                        "{} {}: {}/min, burst {}",
+                        action.as_str(),
+                        role.as_str(),
+                        r.per_minute,
+                        r.burst
+                    )
+                })
+                .collect();
+            rates.sort();
+            println!(
+                "limits ok: tokens live at most {}; rate limits: {}",
+                humantime::format_duration(p.limits.token_max_lifetime),
+                if rates.is_empty() {
+                    "none".to_owned()
+                } else {
+                    rates.join("; ")
+                }
             );
             Ok(())
         }
@@ -388,6 +412,18 @@ fn print_token(config: Config, args: TokenArgs) -> anyhow::Result<()> {
         if policies.purpose(p).is_none() {
             bail!("unknown purpose {p:?}");
         }
+    }
+    let max = policies.limits.token_max_lifetime;
+    if args.ttl > max {
+        bail!(
+            "--ttl {} is longer than the policy allows ({}, tokens.max_lifetime in limits.toml): \
+             the server would refuse the token",
+            humantime::format_duration(args.ttl),
+            humantime::format_duration(max)
+        );
+    }
+    if args.ttl.is_zero() {
+        bail!("--ttl must be longer than zero");
     }
     let key = app::key_file(
         &config.issuer_key_file,

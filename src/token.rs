@@ -6,6 +6,8 @@
 //! (the local issuer key is HS256 only); `exp` is required; `nbf`, `iss` and
 //! `aud` are validated with a leeway of seconds, not the library's minute;
 //! headers that point at other keys (`jku`, `jwk`, `x5u`, `x5c`) are refused.
+//! A token may live at most the policy's `tokens.max_lifetime` (`exp - iat`;
+//! without `iat`, `exp - now`): a stolen token must not be good for years.
 
 use std::time::Duration;
 
@@ -45,6 +47,8 @@ pub enum TokenError {
     Jwt(#[from] jsonwebtoken::errors::Error),
     #[error("invalid claim {0}")]
     Claim(&'static str),
+    #[error("the token lives longer than the policy allows")]
+    Lifetime,
 }
 
 #[derive(Serialize)]
@@ -64,6 +68,9 @@ struct IssuedClaims<'a> {
 #[derive(Deserialize)]
 struct ReceivedClaims {
     sub: String,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
     role: String,
     #[serde(default)]
     purposes: Vec<String>,
@@ -77,6 +84,7 @@ struct ReceivedClaims {
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    max_lifetime: Duration,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -86,7 +94,12 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(issuer_key: &SecretKey, issuer: &str, audience: &str) -> Self {
+    pub fn new(
+        issuer_key: &SecretKey,
+        issuer: &str,
+        audience: &str,
+        max_lifetime: Duration,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = LEEWAY_SECS;
@@ -98,6 +111,7 @@ impl TokenVerifier {
         TokenVerifier {
             key: DecodingKey::from_secret(issuer_key.expose_secret()),
             validation,
+            max_lifetime,
         }
     }
 
@@ -119,6 +133,8 @@ impl TokenVerifier {
         }
         let data = jsonwebtoken::decode::<ReceivedClaims>(token, &self.key, &self.validation)?;
         let c = data.claims;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        check_lifetime(c.iat, c.exp, now, self.max_lifetime)?;
         let role: Role = c.role.parse().map_err(|_| TokenError::Claim("role"))?;
         if c.sub.is_empty() || c.sub.len() > 256 {
             return Err(TokenError::Claim("sub"));
@@ -145,6 +161,26 @@ impl TokenVerifier {
             client,
         })
     }
+}
+
+/// The lifetime rule: `exp - iat` at most `max` (`exp - now` without
+/// `iat`), and no `iat` in the future, each with the clock-skew leeway.
+pub fn check_lifetime(
+    iat: Option<u64>,
+    exp: u64,
+    now: u64,
+    max: Duration,
+) -> Result<(), TokenError> {
+    let limit = max.as_secs().saturating_add(LEEWAY_SECS);
+    let from = match iat {
+        Some(iat) if iat > now.saturating_add(LEEWAY_SECS) => return Err(TokenError::Claim("iat")),
+        Some(iat) => iat,
+        None => now,
+    };
+    if exp.saturating_sub(from) > limit {
+        return Err(TokenError::Lifetime);
+    }
+    Ok(())
 }
 
 /// What `arkku token` puts in a token.
@@ -180,4 +216,54 @@ pub fn issue(
         &claims,
         &EncodingKey::from_secret(issuer_key.expose_secret()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_token_within_the_cap_is_accepted() {
+        assert!(check_lifetime(Some(NOW), NOW + 3600, NOW, HOUR).is_ok());
+        assert!(check_lifetime(None, NOW + 3600, NOW, HOUR).is_ok());
+    }
+
+    #[test]
+    fn exp_at_two_to_the_63_is_refused() {
+        let exp = 1u64 << 63;
+        assert!(matches!(
+            check_lifetime(Some(NOW), exp, NOW, HOUR),
+            Err(TokenError::Lifetime)
+        ));
+        assert!(matches!(
+            check_lifetime(None, exp, NOW, HOUR),
+            Err(TokenError::Lifetime)
+        ));
+    }
+
+    #[test]
+    fn an_iat_in_the_future_is_refused() {
+        assert!(matches!(
+            check_lifetime(Some(NOW + 3600), NOW + 3700, NOW, HOUR),
+            Err(TokenError::Claim("iat"))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn the_lifetime_decision_matches_the_rule(
+            iat in proptest::option::of(NOW - 100_000..NOW + 100),
+            exp in 0u64..u64::MAX,
+            max in 1u64..100_000,
+        ) {
+            let ok = check_lifetime(iat, exp, NOW, Duration::from_secs(max)).is_ok();
+            let from = iat.unwrap_or(NOW);
+            let expected = from <= NOW + LEEWAY_SECS && exp.saturating_sub(from) <= max + LEEWAY_SECS;
+            prop_assert_eq!(ok, expected);
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Who is calling: the bearer-token extractor. Any failure is 401
+//! Who is calling: the bearer-token extractor. Exactly one `Authorization`
+//! header is accepted. Any failure is 401
 //! `unauthenticated` with no hint of what was wrong (the cause is logged at
 //! debug level without the token).
 
@@ -17,11 +18,20 @@ impl FromRequestParts<AppState> for Actor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
+        let mut values = parts
             .headers
-            .get(axum::http::header::AUTHORIZATION)
+            .get_all(axum::http::header::AUTHORIZATION)
+            .iter();
+        let header = values
+            .next()
             .and_then(|v| v.to_str().ok())
             .ok_or(ApiError::Unauthenticated)?;
+        // Two credentials are ambiguous: a proxy and the backend could each
+        // act on a different one. Refuse rather than pick.
+        if values.next().is_some() {
+            tracing::debug!("token refused: more than one Authorization header");
+            return Err(ApiError::Unauthenticated);
+        }
         let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthenticated)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthenticated);

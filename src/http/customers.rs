@@ -453,7 +453,7 @@ async fn create_inner(
 /// `GET /v1/customers/{id}` (DESIGN.md §5, §8): the profile filtered by the
 /// integration rule; values masked unless `reveal=true` with a `reason`.
 #[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = Uuid, Path), ReadQuery),
-    responses((status = 200, body = ProfileView), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem)),
+    responses((status = 200, body = ProfileView), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem), (status = 429, body = super::error::Problem)),
     security(("bearer" = [])), tag = "customers")]
 pub async fn read(
     State(s): State<AppState>,
@@ -484,6 +484,8 @@ async fn read_inner(
     let reveal = q.reveal.unwrap_or(false);
     if reveal {
         scope.action = Action::ContactReveal;
+        s.limiter
+            .check(crate::policy::LimitedAction::Reveal, actor)?;
     }
     let grant = grant_purpose(s, actor, q.purpose.as_deref(), scope)?;
     let reason = q

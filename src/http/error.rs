@@ -51,8 +51,12 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("this method is not allowed here")]
     MethodNotAllowed,
+    #[error("too many requests of this kind from this caller; retry later")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the audit log is unavailable; nothing was released")]
     AuditUnavailable,
     #[error("the database is unavailable")]
@@ -82,7 +86,9 @@ impl ApiError {
             CustomerErased => (StatusCode::GONE, "customer_erased"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -131,6 +137,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         if matches!(self, ApiError::Unauthenticated) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -178,6 +188,19 @@ pub(crate) fn describe_body_error(path: &str, err: &serde_json::Error) -> String
     }
 }
 
+/// Whether a body read failed because the connection's body read timeout
+/// ([`crate::server::BodyTimeout`]) ran out.
+fn caused_by_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<crate::server::BodyTimeout>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// A JSON body: content type checked, size limited by the router's body
 /// limit, unknown fields rejected by the target type, errors as problem+json.
 pub struct ApiJson<T>(pub T);
@@ -204,6 +227,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .map_err(|rej| {
                 if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
+                } else if caused_by_body_timeout(&rej) {
+                    ApiError::RequestTimeout
                 } else {
                     ApiError::InvalidRequest("the request body could not be read".into())
                 }

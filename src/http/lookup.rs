@@ -18,7 +18,7 @@ use super::{
 use crate::{
     audit::Action,
     domain::Role,
-    policy::{decide_channel, ChannelDecision, Retained},
+    policy::{decide_channel, ChannelDecision, LimitedAction, Retained},
     store,
     token::Actor,
 };
@@ -44,7 +44,7 @@ pub struct LookupBody {
 
 /// `POST /v1/lookup`: `{matches: [...]}`, or 404 when nothing (visible) matches.
 #[utoipa::path(post, path = "/v1/lookup", request_body = LookupBody,
-    responses((status = 200, body = LookupView), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "lookup")]
+    responses((status = 200, body = LookupView), (status = 404, body = super::error::Problem), (status = 429, body = super::error::Problem)), security(("bearer" = [])), tag = "lookup")]
 pub async fn lookup(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -67,6 +67,7 @@ async fn lookup_inner(
     scope: &mut AuditScope,
 ) -> Result<Json<LookupView>, ApiError> {
     require_role(actor, &[Role::Agent, Role::Service])?;
+    s.limiter.check(LimitedAction::Lookup, actor)?;
     let grant = grant_purpose(s, actor, Some(&body.purpose), scope)?;
     let (channel, _, _, nv) = parse_contact(s, &body.channel, &body.value)?;
     scope.channel = Some(channel.to_string());

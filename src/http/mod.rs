@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
 pub mod openapi;
+pub mod ratelimit;
 pub mod request_id;
 pub mod views;
 
@@ -52,6 +53,8 @@ pub struct Services {
     pub tokens: TokenVerifier,
     pub audit: Auditor,
     pub checkpoints: Arc<Checkpointer>,
+    /// Per-actor rate limits on lookups and reveals.
+    pub limiter: ratelimit::ActorLimiter,
 }
 
 impl AppState {

@@ -12,8 +12,8 @@ use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
 
 /// The policies shipped in `policies/`, compiled in so the binary runs
 /// anywhere; an operator's directory replaces them.
-const SHIPPED_CHANNELS: &str = include_str!("../../policies/channels.toml");
-const SHIPPED_PURPOSES: &str = include_str!("../../policies/purposes.toml");
+pub const SHIPPED_CHANNELS: &str = include_str!("../../policies/channels.toml");
+pub const SHIPPED_PURPOSES: &str = include_str!("../../policies/purposes.toml");
 
 /// The purposes the vault itself relies on; a policy set must define them.
 const REQUIRED_PURPOSES: [&str; 4] = ["support", "cross_channel", "marketing", "dsr"];
@@ -54,7 +54,13 @@ pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
     };
     let (cfile, ctext) = read("channels.toml")?;
     let (pfile, ptext) = read("purposes.toml")?;
-    parse(&cfile, &ctext, &pfile, &ptext)
+    let mut policies = parse(&cfile, &ctext, &pfile, &ptext)?;
+    // Optional: a directory from before limits.toml keeps the shipped limits.
+    if dir.join("limits.toml").exists() {
+        let (lfile, ltext) = read("limits.toml")?;
+        policies.limits = super::limits::parse_limits(&lfile, &ltext)?;
+    }
+    Ok(policies)
 }
 
 /// The compiled-in default policies.
@@ -67,11 +73,16 @@ pub fn load_shipped() -> Result<Policies, PolicyError> {
     )
 }
 
-/// Parses both files' text into validated policies.
+/// Parses both files' text into validated policies, with the shipped limits.
 pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Policies, PolicyError> {
     let channels = parse_channels(cfile, ctext)?;
     let purposes = parse_purposes(pfile, ptext)?;
-    Ok(Policies { channels, purposes })
+    let limits = super::limits::shipped_limits()?;
+    Ok(Policies {
+        channels,
+        purposes,
+        limits,
+    })
 }
 
 fn table<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a Table, PolicyError> {

@@ -9,6 +9,7 @@
 pub mod consent;
 pub mod decide;
 pub mod disclosure;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod write;
@@ -16,6 +17,7 @@ pub mod write;
 pub use consent::{ConsentEvent, ConsentLedger, ANY_CHANNEL};
 pub use decide::*;
 pub use disclosure::Disclosure;
+pub use limits::{LimitedAction, Limits, RateLimit};
 pub use load::{load_dir, load_shipped, PolicyError};
 pub use model::*;
 pub use write::{

@@ -71,6 +71,8 @@ pub struct PurposePolicy {
 pub struct Policies {
     pub channels: BTreeMap<ChannelId, ChannelPolicy>,
     pub purposes: BTreeMap<Purpose, PurposePolicy>,
+    /// Rate limits and the token lifetime cap (`limits.toml`).
+    pub limits: super::limits::Limits,
 }
 
 impl Policies {

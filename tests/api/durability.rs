@@ -25,8 +25,8 @@ use tokio::{net::TcpListener, task::JoinSet};
 use uuid::Uuid;
 
 use crate::helpers::{
-    http_client, issue_token, postgres_url, spawn_app, spawn_app_with, Backend, Env, Reply,
-    Scenario, Tok,
+    http_client, issue_token, no_rate_limits, no_rate_limits_env, postgres_url, spawn_app,
+    spawn_app_with, Backend, Env, Reply, Scenario, Tok,
 };
 use crate::scenarios;
 
@@ -414,7 +414,7 @@ fn assert_verified(report: &Value, n: i64) {
 async fn concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_verified_order(
     b: Backend,
 ) {
-    let app = spawn_app(b).await;
+    let app = spawn_app_with(b, no_rate_limits).await;
     let tokens = Tokens::signed_with(&app.issuer_key());
     let (seeds, mut ids) = seed(&http_client(), &app.address, &tokens, 4).await;
 
@@ -442,8 +442,8 @@ async fn concurrent_requests_get_exactly_one_audit_entry_each_in_one_gap_free_ve
 async fn two_serve_processes_on_one_database_keep_one_gap_free_verified_audit_chain(b: Backend) {
     let env = Env::new(b).await;
     // The first creates the keys and the schema; the second finds them.
-    let mut first = env.serve().await;
-    let mut second = env.serve().await;
+    let mut first = env.serve_with(&[no_rate_limits_env()]).await;
+    let mut second = env.serve_with(&[no_rate_limits_env()]).await;
     let tokens = Tokens::signed_with(&env.issuer_key());
     let (seeds, mut ids) = seed(&http_client(), &first.base, &tokens, 4).await;
 

@@ -122,6 +122,46 @@ pub fn drop_test_databases() {
     });
 }
 
+/// Where [`unlimited_policies`] writes its policy directory.
+fn unlimited_policies_path() -> PathBuf {
+    std::env::temp_dir().join(format!("arkku-test-unlimited-{}", std::process::id()))
+}
+
+/// The shipped policies without rate limits, for load tests that drive one
+/// token far past an agent's limits to test something else (written once
+/// per test run, removed at its end).
+pub fn unlimited_policies() -> &'static str {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        use arkku::policy::load::{SHIPPED_CHANNELS, SHIPPED_PURPOSES};
+        let dir = unlimited_policies_path();
+        std::fs::create_dir_all(&dir).expect("policy dir");
+        std::fs::write(dir.join("channels.toml"), SHIPPED_CHANNELS).expect("channels");
+        std::fs::write(dir.join("purposes.toml"), SHIPPED_PURPOSES).expect("purposes");
+        std::fs::write(
+            dir.join("limits.toml"),
+            "[tokens]\nmax_lifetime = \"12h\"\n",
+        )
+        .expect("limits");
+        dir.to_str().expect("utf-8 temp dir").to_owned()
+    })
+}
+
+/// `ARKKU_POLICIES` for [`Env::serve_with`]: no rate limits.
+pub fn no_rate_limits_env() -> (&'static str, &'static str) {
+    ("ARKKU_POLICIES", unlimited_policies())
+}
+
+/// For [`spawn_app_with`]: no rate limits.
+pub fn no_rate_limits(c: &mut Config) {
+    c.policies = arkku::config::PolicySource::Dir(PathBuf::from(unlimited_policies()));
+}
+
+/// Removes the directory of [`unlimited_policies`], if this run made it.
+pub fn remove_unlimited_policies() {
+    let _ = std::fs::remove_dir_all(unlimited_policies_path());
+}
+
 /// A running vault on a fresh database.
 pub struct TestApp {
     pub backend: Backend,

@@ -28,7 +28,8 @@ use tokio::task::JoinSet;
 
 use crate::cli::key_status;
 use crate::helpers::{
-    db_scalar, http_client, issue_token, spawn_app_with, Backend, Env, Reply, Scenario, Tok,
+    db_scalar, http_client, issue_token, no_rate_limits_env, spawn_app_with, Backend, Env, Reply,
+    Scenario, Tok,
 };
 use crate::scenarios;
 
@@ -322,7 +323,7 @@ async fn rotating_a_channel_under_load_moves_every_data_key_to_the_new_version_a
     b: Backend,
 ) {
     let env = Env::new(b).await;
-    let server = env.serve_with(&[REFRESH]).await;
+    let server = env.serve_with(&[REFRESH, no_rate_limits_env()]).await;
     let t = Tokens::of(&env);
     let seeds = seed(&server.base, &t, 24).await;
 
@@ -438,7 +439,7 @@ async fn rotating_the_root_under_load_replaces_the_key_file_and_keeps_every_blin
     b: Backend,
 ) {
     let env = Env::new(b).await;
-    let server = env.serve_with(&[REFRESH]).await;
+    let server = env.serve_with(&[REFRESH, no_rate_limits_env()]).await;
     let t = Tokens::of(&env);
     let seeds = seed(&server.base, &t, 12).await;
     let file = env.root_key_file();
@@ -489,7 +490,7 @@ async fn rotating_the_root_under_load_replaces_the_key_file_and_keeps_every_blin
 
     // A restarted server opens everything with the new file, and every
     // customer made before is still found: the blind indexes did not change.
-    let server = env.serve_with(&[REFRESH]).await;
+    let server = env.serve_with(&[REFRESH, no_rate_limits_env()]).await;
     let everyone: Vec<Customer> = seeds
         .iter()
         .chain(&seen.created)

@@ -19,9 +19,11 @@ mod consents;
 mod customers;
 mod dsr;
 mod durability;
+mod edge;
 mod input;
 mod interactions;
 mod keys;
+mod limits;
 mod lookup;
 mod retention;
 mod storage;
@@ -55,6 +57,7 @@ fn main() {
         ("input", input::tests()),
         ("interactions", interactions::tests()),
         ("keys", keys::tests()),
+        ("limits", limits::tests()),
         ("lookup", lookup::tests()),
         ("retention", retention::tests()),
         ("storage", storage::tests()),
@@ -63,6 +66,7 @@ fn main() {
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
+        ("edge", edge::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
@@ -81,5 +85,6 @@ fn main() {
     }
     let conclusion = libtest_mimic::run(&args, trials);
     helpers::drop_test_databases();
+    helpers::remove_unlimited_policies();
     conclusion.exit();
 }

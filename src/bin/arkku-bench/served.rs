@@ -24,6 +24,22 @@ use crate::{
     row, seed, Args, Row, Scenario,
 };
 
+/// The shipped policies without rate limits: one bench token makes
+/// thousands of lookups and reveals a second, which measures the vault's work
+/// only if the per-actor limits do not answer 429 first.
+fn unlimited_policies(data: &Path) -> anyhow::Result<std::path::PathBuf> {
+    use arkku::policy::load::{SHIPPED_CHANNELS, SHIPPED_PURPOSES};
+    let dir = data.join("bench-policies");
+    std::fs::create_dir_all(&dir).context("bench policy directory")?;
+    std::fs::write(dir.join("channels.toml"), SHIPPED_CHANNELS)?;
+    std::fs::write(dir.join("purposes.toml"), SHIPPED_PURPOSES)?;
+    std::fs::write(
+        dir.join("limits.toml"),
+        "[tokens]\nmax_lifetime = \"12h\"\n",
+    )?;
+    Ok(dir)
+}
+
 /// Customers the export rows spread their calls over. Every export is itself
 /// audited and so grows the customer's access log, which the next export
 /// carries: a typical customer exported a few hundred times in a run would
@@ -83,9 +99,11 @@ impl Served {
 
         let exe = std::env::current_exe()?;
         let addr = free_addr()?;
+        let policies = unlimited_policies(data)?;
         let mut arkku = Server::spawn(
             Command::new(crate::arkku_bin()?)
                 .arg("serve")
+                .env("ARKKU_POLICIES", &policies)
                 .env("ARKKU_DATA_DIR", data)
                 .env("ARKKU_DATABASE_URL", url)
                 .env("ARKKU_LISTEN", addr.to_string())

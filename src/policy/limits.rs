@@ -1,0 +1,240 @@
+//! `limits.toml`: how fast one actor may look up and reveal contact values,
+//! and how long a token may live. Loaded and validated with the other
+//! policies; every error names file, key and reason.
+//!
+//! Rate limits stop a valid but misused token from enumerating the vault
+//! (testing phone numbers against `POST /v1/lookup`, or revealing profile
+//! after profile). The token lifetime cap keeps a leaked token from being
+//! good for years.
+
+use std::{collections::HashMap, num::NonZeroU32, time::Duration};
+
+use toml::{Table, Value};
+
+use super::load::{parse_duration, PolicyError};
+use crate::domain::Role;
+
+/// The shipped limits, compiled in; used when a policy directory has no
+/// `limits.toml` (so an older policy directory does not silently lose them).
+pub const SHIPPED_LIMITS: &str = include_str!("../../policies/limits.toml");
+
+/// An operation with a per-actor rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitedAction {
+    /// `POST /v1/lookup`.
+    Lookup,
+    /// `GET /v1/customers/{id}?reveal=true`.
+    Reveal,
+}
+
+impl LimitedAction {
+    pub const ALL: [LimitedAction; 2] = [LimitedAction::Lookup, LimitedAction::Reveal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitedAction::Lookup => "lookup",
+            LimitedAction::Reveal => "reveal",
+        }
+    }
+}
+
+/// A sustained rate with a burst allowance (a token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+/// The validated `limits.toml`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Per action and role; a role without an entry is not limited.
+    pub rates: HashMap<(LimitedAction, Role), RateLimit>,
+    /// Longest token lifetime accepted (`exp - iat`, or `exp - now` without `iat`).
+    pub token_max_lifetime: Duration,
+}
+
+impl Limits {
+    /// The rate limit of `role` for `action`, if any.
+    pub fn rate(&self, action: LimitedAction, role: Role) -> Option<RateLimit> {
+        self.rates.get(&(action, role)).copied()
+    }
+}
+
+fn err(file: &str, key: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+    PolicyError {
+        file: file.to_owned(),
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+fn positive(file: &str, key: &str, v: Option<&Value>) -> Result<NonZeroU32, PolicyError> {
+    let v = v.ok_or_else(|| err(file, key, "is required"))?;
+    v.as_integer()
+        .and_then(|n| u32::try_from(n).ok())
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| err(file, key, "must be a whole number from 1 to 4294967295"))
+}
+
+/// Parses and validates the text of `limits.toml`.
+pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
+    let root: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
+    if let Some(k) = root
+        .keys()
+        .find(|k| !["rate_limits", "tokens"].contains(&k.as_str()))
+    {
+        return Err(err(
+            file,
+            k.as_str(),
+            "unknown key (expected rate_limits or tokens)",
+        ));
+    }
+    let mut rates = HashMap::new();
+    if let Some(v) = root.get("rate_limits") {
+        let t = v
+            .as_table()
+            .ok_or_else(|| err(file, "rate_limits", "must be a table"))?;
+        for (name, v) in t {
+            let prefix = format!("rate_limits.{name}");
+            let action = LimitedAction::ALL
+                .into_iter()
+                .find(|a| a.as_str() == name)
+                .ok_or_else(|| err(file, &prefix, "unknown action (expected lookup or reveal)"))?;
+            let roles = v
+                .as_table()
+                .ok_or_else(|| err(file, &prefix, "must be a table of roles"))?;
+            for (role_name, v) in roles {
+                let key = format!("{prefix}.{role_name}");
+                let role: Role = role_name.parse().map_err(|_| {
+                    err(
+                        file,
+                        &key,
+                        "unknown role (expected agent, service, compliance, customer or admin)",
+                    )
+                })?;
+                let t = v.as_table().ok_or_else(|| {
+                    err(
+                        file,
+                        &key,
+                        "must be a table like { per_minute = 60, burst = 20 }",
+                    )
+                })?;
+                if let Some(k) = t
+                    .keys()
+                    .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
+                {
+                    return Err(err(
+                        file,
+                        format!("{key}.{k}"),
+                        "unknown key (expected per_minute, burst)",
+                    ));
+                }
+                let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
+                let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
+                rates.insert((action, role), RateLimit { per_minute, burst });
+            }
+        }
+    }
+    let tokens = root
+        .get("tokens")
+        .ok_or_else(|| err(file, "tokens", "is required"))?
+        .as_table()
+        .ok_or_else(|| err(file, "tokens", "must be a table"))?;
+    if let Some(k) = tokens.keys().find(|k| k.as_str() != "max_lifetime") {
+        return Err(err(
+            file,
+            format!("tokens.{k}"),
+            "unknown key (expected max_lifetime)",
+        ));
+    }
+    let key = "tokens.max_lifetime";
+    let token_max_lifetime = parse_duration(
+        file,
+        key,
+        tokens
+            .get("max_lifetime")
+            .ok_or_else(|| err(file, key, "is required"))?,
+    )?;
+    Ok(Limits {
+        rates,
+        token_max_lifetime,
+    })
+}
+
+/// The compiled-in limits.
+pub fn shipped_limits() -> Result<Limits, PolicyError> {
+    parse_limits("policies/limits.toml (built in)", SHIPPED_LIMITS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_limits_load_and_limit_agents_lookups_and_reveals() {
+        let l = shipped_limits().expect("valid");
+        assert!(l.rate(LimitedAction::Lookup, Role::Agent).is_some());
+        assert!(l.rate(LimitedAction::Reveal, Role::Agent).is_some());
+        assert!(l.token_max_lifetime <= Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn an_unknown_action_is_named() {
+        let e = parse_limits(
+            "limits.toml",
+            "[rate_limits.export]\nagent = { per_minute = 1, burst = 1 }\n[tokens]\nmax_lifetime = \"1h\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "rate_limits.export");
+    }
+
+    #[test]
+    fn an_unknown_role_is_named() {
+        let e = parse_limits(
+            "limits.toml",
+            "[rate_limits.lookup]\njanitor = { per_minute = 1, burst = 1 }\n[tokens]\nmax_lifetime = \"1h\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "rate_limits.lookup.janitor");
+    }
+
+    #[test]
+    fn a_zero_or_negative_rate_is_refused() {
+        for bad in ["0", "-5", "\"ten\"", "5000000000"] {
+            let text = format!(
+                "[rate_limits.reveal]\nagent = {{ per_minute = {bad}, burst = 1 }}\n[tokens]\nmax_lifetime = \"1h\"\n"
+            );
+            let e = parse_limits("limits.toml", &text).unwrap_err();
+            assert_eq!(e.key, "rate_limits.reveal.agent.per_minute", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_burst_is_required() {
+        let e = parse_limits(
+            "limits.toml",
+            "[rate_limits.reveal]\nagent = { per_minute = 5 }\n[tokens]\nmax_lifetime = \"1h\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "rate_limits.reveal.agent.burst");
+        assert_eq!(e.reason, "is required");
+    }
+
+    #[test]
+    fn the_token_lifetime_cap_is_required_and_must_parse() {
+        let e = parse_limits("limits.toml", "").unwrap_err();
+        assert_eq!(e.key, "tokens");
+        let e = parse_limits("limits.toml", "[tokens]\nmax_lifetime = \"forever\"\n").unwrap_err();
+        assert_eq!(e.key, "tokens.max_lifetime");
+    }
+
+    #[test]
+    fn no_rate_limits_at_all_is_allowed() {
+        let l = parse_limits("limits.toml", "[tokens]\nmax_lifetime = \"8h\"\n").unwrap();
+        assert!(l.rates.is_empty());
+        assert_eq!(l.token_max_lifetime, Duration::from_secs(8 * 3600));
+    }
+}
