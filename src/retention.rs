@@ -241,6 +241,14 @@ impl Sweep<'_> {
             report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
         }
         lap(&mut report, "customers");
+        if !self.dry_run && (report.purged > 0 || report.customers > 0) {
+            // As after an erasure: the WAL must not keep the purged rows.
+            // The purge has committed; a failure is logged, not fatal.
+            if let Err(e) = self.db.scrub_wal().await {
+                tracing::error!(error = %e, "retention purge committed, but the WAL still holds old frames");
+            }
+            lap(&mut report, "scrub_wal");
+        }
         Ok(report)
     }
 

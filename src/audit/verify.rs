@@ -497,10 +497,13 @@ mod copy_binary {
 fn verify_sqlite(path: &std::path::Path, shared: &Arc<Shared>) -> Result<Vec<Span>, StoreError> {
     use rusqlite::OpenFlags;
     let open = || {
-        rusqlite::Connection::open_with_flags(
+        let conn = rusqlite::Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        )?;
+        // Read-only, but like every connection arkku opens (store::SECURE_DELETE).
+        conn.pragma_update(None, "secure_delete", crate::store::SECURE_DELETE)?;
+        Ok::<_, rusqlite::Error>(conn)
     };
     let max_seq: Option<i64> =
         open()?.query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))?;
