@@ -51,6 +51,8 @@ pub struct Services {
     pub tokens: TokenVerifier,
     pub audit: Auditor,
     pub checkpoints: Arc<Checkpointer>,
+    /// What the background verification knows of the audit chain (`/readyz`).
+    pub chain: Arc<crate::audit::watch::ChainWatch>,
 }
 
 impl AppState {
