@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Scenario> {
         a_display_name_ciphertext_copied_to_another_customer_or_field_fails_to_open,
         both_backends_have_the_same_migration_files,
         an_erased_customer_leaves_no_key_ciphertext_or_index_in_the_database_files,
+        a_retention_purge_leaves_no_key_ciphertext_or_index_in_the_database_files,
     ]
 }
 
@@ -859,5 +860,48 @@ async fn an_erased_customer_leaves_no_key_ciphertext_or_index_in_the_database_fi
             let left = residue(&vacuumed, &secrets);
             assert!(left.is_empty(), "VACUUM FULL left: {left:?}");
         }
+    }
+}
+
+async fn a_retention_purge_leaves_no_key_ciphertext_or_index_in_the_database_files(b: Backend) {
+    // Arrange: a customer whose every record will be past retention.
+    let app = spawn_app(b).await;
+    let id = app
+        .create_customer_ok(
+            &app.service(),
+            json!({
+                "display_name": "Vanheneva Asiakas",
+                "contacts": [
+                    {"channel": "phone", "value": "040 555 0177", "label": "työ"},
+                    {"channel": "email", "value": "vanheneva.asiakas@example.com"}
+                ]
+            }),
+        )
+        .await;
+    let customer = uuid(&id);
+    let secrets = sealed_bytes_of(&app, customer).await;
+    assert!(secrets.len() >= 6, "keys, values, label, tags, name");
+    if b == Backend::Sqlite {
+        assert_eq!(residue(&bytes_at_rest(&app), &secrets).len(), secrets.len());
+        app.exec("PRAGMA wal_checkpoint(PASSIVE)").await;
+    }
+
+    // Act: the real sweeper, twenty years from now.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(7300))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = app.cli(&["retention", "run", "--now", &later]).await;
+    assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(report["customers"], 1, "{report}");
+
+    // Assert: the rows are gone, and on SQLite no byte of them is left.
+    assert!(sealed_bytes_of(&app, customer).await.is_empty());
+    if b == Backend::Sqlite {
+        let left = residue(&bytes_at_rest(&app), &secrets);
+        assert!(
+            left.is_empty(),
+            "the SQLite files still hold, byte for byte: {left:?}"
+        );
     }
 }
