@@ -139,7 +139,19 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         audit,
         checkpoints,
         limiter,
+        chain: Arc::default(),
     }))
+}
+
+/// Starts the background verification of the audit chain (at once, then
+/// every `config.audit_verify_interval`; never when that is zero). `serve`
+/// calls it after start-up, which does not wait for the first pass.
+pub fn spawn_chain_watch(state: &AppState) {
+    state.chain.start(
+        state.db.clone(),
+        state.checkpoints.public_key().to_vec(),
+        state.config.audit_verify_interval,
+    );
 }
 
 /// Runs the retention sweeper every `config.retention_interval` (first run

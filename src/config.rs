@@ -74,6 +74,11 @@ pub struct GlobalArgs {
     /// leave it to `arkku retention run`).
     #[arg(long, env = "ARKKU_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_interval, global = true)]
     pub retention_interval: Duration,
+    /// How often `serve` verifies the audit chain in the background (from
+    /// the newest signed checkpoint to the head; the first pass at start);
+    /// "off" or 0 for never. A broken chain makes `/readyz` answer 503.
+    #[arg(long, env = "ARKKU_AUDIT_VERIFY_INTERVAL", default_value = "5m", value_parser = parse_interval, global = true)]
+    pub audit_verify_interval: Duration,
     /// How often `serve` re-reads the channel-key versions, so a key rotation's
     /// new version is used for new data keys within this time (keep it shorter
     /// than the `keys rotate --grace`).
@@ -159,6 +164,8 @@ pub struct Config {
     pub audit_timeout: Duration,
     /// Zero: no sweeper in `serve`.
     pub retention_interval: Duration,
+    /// Zero: no background verification of the audit chain in `serve`.
+    pub audit_verify_interval: Duration,
     pub key_refresh: Duration,
     /// Connection limits of `serve` (timeouts and caps).
     pub edge: crate::server::EdgeLimits,
@@ -205,6 +212,7 @@ impl Config {
             auto_keys: a.auto_keys && !a.no_auto_keys,
             audit_timeout: a.audit_timeout,
             retention_interval: a.retention_interval,
+            audit_verify_interval: a.audit_verify_interval,
             key_refresh: a.key_refresh,
             edge: crate::server::EdgeLimits {
                 header_read_timeout: a.header_read_timeout,
@@ -233,6 +241,7 @@ impl Config {
             auto_keys: true,
             audit_timeout: Duration::from_secs(2),
             retention_interval: Duration::ZERO,
+            audit_verify_interval: Duration::ZERO,
             key_refresh: Duration::from_secs(2),
             edge: crate::server::EdgeLimits {
                 header_read_timeout: Duration::from_secs(10),

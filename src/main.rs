@@ -271,6 +271,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let state = app::open(config).await.context("starting arkku")?;
     app::spawn_retention_sweeper(state.clone());
+    app::spawn_chain_watch(&state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -250,6 +250,14 @@ impl Sweep<'_> {
                 crate::store::idempotency::purge_expired(self.db, crate::store::to_micros(before))
                     .await?;
         }
+        if !self.dry_run && (report.purged > 0 || report.customers > 0) {
+            // As after an erasure: the WAL must not keep the purged rows.
+            // The purge has committed; a failure is logged, not fatal.
+            if let Err(e) = self.db.scrub_wal().await {
+                tracing::error!(error = %e, "retention purge committed, but the WAL still holds old frames");
+            }
+            lap(&mut report, "scrub_wal");
+        }
         Ok(report)
     }
 

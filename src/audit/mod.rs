@@ -10,6 +10,7 @@
 mod chain;
 pub mod checkpoint;
 pub mod verify;
+pub mod watch;
 
 pub use chain::{entry_hash, GENESIS_HASH};
 pub use checkpoint::Checkpointer;

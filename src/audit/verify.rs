@@ -176,9 +176,13 @@ impl Span {
 }
 
 /// Joins the spans' findings in log order into one report: the first
-/// failure wins, as in a walk from the start.
-fn merge(spans: Vec<Span>, mut report: VerifyReport) -> (VerifyReport, [u8; 32]) {
-    let mut head = GENESIS_HASH;
+/// failure wins, as in a walk from the start. `head` is the hash the first
+/// span links to (the genesis hash, or an anchor's).
+fn merge(
+    spans: Vec<Span>,
+    mut report: VerifyReport,
+    mut head: [u8; 32],
+) -> (VerifyReport, [u8; 32]) {
     let fail = |report: &mut VerifyReport, seq: i64, why: String| {
         report.ok = false;
         report.first_bad_seq = Some(seq);
@@ -216,39 +220,61 @@ fn merge(spans: Vec<Span>, mut report: VerifyReport) -> (VerifyReport, [u8; 32])
     (report, head)
 }
 
-/// The spans that split `1..=max_seq` evenly, one per core (at most eight,
-/// and no more than entries); the last one is open-ended.
-fn spans(shared: &Arc<Shared>, max_seq: i64) -> Vec<Span> {
+/// The spans that split `after+1..=max_seq` evenly, one per core (at most
+/// eight, and no more than entries); the last one is open-ended. `after` is
+/// 0 for the whole log, or the seq of an anchor.
+fn spans(shared: &Arc<Shared>, after: i64, max_seq: i64) -> Vec<Span> {
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    spans_of(shared, max_seq, i64::try_from(cores).unwrap_or(1))
+    spans_of(shared, after, max_seq, i64::try_from(cores).unwrap_or(1))
 }
 
-fn spans_of(shared: &Arc<Shared>, max_seq: i64, parts: i64) -> Vec<Span> {
-    let n = parts.min(max_seq).max(1);
-    // i128: no overflow for any seq; the quotient lies within 0..=max_seq.
+fn spans_of(shared: &Arc<Shared>, after: i64, max_seq: i64, parts: i64) -> Vec<Span> {
+    let len = max_seq.saturating_sub(after).max(0);
+    let n = parts.min(len).max(1);
+    // i128: no overflow for any seq; the quotient lies within 0..=len.
     let cut = |k: i64| -> i64 {
-        i64::try_from(i128::from(max_seq) * i128::from(k) / i128::from(n)).unwrap_or(max_seq)
+        after + i64::try_from(i128::from(len) * i128::from(k) / i128::from(n)).unwrap_or(len)
     };
     (0..n)
         .map(|k| {
-            let after = (k > 0).then(|| cut(k));
+            let after = (k > 0 || after > 0).then(|| cut(k));
             let end = (k + 1 < n).then(|| cut(k + 1));
             Span::new(Arc::clone(shared), after, end)
         })
         .collect()
 }
 
-/// Verifies the chain and the stored checkpoints, and `kept` if given.
-/// `trusted_key` is the vault's public key: checkpoints signed by any other
-/// key are bad.
-pub async fn verify(
+/// An entry a verification may start after: a stored checkpoint signed by
+/// the vault vouches for its hash, and so for every entry up to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+/// The newest stored checkpoint whose signature is valid under
+/// `trusted_key`, as an anchor; forged or foreign ones are passed over.
+pub async fn last_signed_checkpoint(
     db: &Db,
-    trusted_key: Option<&[u8]>,
-    kept: Option<&CheckpointRow>,
-) -> Result<VerifyReport, StoreError> {
-    let mut report = VerifyReport {
+    trusted_key: &[u8],
+) -> Result<Option<Anchor>, StoreError> {
+    let stored = store::audit::checkpoints(db).await?;
+    Ok(stored
+        .iter()
+        .rev()
+        .filter(|c| checkpoint::signature_valid(c, Some(trusted_key)))
+        .find_map(|c| {
+            Some(Anchor {
+                seq: c.seq,
+                hash: c.hash.as_slice().try_into().ok()?,
+            })
+        }))
+}
+
+fn fresh_report() -> VerifyReport {
+    VerifyReport {
         ok: true,
         entries_checked: 0,
         head_seq: 0,
@@ -256,7 +282,29 @@ pub async fn verify(
         first_bad_seq: None,
         problem: None,
         checkpoints_checked: 0,
-    };
+    }
+}
+
+fn failed(mut report: VerifyReport, seq: i64, why: String) -> VerifyReport {
+    report.ok = false;
+    report.first_bad_seq = Some(seq);
+    report.problem = Some(why);
+    report
+}
+
+/// Verifies the chain and the stored checkpoints, and `kept` if given.
+/// `trusted_key` is the vault's public key: checkpoints signed by any other
+/// key are bad.
+///
+/// A kept checkpoint does not stand in for a stored one of the same entry:
+/// both must be signed by the vault and hold the same hash, else the report
+/// names the entry and says which one is wrong.
+pub async fn verify(
+    db: &Db,
+    trusted_key: Option<&[u8]>,
+    kept: Option<&CheckpointRow>,
+) -> Result<VerifyReport, StoreError> {
+    let report = fresh_report();
     let mut points: Points = store::audit::checkpoints(db)
         .await?
         .into_iter()
@@ -264,29 +312,105 @@ pub async fn verify(
         .collect();
     if let Some(k) = kept {
         if !checkpoint::signature_valid(k, trusted_key) {
-            report.ok = false;
-            report.first_bad_seq = Some(k.seq);
-            report.problem =
-                Some("the kept checkpoint's signature is not valid for this vault".into());
-            return Ok(report);
+            let why = "the kept checkpoint's signature is not valid for this vault";
+            return Ok(failed(report, k.seq, why.into()));
         }
+        if let Some((stored, _)) = points.get(&k.seq) {
+            if stored.hash != k.hash {
+                let why = format!(
+                    "the stored checkpoint of entry {} holds another hash than the kept checkpoint: \
+                     the stored one was forged or the history rewritten",
+                    k.seq
+                );
+                return Ok(failed(report, k.seq, why));
+            }
+            if !checkpoint::signature_valid(stored, trusted_key) {
+                let why = format!(
+                    "the stored checkpoint of entry {} is not signed by this vault",
+                    k.seq
+                );
+                return Ok(failed(report, k.seq, why));
+            }
+        }
+        // Same hash as the stored one (if any): checking the kept one against
+        // the entry checks both.
         points.insert(k.seq, (k.clone(), "kept checkpoint"));
     }
     let shared = Arc::new(Shared {
         points,
         trusted: trusted_key.map(<[u8]>::to_vec),
     });
+    walk(db, shared, report, None).await
+}
+
+/// Verifies the entries after `anchor` (all of them without one) and the
+/// stored checkpoints among them, for the watch of `serve`: a pass costs
+/// what was appended since the last signed checkpoint, not the whole log.
+///
+/// The entry at the anchor must still hold the signed hash, and the first
+/// entry after it must link to that hash, so a history rewritten before the
+/// anchor (hashes recomputed) is found at the anchor. An entry before the
+/// anchor whose content was edited without recomputing its hash is not:
+/// only a full [`verify`] recomputes those.
+pub async fn verify_after(
+    db: &Db,
+    trusted_key: &[u8],
+    anchor: Option<Anchor>,
+) -> Result<VerifyReport, StoreError> {
+    let mut report = fresh_report();
+    if let Some(a) = anchor {
+        const SQL: &str = "SELECT hash FROM audit_log WHERE seq = $1";
+        let stored: Option<Vec<u8>> = store::on_db!(db, pool => sqlx::query_scalar(SQL).bind(a.seq).fetch_optional(pool).await)?;
+        match stored {
+            None => {
+                let why = format!(
+                    "entry {} is missing, though a signed checkpoint covers it",
+                    a.seq
+                );
+                return Ok(failed(report, a.seq, why));
+            }
+            Some(h) if h.as_slice() != a.hash.as_slice() => {
+                let why = "the entry holds another hash than its signed checkpoint: the history was rewritten";
+                return Ok(failed(report, a.seq, why.into()));
+            }
+            Some(_) => {}
+        }
+        report.head_seq = a.seq;
+        report.checkpoints_checked = 1;
+    }
+    let points: Points = store::audit::checkpoints(db)
+        .await?
+        .into_iter()
+        .filter(|c| anchor.is_none_or(|a| c.seq > a.seq))
+        .map(|c| (c.seq, (c, "stored checkpoint")))
+        .collect();
+    let shared = Arc::new(Shared {
+        points,
+        trusted: Some(trusted_key.to_vec()),
+    });
+    walk(db, shared, report, anchor).await
+}
+
+/// Walks the entries after `anchor` (or all) in spans and merges the findings.
+async fn walk(
+    db: &Db,
+    shared: Arc<Shared>,
+    report: VerifyReport,
+    anchor: Option<Anchor>,
+) -> Result<VerifyReport, StoreError> {
+    let after = anchor.map_or(0, |a| a.seq);
     let spans = match db {
         Db::Sqlite(pool, _) => {
             let path = pool.connect_options().get_filename().to_owned();
             let shared = Arc::clone(&shared);
-            tokio::task::spawn_blocking(move || verify_sqlite(&path, &shared))
+            tokio::task::spawn_blocking(move || verify_sqlite(&path, &shared, after))
                 .await
                 .map_err(|_| StoreError::Corrupt("verification task failed"))??
         }
-        Db::Postgres(pool) => verify_postgres(pool, &shared).await?,
+        Db::Postgres(pool) => verify_postgres(pool, &shared, after).await?,
     };
-    let (report, head) = merge(spans, report);
+    let start = anchor.map_or(GENESIS_HASH, |a| a.hash);
+    let (report, head) = merge(spans, report, start);
     Ok(finish(report, &shared.points, head))
 }
 
@@ -313,11 +437,12 @@ fn finish(mut report: VerifyReport, points: &Points, head: [u8; 32]) -> VerifyRe
 async fn verify_postgres(
     pool: &sqlx::PgPool,
     shared: &Arc<Shared>,
+    after: i64,
 ) -> Result<Vec<Span>, StoreError> {
     let max_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
         .fetch_one(pool)
         .await?;
-    let tasks: Vec<_> = spans(shared, max_seq.unwrap_or(0))
+    let tasks: Vec<_> = spans(shared, after, max_seq.unwrap_or(0))
         .into_iter()
         .map(|span| {
             let pool = pool.clone();
@@ -494,18 +619,25 @@ mod copy_binary {
 /// spans may see different snapshots while the server keeps appending; the
 /// log is append-only, so entries up to the head read at the start are the
 /// same in every snapshot, and the last span also covers what came after.
-fn verify_sqlite(path: &std::path::Path, shared: &Arc<Shared>) -> Result<Vec<Span>, StoreError> {
+fn verify_sqlite(
+    path: &std::path::Path,
+    shared: &Arc<Shared>,
+    after: i64,
+) -> Result<Vec<Span>, StoreError> {
     use rusqlite::OpenFlags;
     let open = || {
-        rusqlite::Connection::open_with_flags(
+        let conn = rusqlite::Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        )?;
+        // Read-only, but like every connection arkku opens (store::SECURE_DELETE).
+        conn.pragma_update(None, "secure_delete", crate::store::SECURE_DELETE)?;
+        Ok::<_, rusqlite::Error>(conn)
     };
     let max_seq: Option<i64> =
         open()?.query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))?;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = spans(shared, max_seq.unwrap_or(0))
+        let workers: Vec<_> = spans(shared, after, max_seq.unwrap_or(0))
             .into_iter()
             .map(|span| scope.spawn(|| walk_sqlite(open()?, span)))
             .collect();
@@ -618,12 +750,24 @@ mod tests {
     }
 
     fn in_spans(rows: &[AuditRow], points: &Points, parts: i64) -> VerifyReport {
+        in_spans_after(rows, points, parts, None)
+    }
+
+    /// What [`walk`] finds on `rows` after `anchor` (the anchor's own entry
+    /// is checked by [`verify_after`] before the walk, not here).
+    fn in_spans_after(
+        rows: &[AuditRow],
+        points: &Points,
+        parts: i64,
+        anchor: Option<Anchor>,
+    ) -> VerifyReport {
         let shared = Arc::new(Shared {
             points: points.clone(),
             trusted: None,
         });
         let max_seq = rows.iter().map(|r| r.seq).max().unwrap_or(0);
-        let spans = spans_of(&shared, max_seq, parts)
+        let after = anchor.map_or(0, |a| a.seq);
+        let spans = spans_of(&shared, after, max_seq, parts)
             .into_iter()
             .map(|mut span| {
                 let (lo, hi) = span.bounds();
@@ -635,17 +779,58 @@ mod tests {
                 span
             })
             .collect();
-        let report = VerifyReport {
-            ok: true,
-            entries_checked: 0,
-            head_seq: 0,
-            head_hash: String::new(),
-            first_bad_seq: None,
-            problem: None,
-            checkpoints_checked: 0,
-        };
-        let (report, head) = merge(spans, report);
+        let mut report = fresh_report();
+        report.head_seq = after;
+        let (report, head) = merge(spans, report, anchor.map_or(GENESIS_HASH, |a| a.hash));
         finish(report, &shared.points, head)
+    }
+
+    fn anchor_at(rows: &[AuditRow], seq: i64) -> Anchor {
+        let r = rows
+            .iter()
+            .find(|r| r.seq == seq)
+            .expect("the anchor's entry");
+        Anchor {
+            seq,
+            hash: r.hash.clone().try_into().expect("32 bytes"),
+        }
+    }
+
+    #[test]
+    fn a_walk_after_an_anchor_checks_only_what_follows_it() {
+        let rows = chain(20);
+        let anchor = anchor_at(&rows, 10);
+        for parts in 1..=4 {
+            let r = in_spans_after(&rows, &Points::new(), parts, Some(anchor));
+            assert!(r.ok, "{r:?}");
+            assert_eq!((r.entries_checked, r.head_seq), (10, 20));
+            assert_eq!(r.head_hash, hex(&rows[19].hash));
+        }
+        // Nothing after the anchor: the anchor is the head.
+        let r = in_spans_after(&rows[..10], &Points::new(), 2, Some(anchor));
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.entries_checked, r.head_seq), (0, 10));
+    }
+
+    #[test]
+    fn a_walk_after_an_anchor_finds_an_edit_after_it_and_a_rewrite_before_it() {
+        let anchor = anchor_at(&chain(20), 10);
+        let mut edited = chain(20);
+        edited[14].detail = "{\"edited\":true}".into();
+        let mut rewritten = chain(20);
+        rewritten[4].detail = "{\"edited\":true}".into();
+        let mut prev: [u8; 32] = rewritten[3].hash.clone().try_into().expect("32 bytes");
+        for r in &mut rewritten[4..] {
+            r.prev_hash = prev.to_vec();
+            prev = entry_hash(&prev, r);
+            r.hash = prev.to_vec();
+        }
+        for parts in 1..=4 {
+            let r = in_spans_after(&edited, &Points::new(), parts, Some(anchor));
+            assert_eq!(r.first_bad_seq, Some(15), "{r:?}");
+            let r = in_spans_after(&rewritten, &Points::new(), parts, Some(anchor));
+            assert_eq!(r.first_bad_seq, Some(11), "{r:?}");
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -26,7 +26,9 @@ use super::{
 use crate::{
     audit::{Action, Effect},
     crypto::{FieldKey, SecretKey},
-    domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
+    domain::{
+        mask, normalise, ChannelId, ChannelKind, ContactError, DisplayName, NormalisedValue, Role,
+    },
     policy::{
         authorise_channel_write, authorise_purpose, decide_channel, ChannelDecision, ChannelWrite,
         Disclosure, MaskMode, PurposeDenied, PurposeGrant, Retained, WithheldReason, WriteDenied,
@@ -67,6 +69,8 @@ const WRITERS: [Role; 2] = [Role::Agent, Role::Service];
 pub struct CreateCustomer {
     #[serde(default)]
     pub external_ref: Option<String>,
+    /// 1 to 200 characters after trimming; no control characters and no
+    /// invisible formatting characters (else 400 `invalid_display_name`).
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
@@ -83,6 +87,7 @@ pub struct NewContactBody {
     pub channel: String,
     #[schema(example = "040 123 4567")]
     pub value: String,
+    /// 1 to 64 characters; no control or invisible formatting characters.
     #[serde(default)]
     pub label: Option<String>,
 }
@@ -91,6 +96,7 @@ pub struct NewContactBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCustomer {
+    /// As in create (400 `invalid_display_name`); `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
@@ -120,14 +126,17 @@ pub struct ReadQuery {
 const MAX_CONTACTS: usize = 64;
 
 /// A short, single-line text field: trimmed, non-empty, at most `max` characters.
+/// No control or invisible formatting characters (bidirectional overrides,
+/// zero-width characters): the rule of [`crate::domain::short_text`].
 pub(crate) fn short_text(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
-    let t = v.trim();
-    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-        return Err(ApiError::InvalidRequest(format!(
-            "{name} must be 1 to {max} characters without control characters"
-        )));
-    }
-    Ok(t.to_owned())
+    crate::domain::short_text(v, max).map_err(|e| ApiError::InvalidRequest(format!("{name} {e}")))
+}
+
+/// A display name, or 400 `invalid_display_name` saying which rule it broke.
+fn display_name(v: &str) -> Result<Zeroizing<String>, ApiError> {
+    DisplayName::parse(v)
+        .map(|n| Zeroizing::new(n.into_string()))
+        .map_err(|e| ApiError::InvalidDisplayName(format!("display_name {e}")))
 }
 
 /// A channel named in a request; 400 `unknown_channel` if the policy has none.
@@ -294,7 +303,9 @@ pub struct AcceptedContact {
 /// `POST /v1/customers` (DESIGN.md §8). The 201 response describes what the
 /// caller just wrote, masked: it releases nothing the caller did not send.
 #[utoipa::path(post, path = "/v1/customers", request_body = CreateCustomer,
-    responses((status = 201, body = ProfileView), (status = 400, body = super::error::Problem), (status = 409, body = super::error::Problem)),
+    responses((status = 201, body = ProfileView),
+        (status = 400, description = "invalid_request, invalid_email, invalid_phone, unknown_channel, or invalid_display_name: the display name is empty, longer than 200 characters, or holds a control character or an invisible formatting character (a bidirectional override or isolate, a zero-width character, a byte-order mark)", body = super::error::Problem),
+        (status = 409, body = super::error::Problem)),
     security(("bearer" = [])), tag = "customers")]
 pub async fn create(
     State(s): State<AppState>,
@@ -318,12 +329,7 @@ async fn create_inner(
     scope: &mut AuditScope,
 ) -> Result<impl IntoResponse, ApiError> {
     require_role(actor, &WRITERS)?;
-    let display_name = body
-        .display_name
-        .as_deref()
-        .map(|v| short_text("display_name", v, 200))
-        .transpose()?
-        .map(Zeroizing::new);
+    let display_name = body.display_name.as_deref().map(display_name).transpose()?;
     let external_ref = body
         .external_ref
         .as_deref()
@@ -549,7 +555,9 @@ async fn read_inner(
 
 /// `PATCH /v1/customers/{id}`: display name and preferred channel; 204.
 #[utoipa::path(patch, path = "/v1/customers/{id}", params(("id" = Uuid, Path)), request_body = PatchCustomer,
-    responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+    responses((status = 204),
+        (status = 400, description = "invalid_request, unknown_channel, or invalid_display_name (as for create)", body = super::error::Problem),
+        (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
 pub async fn patch(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -577,7 +585,7 @@ async fn patch_inner(
 ) -> Result<StatusCode, ApiError> {
     require_role(actor, &WRITERS)?;
     let display_name = match &body.display_name {
-        Some(Some(v)) => Some(Some(Zeroizing::new(short_text("display_name", v, 200)?))),
+        Some(Some(v)) => Some(Some(display_name(v)?)),
         Some(None) => Some(None),
         None => None,
     };

@@ -21,6 +21,8 @@ pub enum ApiError {
     InvalidEmail(String),
     #[error("{0}")]
     InvalidPhone(String),
+    #[error("{0}")]
+    InvalidDisplayName(String),
     #[error("unknown channel {0:?}")]
     UnknownChannel(String),
     #[error("unknown purpose {0:?}")]
@@ -73,6 +75,7 @@ impl ApiError {
             InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             InvalidEmail(_) => (StatusCode::BAD_REQUEST, "invalid_email"),
             InvalidPhone(_) => (StatusCode::BAD_REQUEST, "invalid_phone"),
+            InvalidDisplayName(_) => (StatusCode::BAD_REQUEST, "invalid_display_name"),
             UnknownChannel(_) => (StatusCode::BAD_REQUEST, "unknown_channel"),
             UnknownPurpose(_) => (StatusCode::BAD_REQUEST, "unknown_purpose"),
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),

@@ -1,11 +1,13 @@
 //! Liveness and readiness. `/readyz` checks the database, the audit writer,
-//! the keys and the policies, and says which one is missing; neither touches customer data.
+//! the audit chain (as last verified in the background), the keys and the
+//! policies, and says which one is missing; neither touches customer data.
 
 use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::audit::watch::ChainState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,14 +32,24 @@ pub struct Readiness {
     pub database: &'static str,
     pub backend: &'static str,
     pub keys: &'static str,
-    /// `ok` while audit appends commit; `failing` after a failed batch.
+    /// `ok` while audit appends commit; `failing` after a failed batch;
+    /// `broken` once the background verification found the chain broken.
     pub audit: &'static str,
+    /// The background verification of the audit chain: `verifying` until
+    /// its first pass is done, then `intact` or `broken`; `off` when
+    /// `ARKKU_AUDIT_VERIFY_INTERVAL` is off.
+    pub audit_chain: &'static str,
+    /// The first entry that does not verify, when the chain is broken.
+    pub audit_first_bad_seq: Option<i64>,
+    /// What is wrong with the chain, in words (no entry content).
+    pub audit_chain_problem: Option<String>,
     pub policies: &'static str,
     pub channels: usize,
 }
 
-/// `GET /readyz`: 200 when the database answers, audit appends commit and keys
-/// and policies are loaded, else 503.
+/// `GET /readyz`: 200 when the database answers, audit appends commit, the
+/// audit chain is not known to be broken, and keys and policies are loaded,
+/// else 503.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)), tag = "health")]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let db_ok = tokio::time::timeout(std::time::Duration::from_secs(2), s.db.ping())
@@ -45,7 +57,17 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         .map(|r| r.is_ok())
         .unwrap_or(false);
     let audit_ok = s.audit.probe().await;
-    let ready = db_ok && audit_ok;
+    let chain = s.chain.state();
+    let (first_bad, problem) = match &chain {
+        ChainState::Broken {
+            first_bad_seq,
+            problem,
+        } => (Some(*first_bad_seq), Some(problem.clone())),
+        _ => (None, None),
+    };
+    // A broken chain is not ready; one still being verified is (start-up
+    // does not wait for the first pass).
+    let ready = db_ok && audit_ok && first_bad.is_none();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -58,7 +80,14 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
             database: if db_ok { "ok" } else { "unavailable" },
             backend: s.db.backend(),
             keys: "loaded",
-            audit: if audit_ok { "ok" } else { "failing" },
+            audit: match (first_bad.is_some(), audit_ok) {
+                (true, _) => "broken",
+                (false, true) => "ok",
+                (false, false) => "failing",
+            },
+            audit_chain: chain.as_str(),
+            audit_first_bad_seq: first_bad,
+            audit_chain_problem: problem,
             policies: "loaded",
             channels: s.policies.channels.len(),
         }),

@@ -55,6 +55,8 @@ pub struct Services {
     pub checkpoints: Arc<Checkpointer>,
     /// Per-actor rate limits on lookups and reveals.
     pub limiter: ratelimit::ActorLimiter,
+    /// What the background verification knows of the audit chain (`/readyz`).
+    pub chain: Arc<crate::audit::watch::ChainWatch>,
 }
 
 impl AppState {

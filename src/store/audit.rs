@@ -174,6 +174,7 @@ impl Appender {
                 let conn = rusqlite::Connection::open(&path)?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
                 conn.pragma_update(None, "synchronous", "FULL")?;
+                super::secure_delete(&conn)?;
                 let journal: String =
                     conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
                 let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
@@ -274,6 +275,7 @@ impl WalCheckpointer {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        super::secure_delete(&conn)?;
         let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("arkku-wal-checkpoint".into())

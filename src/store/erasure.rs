@@ -1,6 +1,8 @@
 //! Erasure by crypto-shredding: a customer's data keys, ciphertext, blind
 //! indexes, consents and interactions go in one transaction; a tombstone
-//! `{id, erased_at}` stays so the id answers 410 rather than 404.
+//! `{id, erased_at}` stays so the id answers 410 rather than 404. On SQLite
+//! the deleted bytes are zeroed (`secure_delete`) and the WAL is truncated
+//! afterwards ([`Db::scrub_wal`]), so the live files keep no copy.
 
 use uuid::Uuid;
 
@@ -80,6 +82,14 @@ pub async fn erase(db: &Db, id: Uuid, now: Micros) -> StoreResult<Erasure> {
         tx.commit().await?;
         outcome
     });
+    if matches!(outcome, Erasure::Done { .. }) {
+        // The rows are gone; their old copies in SQLite's WAL go too. The
+        // erasure has committed, so a failure here does not undo it: it is
+        // logged, and the next scrub (erasure or purge) removes the frames.
+        if let Err(e) = db.scrub_wal().await {
+            tracing::error!(error = %e, "erasure committed, but the WAL still holds old frames");
+        }
+    }
     Ok(outcome)
 }
 

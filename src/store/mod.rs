@@ -148,6 +148,9 @@ impl Db {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5))
+                // Deleted rows are overwritten with zeros, not merely freed
+                // (see `SECURE_DELETE`).
+                .pragma("secure_delete", SECURE_DELETE)
                 // The default 2 MiB page cache re-reads a large database
                 // through syscalls on every query; 16 MiB per connection keeps
                 // hot pages in memory. (Memory-mapped I/O is left off: the
@@ -198,6 +201,15 @@ impl Db {
                     "SQLite runs with journal_mode={journal}, synchronous={synchronous}; arkku needs wal and 2 (FULL)"
                 )));
             }
+            // Erasure's promise rests on this one as the audit log's rests on those.
+            let secure_delete: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+                .fetch_one(&pool)
+                .await?;
+            if secure_delete != 1 {
+                return Err(StoreError::Durability(format!(
+                    "SQLite runs with secure_delete={secure_delete}; arkku needs 1 (ON)"
+                )));
+            }
             Ok(Db::Sqlite(pool, reader))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
@@ -235,10 +247,66 @@ impl Db {
         Ok(())
     }
 
+    /// Removes the old copies of deleted rows from SQLite's write-ahead log,
+    /// after an erasure or a retention purge has committed; a no-op on
+    /// PostgreSQL (SECURITY.md says what it keeps).
+    ///
+    /// `secure_delete` zeroes deleted rows in the new page images, but the
+    /// WAL still holds the frames of the transactions that wrote them (the
+    /// insert of the data) until a later transaction happens to overwrite
+    /// them: a passive checkpoint copies frames into the database file and
+    /// leaves the file as it is. A `TRUNCATE` checkpoint copies every frame
+    /// (the zeroed pages included) into the database file and cuts the WAL to
+    /// zero bytes. It must wait until no reader uses an older snapshot and
+    /// holds off writers meanwhile, so it is retried a few times (each try
+    /// waits up to the busy timeout) and then given up with an error; the
+    /// erasure itself has committed either way, and the next scrub removes
+    /// the frames.
+    pub async fn scrub_wal(&self) -> StoreResult<()> {
+        const TRIES: u32 = 5;
+        let Db::Sqlite(pool, _) = self else {
+            return Ok(());
+        };
+        for attempt in 1..=TRIES {
+            // (busy, frames in the log, frames checkpointed); busy = 1 when a
+            // reader or writer kept the checkpoint from completing.
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(pool)
+                .await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+        }
+        Err(StoreError::Durability(format!(
+            "the WAL could not be truncated after {TRIES} tries: readers or writers kept it busy"
+        )))
+    }
+
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         on_db!(self, pool => pool.close().await)
     }
+}
+
+/// SQLite's `secure_delete` setting on every connection arkku opens: ON, so
+/// that deleted content (cells of deleted rows, freed pages) is overwritten
+/// with zeros. Without it an erased customer's wrapped data keys and
+/// ciphertext stay readable in the file's free space until reused. `FAST`
+/// is not enough: it leaves freed pages (freelist leaves) as they were.
+pub const SECURE_DELETE: &str = "ON";
+
+/// Applies [`SECURE_DELETE`] to a direct (rusqlite) connection and checks that
+/// it took; every connection arkku opens outside the pool goes through here.
+pub fn secure_delete(conn: &rusqlite::Connection) -> StoreResult<()> {
+    conn.pragma_update(None, "secure_delete", SECURE_DELETE)?;
+    let on: i64 = conn.pragma_query_value(None, "secure_delete", |r| r.get(0))?;
+    if on != 1 {
+        return Err(StoreError::Durability(format!(
+            "a SQLite connection runs with secure_delete={on}; arkku needs 1 (ON)"
+        )));
+    }
+    Ok(())
 }
 
 /// Creates a directory (and parents) readable by the owner only.

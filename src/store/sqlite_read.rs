@@ -47,6 +47,9 @@ impl Reader {
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "query_only", true)?;
+        // It never deletes, but every connection arkku opens carries the
+        // setting, so none can be the one that leaves deleted bytes behind.
+        conn.pragma_update(None, "secure_delete", super::SECURE_DELETE)?;
         // The same page cache as the pool's connections (store::Db::connect).
         conn.pragma_update(None, "cache_size", -16384)?;
         Ok(conn)

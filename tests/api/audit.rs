@@ -44,6 +44,9 @@ pub fn tests() -> Vec<Scenario> {
         when_audit_appends_fail_requests_answer_503_release_nothing_and_recover_without_a_gap,
         a_write_refused_during_an_audit_outage_changes_nothing,
         export_prints_every_entry_as_one_json_line_in_seq_order,
+        a_forged_stored_checkpoint_fails_verification_even_with_a_kept_checkpoint_of_that_entry,
+        serve_started_on_a_chain_with_an_edited_entry_is_not_ready_and_names_the_entry,
+        an_entry_edited_while_serve_runs_is_found_by_a_background_pass,
     ]
 }
 
@@ -1618,4 +1621,174 @@ async fn export_prints_every_entry_as_one_json_line_in_seq_order(b: Backend) {
     let csv = app.cli(&["audit", "export", "--format", "csv"]).await;
     assert!(!csv.status.success());
     assert!(csv.stdout.is_empty(), "{}", csv.stdout);
+}
+
+// --------------------------------------------- integrity at the edges --
+
+/// Overwrites the stored checkpoint of entry `seq` with `hash` and `signature`.
+async fn forge_stored_checkpoint(app: &TestApp, seq: i64, hash: &[u8], signature: &[u8]) {
+    arkku::on_db!(app.db(), pool => sqlx::query(
+        "UPDATE audit_checkpoints SET hash = $2, signature = $3 WHERE seq = $1",
+    )
+    .bind(seq)
+    .bind(hash)
+    .bind(signature)
+    .execute(pool)
+    .await
+    .map(drop))
+    .expect("forge the stored checkpoint");
+}
+
+async fn a_forged_stored_checkpoint_fails_verification_even_with_a_kept_checkpoint_of_that_entry(
+    b: Backend,
+) {
+    // Arrange: eight entries, a checkpoint of entry 8 stored and kept.
+    let app = spawn_app(b).await;
+    seed(&app).await;
+    let keep = TempDir::new().unwrap();
+    let (cp, kept) = keep_checkpoint(&app, keep.path(), "kept.json").await;
+    let kept = kept.to_string_lossy().into_owned();
+    assert_eq!(cp["seq"], 8);
+    assert_good(&verify_cli(&app, &["--checkpoint", &kept]).await, 8);
+    let hash = unhex(cp["hash"].as_str().unwrap()).unwrap();
+    let signature = unhex(cp["signature"].as_str().unwrap()).unwrap();
+    let entry_7 = unhex(all_entries(&app, "").await[6]["hash"].as_str().unwrap()).unwrap();
+    let mut bad_signature = signature.clone();
+    bad_signature[0] ^= 1;
+
+    for (what, forged_hash, forged_signature, why) in [
+        (
+            "a broken signature",
+            &hash,
+            &bad_signature,
+            "not signed by this vault",
+        ),
+        (
+            "another entry's hash",
+            &entry_7,
+            &signature,
+            "another hash than the kept checkpoint",
+        ),
+    ] {
+        // Act
+        forge_stored_checkpoint(&app, 8, forged_hash, forged_signature).await;
+        let r = app.cli(&["audit", "verify", "--checkpoint", &kept]).await;
+
+        // Assert: refused, naming the entry and why.
+        r.assert_failed();
+        let report: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+        assert_bad(&report, 8);
+        assert!(
+            report["problem"].as_str().unwrap().contains(why),
+            "{what}: {report}"
+        );
+        assert!(
+            r.stderr.contains("stored checkpoint") && r.stderr.contains(why),
+            "{what}: the command says why: {}",
+            r.stderr
+        );
+    }
+    // The real one restored, the kept checkpoint vouches for the log again.
+    forge_stored_checkpoint(&app, 8, &hash, &signature).await;
+    assert_good(&verify_cli(&app, &["--checkpoint", &kept]).await, 8);
+}
+
+/// Starts the real `arkku serve` on `app`'s database and data dir.
+async fn serve_beside(app: &TestApp, extra: &[(&str, &str)]) -> (helpers::Proc, String) {
+    let listen = format!("127.0.0.1:{}", helpers::free_port());
+    let mut env = vec![("ARKKU_LISTEN", listen.as_str())];
+    env.extend_from_slice(extra);
+    let mut proc = app.cli_proc_with(&["serve"], &env);
+    let base = format!("http://{listen}");
+    proc.wait_healthy(&base, helpers::START_LIMIT).await;
+    (proc, base)
+}
+
+/// Polls `/readyz` until its `audit_chain` is `want`; returns the last answer.
+async fn readyz_until_chain(base: &str, want: &str) -> Reply {
+    let client = helpers::http_client();
+    let start = Instant::now();
+    loop {
+        let r = helpers::send(client.get(format!("{base}/readyz"))).await;
+        if r.json["audit_chain"] == want {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "/readyz never reported audit_chain {want}: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `/readyz` says the chain is broken at `seq`, and the server logged it.
+#[track_caller]
+fn assert_broken_at(r: &Reply, seq: i64) {
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.json["status"], "unavailable", "{}", r.text);
+    assert_eq!(r.json["audit"], "broken", "{}", r.text);
+    assert_eq!(r.json["audit_first_bad_seq"], seq, "{}", r.text);
+    assert!(
+        r.json["audit_chain_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("does not match its hash")),
+        "{}",
+        r.text
+    );
+}
+
+async fn serve_started_on_a_chain_with_an_edited_entry_is_not_ready_and_names_the_entry(
+    b: Backend,
+) {
+    // Arrange: eight entries, entry 3 edited in the database.
+    let app = spawn_app(b).await;
+    seed(&app).await;
+    app.exec("UPDATE audit_log SET detail = '{}' WHERE seq = 3")
+        .await;
+
+    // Act: the real binary starts on it (and does answer: start-up does not
+    // wait for the verification).
+    let (proc, base) = serve_beside(&app, &[]).await;
+    let r = readyz_until_chain(&base, "broken").await;
+
+    // Assert
+    assert_broken_at(&r, 3);
+    let logs = proc.stderr();
+    assert!(
+        logs.contains("THE AUDIT CHAIN DOES NOT VERIFY") && logs.contains("first_bad_seq=3"),
+        "the error is logged: {logs}"
+    );
+    assert!(logs.contains("ERROR"), "{logs}");
+}
+
+async fn an_entry_edited_while_serve_runs_is_found_by_a_background_pass(b: Backend) {
+    // Arrange: a checkpoint every five entries, so the passes start after one.
+    let app = spawn_app_with(b, |c| c.audit_checkpoint_every = 5).await;
+    seed(&app).await;
+    let (proc, base) = serve_beside(
+        &app,
+        &[
+            ("ARKKU_AUDIT_VERIFY_INTERVAL", "200ms"),
+            ("ARKKU_AUDIT_CHECKPOINT_EVERY", "5"),
+        ],
+    )
+    .await;
+    let r = readyz_until_chain(&base, "intact").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["audit"], "ok", "{}", r.text);
+    assert!(r.json["audit_first_bad_seq"].is_null(), "{}", r.text);
+
+    // Act: entry 7 comes after the signed checkpoint of entry 5.
+    app.exec("UPDATE audit_log SET reason = 'edited' WHERE seq = 7")
+        .await;
+
+    // Assert
+    let r = readyz_until_chain(&base, "broken").await;
+    assert_broken_at(&r, 7);
+    assert!(
+        proc.stderr().contains("first_bad_seq=7"),
+        "{}",
+        proc.stderr()
+    );
 }

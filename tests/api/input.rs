@@ -27,7 +27,10 @@ pub fn tests() -> Vec<Scenario> {
         an_unknown_purpose_on_lookup_is_unknown_purpose,
         an_unknown_query_parameter_is_an_invalid_request,
         reveal_must_be_a_boolean,
-        an_over_long_display_name_is_an_invalid_request,
+        an_over_long_or_empty_display_name_or_field_is_refused,
+        a_display_name_with_bidirectional_or_invisible_characters_is_refused_on_create_and_patch,
+        a_label_or_reason_with_invisible_characters_is_refused,
+        a_display_name_with_an_emoji_sequence_or_a_persian_joiner_is_kept_as_written,
         one_bad_contact_rejects_the_whole_create,
         an_unknown_route_is_a_not_found_problem,
         a_wrong_method_is_a_method_not_allowed_problem,
@@ -853,30 +856,57 @@ async fn reveal_must_be_a_boolean(b: Backend) {
     assert_eq!(r.json["contacts"][0]["value"], "+358401234567");
 }
 
-async fn an_over_long_display_name_is_an_invalid_request(b: Backend) {
+async fn an_over_long_or_empty_display_name_or_field_is_refused(b: Backend) {
     let v = vault(b).await;
     let before = v.snapshot().await;
     let long = "N".repeat(1000);
-    for body in [
-        json!({"display_name": long, "contacts": []}),
-        json!({"display_name": "N".repeat(201), "contacts": []}),
-        json!({"display_name": "ä".repeat(201), "contacts": []}),
-        json!({"display_name": "", "contacts": []}),
-        json!({"display_name": "   ", "contacts": []}),
-        json!({"display_name": "Pena\nVirtanen", "contacts": []}),
-        json!({"external_ref": "R".repeat(1000), "contacts": []}),
-        json!({"contacts": [{"channel": "chat", "value": "v-1", "label": "L".repeat(65)}]}),
-        json!({"contacts": [{"channel": "chat", "value": "v".repeat(1025)}]}),
+    for (body, code) in [
+        (
+            json!({"display_name": long, "contacts": []}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"display_name": "N".repeat(201), "contacts": []}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"display_name": "ä".repeat(201), "contacts": []}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"display_name": "", "contacts": []}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"display_name": "   ", "contacts": []}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"display_name": "Pena\nVirtanen", "contacts": []}),
+            "invalid_display_name",
+        ),
+        (
+            json!({"external_ref": "R".repeat(1000), "contacts": []}),
+            "invalid_request",
+        ),
+        (
+            json!({"contacts": [{"channel": "chat", "value": "v-1", "label": "L".repeat(65)}]}),
+            "invalid_request",
+        ),
+        (
+            json!({"contacts": [{"channel": "chat", "value": "v".repeat(1025)}]}),
+            "invalid_request",
+        ),
     ] {
         let r = v.app.create_customer(&v.svc, body.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-        r.assert_problem(400, "invalid_request");
+        r.assert_problem(400, code);
         assert_not_echoed(&r, "NNNNNNNNNN");
     }
     v.app
         .patch_customer(&v.svc, &v.id, json!({"display_name": long}))
         .await
-        .assert_problem(400, "invalid_request");
+        .assert_problem(400, "invalid_display_name");
     v.app
         .add_contact(
             &v.svc,
@@ -1529,4 +1559,114 @@ async fn hostile_input_to_consents_interactions_and_rights_never_causes_a_server
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     app.assert_chain_verifies().await;
+}
+
+/// Display names an agent would see reordered or that hide characters: a
+/// right-to-left override (the attack's), the other bidirectional controls,
+/// zero-width characters, a byte-order mark, a soft hyphen, tag characters.
+const INVISIBLE_NAMES: [&str; 14] = [
+    "Pena \u{202E}nenatriV",
+    "\u{202A}Pena",
+    "Pena\u{202B}",
+    "Pe\u{202C}na",
+    "Pe\u{202D}na",
+    "Pena \u{2066}V\u{2069}",
+    "Pena \u{2067}V",
+    "Pena \u{2068}V",
+    "Pe\u{200E}na\u{200F}",
+    "Pena\u{061C} V",
+    "Pe\u{200B}na",
+    "Pe\u{200D}na",
+    "\u{FEFF}Pena\u{2060}",
+    "Pena\u{E0041}\u{E0042}",
+];
+
+async fn a_display_name_with_bidirectional_or_invisible_characters_is_refused_on_create_and_patch(
+    b: Backend,
+) {
+    let v = vault(b).await;
+    let before = v.snapshot().await;
+    for name in INVISIBLE_NAMES {
+        // Create: refused, nothing stored.
+        let r = v
+            .app
+            .create_customer(
+                &v.svc,
+                json!({"display_name": name, "contacts": [{"channel": "chat", "value": "v-9"}]}),
+            )
+            .await;
+        r.assert_problem(400, "invalid_display_name");
+        assert!(
+            r.json["detail"].as_str().unwrap().contains("invisible"),
+            "{name:?}: the detail names the rule: {}",
+            r.text
+        );
+        assert_not_echoed(&r, "Pe");
+        // Patch: refused, the stored name unchanged.
+        let r = v
+            .app
+            .patch_customer(&v.svc, &v.id, json!({"display_name": name}))
+            .await;
+        r.assert_problem(400, "invalid_display_name");
+        assert_not_echoed(&r, "Pe");
+    }
+    assert_eq!(v.snapshot().await, before, "nothing was written");
+    assert_eq!(v.profile().await["display_name"], "Pena Virtanen");
+}
+
+async fn a_label_or_reason_with_invisible_characters_is_refused(b: Backend) {
+    let v = vault(b).await;
+    let before = v.snapshot().await;
+    let r = v
+        .app
+        .add_contact(
+            &v.svc,
+            &v.id,
+            json!({"channel": "chat", "value": "v-3", "label": "ko\u{200B}ti"}),
+        )
+        .await;
+    r.assert_problem(400, "invalid_request");
+    let r = v
+        .app
+        .create_customer(
+            &v.svc,
+            json!({"external_ref": "CRM\u{202E}77", "contacts": []}),
+        )
+        .await;
+    r.assert_problem(400, "invalid_request");
+    let r = v
+        .app
+        .read_customer(
+            &v.app.agent("phone"),
+            &v.id,
+            "purpose=support&reveal=true&reason=TICKET%E2%80%AE42",
+        )
+        .await;
+    r.assert_problem(400, "invalid_request");
+    assert_eq!(v.snapshot().await, before, "nothing was written");
+}
+
+async fn a_display_name_with_an_emoji_sequence_or_a_persian_joiner_is_kept_as_written(b: Backend) {
+    let v = vault(b).await;
+    // A technologist emoji (ZWJ between two emoji), and a Persian name with
+    // a zero-width non-joiner between two letters: writing, not hiding.
+    for name in [
+        "Pena \u{1F469}\u{200D}\u{1F4BB}",
+        "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+    ] {
+        let r = v
+            .app
+            .create_customer(&v.svc, json!({"display_name": name, "contacts": []}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{name:?}: {}", r.text);
+        let id = r.json["id"].as_str().unwrap().to_owned();
+        let r = v.app.read_customer(&v.svc, &id, "purpose=support").await;
+        assert_eq!(r.json["display_name"], name, "{}", r.text);
+        let r = v
+            .app
+            .patch_customer(&v.svc, &v.id, json!({"display_name": name}))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        assert_eq!(v.profile().await["display_name"], name);
+    }
 }

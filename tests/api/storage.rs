@@ -24,6 +24,8 @@ pub fn tests() -> Vec<Scenario> {
         a_flipped_byte_in_a_stored_value_fails_to_open,
         a_display_name_ciphertext_copied_to_another_customer_or_field_fails_to_open,
         both_backends_have_the_same_migration_files,
+        an_erased_customer_leaves_no_key_ciphertext_or_index_in_the_database_files,
+        a_retention_purge_leaves_no_key_ciphertext_or_index_in_the_database_files,
     ]
 }
 
@@ -663,4 +665,243 @@ async fn both_backends_have_the_same_migration_files(_b: Backend) {
         sqlite, postgres,
         "migrations/sqlite and migrations/postgres must hold the same file names"
     );
+}
+
+// --- erasure residue ------------------------------------------------------
+
+/// Every sealed byte string an erasure must remove, read straight from the
+/// tables: the wrapped data keys, every field ciphertext and every blind-index
+/// tag of `customer`, each with what it is (never its content) for messages.
+async fn sealed_bytes_of(app: &TestApp, customer: Uuid) -> Vec<(&'static str, Vec<u8>)> {
+    const QUERIES: [(&str, &str); 7] = [
+        (
+            "wrapped data key",
+            "SELECT wrapped FROM data_keys WHERE customer_id = $1",
+        ),
+        (
+            "contact value",
+            "SELECT value FROM contacts WHERE customer_id = $1",
+        ),
+        (
+            "contact label",
+            "SELECT label FROM contacts WHERE customer_id = $1 AND label IS NOT NULL",
+        ),
+        (
+            "blind index tag",
+            "SELECT blind_index FROM contacts WHERE customer_id = $1",
+        ),
+        (
+            "display name",
+            "SELECT display_name FROM customers WHERE id = $1 AND display_name IS NOT NULL",
+        ),
+        (
+            "external reference",
+            "SELECT external_ref FROM customers WHERE id = $1 AND external_ref IS NOT NULL",
+        ),
+        (
+            "interaction body",
+            "SELECT body FROM interactions WHERE customer_id = $1",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (what, sql) in QUERIES {
+        let rows: Vec<Vec<u8>> = arkku::on_db!(app.db(), pool => sqlx::query_scalar(sql)
+            .bind(customer)
+            .fetch_all(pool)
+            .await)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        out.extend(rows.into_iter().map(|bytes| (what, bytes)));
+    }
+    out
+}
+
+/// The sealed byte strings of `secrets` that occur in `haystack`, by kind.
+fn residue<'a>(haystack: &[u8], secrets: &'a [(&'static str, Vec<u8>)]) -> Vec<&'a str> {
+    secrets
+        .iter()
+        .filter(|(_, bytes)| find(haystack, bytes).is_some())
+        .map(|(what, _)| *what)
+        .collect()
+}
+
+/// The files of every table, index and TOAST relation of the test database,
+/// after a checkpoint wrote the shared buffers out; `None` when this process
+/// cannot read PostgreSQL's data directory (not on the database host, or not
+/// allowed to).
+async fn postgres_relation_files(app: &TestApp) -> Option<Vec<u8>> {
+    let arkku::store::Db::Postgres(pool) = app.db() else {
+        panic!("a PostgreSQL test");
+    };
+    sqlx::query("CHECKPOINT").execute(pool).await.ok()?;
+    let data_dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+        .fetch_one(pool)
+        .await
+        .ok()?;
+    let files: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_relation_filepath(c.oid) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 'i', 't') \
+         AND pg_relation_filepath(c.oid) IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("relation file paths");
+    let mut all = Vec::new();
+    for file in files {
+        match std::fs::read(Path::new(&data_dir).join(&file)) {
+            Ok(bytes) => all.extend_from_slice(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(all)
+}
+
+async fn an_erased_customer_leaves_no_key_ciphertext_or_index_in_the_database_files(b: Backend) {
+    // Arrange: a customer with a phone and an e-mail contact (labelled), a
+    // profile and an interaction, and what the database holds of them.
+    let app = spawn_app(b).await;
+    let svc = app.service();
+    let id = app
+        .create_customer_ok(
+            &svc,
+            json!({
+                "display_name": "Jäännös Poistettava",
+                "external_ref": "RESIDUE-REF-1",
+                "contacts": [
+                    {"channel": "phone", "value": "040 555 0199", "label": "koti"},
+                    {"channel": "email", "value": "jaannos.poistettava@example.com"}
+                ]
+            }),
+        )
+        .await;
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/v1/customers/{id}/interactions"),
+            Some(&app.agent("phone")),
+            Some(json!({"channel": "phone", "kind": "complaint", "body": "Poistettava valitus"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let customer = uuid(&id);
+    let secrets = sealed_bytes_of(&app, customer).await;
+    let kinds: std::collections::BTreeSet<&str> = secrets.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds.len(),
+        7,
+        "every kind of sealed data is there: {kinds:?}"
+    );
+    assert!(
+        secrets
+            .iter()
+            .filter(|(k, _)| *k == "wrapped data key")
+            .count()
+            >= 2,
+        "a data key per channel"
+    );
+    // Positive control: before the erasure the search finds every one of them.
+    if b == Backend::Sqlite {
+        let before = bytes_at_rest(&app);
+        assert_eq!(residue(&before, &secrets).len(), secrets.len());
+        // The attacker's setting: the inserts have reached the database file.
+        app.exec("PRAGMA wal_checkpoint(PASSIVE)").await;
+    }
+
+    // Act
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/customers/{id}?reason=DSR-RESIDUE"),
+            Some(&app.compliance()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Assert: the rows are gone on both databases ...
+    assert!(
+        sealed_bytes_of(&app, customer).await.is_empty(),
+        "the erasure left sealed rows behind"
+    );
+    match b {
+        // ... and on SQLite no byte of them is left in the live files: the
+        // database file (freed cells and pages) nor its -wal and -shm.
+        Backend::Sqlite => {
+            let after = bytes_at_rest(&app);
+            let left = residue(&after, &secrets);
+            assert!(
+                left.is_empty(),
+                "the SQLite files still hold, byte for byte: {left:?}"
+            );
+        }
+        // On PostgreSQL the deleted tuples stay in the relation files until
+        // they are vacuumed (SECURITY.md says so and what to do); VACUUM FULL
+        // rewrites the files without them.
+        Backend::Postgres => {
+            let Some(dead) = postgres_relation_files(&app).await else {
+                println!("note: PostgreSQL's data directory is not readable here; the relation files were not inspected");
+                return;
+            };
+            assert!(
+                !residue(&dead, &secrets).is_empty(),
+                "dead tuples stay in the relation files until VACUUM"
+            );
+            sqlx::raw_sql("VACUUM FULL")
+                .execute(match app.db() {
+                    arkku::store::Db::Postgres(pool) => pool,
+                    _ => unreachable!(),
+                })
+                .await
+                .expect("VACUUM FULL");
+            let vacuumed = postgres_relation_files(&app)
+                .await
+                .expect("readable as before");
+            let left = residue(&vacuumed, &secrets);
+            assert!(left.is_empty(), "VACUUM FULL left: {left:?}");
+        }
+    }
+}
+
+async fn a_retention_purge_leaves_no_key_ciphertext_or_index_in_the_database_files(b: Backend) {
+    // Arrange: a customer whose every record will be past retention.
+    let app = spawn_app(b).await;
+    let id = app
+        .create_customer_ok(
+            &app.service(),
+            json!({
+                "display_name": "Vanheneva Asiakas",
+                "contacts": [
+                    {"channel": "phone", "value": "040 555 0177", "label": "työ"},
+                    {"channel": "email", "value": "vanheneva.asiakas@example.com"}
+                ]
+            }),
+        )
+        .await;
+    let customer = uuid(&id);
+    let secrets = sealed_bytes_of(&app, customer).await;
+    assert!(secrets.len() >= 6, "keys, values, label, tags, name");
+    if b == Backend::Sqlite {
+        assert_eq!(residue(&bytes_at_rest(&app), &secrets).len(), secrets.len());
+        app.exec("PRAGMA wal_checkpoint(PASSIVE)").await;
+    }
+
+    // Act: the real sweeper, twenty years from now.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(7300))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = app.cli(&["retention", "run", "--now", &later]).await;
+    assert!(r.status.success(), "{}\n{}", r.stdout, r.stderr);
+    let report: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(report["customers"], 1, "{report}");
+
+    // Assert: the rows are gone, and on SQLite no byte of them is left.
+    assert!(sealed_bytes_of(&app, customer).await.is_empty());
+    if b == Backend::Sqlite {
+        let left = residue(&bytes_at_rest(&app), &secrets);
+        assert!(
+            left.is_empty(),
+            "the SQLite files still hold, byte for byte: {left:?}"
+        );
+    }
 }
