@@ -317,6 +317,17 @@ fn normalise_phone(input: &str, region: Region) -> Result<NormalisedValue, Conta
     if !is_e164_shaped(&e164) {
         return Err(InvalidPhone("not a valid number"));
     }
+    // The stored form must read back as itself: it is what lookups index and
+    // what a later edit sends back. The library can read a dialling prefix
+    // (e.g. a Brazilian carrier code before "00") into a number whose E.164
+    // form it then calls invalid; such input is refused, not stored.
+    let reread = phonenumber::parse(None, &e164)
+        .ok()
+        .filter(phonenumber::is_valid)
+        .map(|n| n.format().mode(Mode::E164).to_string());
+    if reread.as_deref() != Some(e164.as_str()) {
+        return Err(InvalidPhone("not a valid number"));
+    }
     Ok(NormalisedValue::canonical(e164))
 }
 
@@ -473,6 +484,17 @@ mod tests {
     }
 
     // --- phone ---
+
+    #[test]
+    fn a_number_whose_canonical_form_does_not_read_back_is_refused() {
+        // Found by the idempotency property: read with Brazil's dialling
+        // prefixes this became a number whose E.164 form is not valid.
+        let br = Region::parse("BR").expect("BR");
+        match phone("00900000000", br) {
+            Err(_) => {}
+            Ok(v) => assert_eq!(phone(&v, br), Ok(v.clone()), "{v} must read back as itself"),
+        }
+    }
 
     #[test]
     fn the_three_finnish_spellings_normalise_to_one_e164_number() {
