@@ -58,6 +58,14 @@ impl Client2 {
     }
 }
 
+impl Client2 {
+    /// `POST /v1/customers`, with an `Idempotency-Key` if given.
+    async fn create(&self, token: &str, body: Value, key: Option<&str>) -> Reply {
+        self.call(Method::POST, "/v1/customers", token, Some(body), key)
+            .await
+    }
+}
+
 fn request_id(r: &Reply) -> String {
     r.header("x-request-id").expect("x-request-id").to_owned()
 }
@@ -140,13 +148,11 @@ async fn requests_answered_503_during_an_audit_stall_changed_nothing_and_are_log
         },
     );
     let created = c
-        .call(
-            Method::POST,
-            "/v1/customers",
+        .create(
             &service,
-            Some(json!({"display_name": "Pysähdys", "contacts": [
+            json!({"display_name": "Pysähdys", "contacts": [
                 {"channel": "phone", "value": "040 765 4321"},
-                {"channel": "email", "value": "pysahdys@example.com"}]})),
+                {"channel": "email", "value": "pysahdys@example.com"}]}),
             None,
         )
         .await;
@@ -188,13 +194,7 @@ async fn requests_answered_503_during_an_audit_stall_changed_nothing_and_are_log
                     Some(json!({"channel": "phone", "kind": "contact_request", "body": "soita takaisin"})),
                     None
                 ),
-                c.call(
-                    Method::POST,
-                    "/v1/customers",
-                    &service,
-                    Some(json!({"display_name": "Ei Ole", "contacts": [{"channel": "phone", "value": "040 111 2233"}]})),
-                    None
-                ),
+                c.create(&service, json!({"display_name": "Ei Ole", "contacts": [{"channel": "phone", "value": "040 111 2233"}]}), None),
                 c.call(
                     Method::POST,
                     &contacts_path,
@@ -413,26 +413,10 @@ async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_answer_and_
     let db = env.db().await;
 
     // A create, sent twice with one key: one customer, the same answer twice.
-    let first = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.service,
-            Some(kirsi()),
-            Some("create-1"),
-        )
-        .await;
+    let first = c.create(&who.service, kirsi(), Some("create-1")).await;
     assert_eq!(first.status, 201, "{}", first.text);
     assert_eq!(first.header("idempotent-replayed"), None);
-    let again = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.service,
-            Some(kirsi()),
-            Some("create-1"),
-        )
-        .await;
+    let again = c.create(&who.service, kirsi(), Some("create-1")).await;
     assert_eq!(again.status, 201, "{}", again.text);
     assert_eq!(again.json, first.json, "the retry gets the first answer");
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
@@ -442,24 +426,10 @@ async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_answer_and_
     // The same key for another request is refused; another caller's key space is its own.
     let mut other = kirsi();
     other["display_name"] = json!("Joku Muu");
-    c.call(
-        Method::POST,
-        "/v1/customers",
-        &who.service,
-        Some(other.clone()),
-        Some("create-1"),
-    )
-    .await
-    .assert_problem(422, "idempotency_key_reused");
-    let theirs = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.other_service,
-            Some(other),
-            Some("create-1"),
-        )
-        .await;
+    c.create(&who.service, other.clone(), Some("create-1"))
+        .await
+        .assert_problem(422, "idempotency_key_reused");
+    let theirs = c.create(&who.other_service, other, Some("create-1")).await;
     assert_eq!(theirs.status, 201, "{}", theirs.text);
     assert_ne!(theirs.json["id"], first.json["id"]);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 2);
@@ -547,15 +517,7 @@ async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_answer_and_
 
     // Malformed keys are refused before anything runs.
     for bad in ["", "with space", &"k".repeat(256), "tab\tkey"] {
-        let r = c
-            .call(
-                Method::POST,
-                "/v1/customers",
-                &who.service,
-                Some(kirsi()),
-                Some(bad),
-            )
-            .await;
+        let r = c.create(&who.service, kirsi(), Some(bad)).await;
         r.assert_problem(400, "invalid_request");
     }
     let two = c
@@ -585,15 +547,7 @@ async fn a_retried_post_with_the_same_idempotency_key_gets_the_first_answer_and_
         )
         .await;
     assert_eq!(erased.status, 200, "{}", erased.text);
-    let after = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.service,
-            Some(kirsi()),
-            Some("create-1"),
-        )
-        .await;
+    let after = c.create(&who.service, kirsi(), Some("create-1")).await;
     after.assert_problem(410, "customer_erased");
     assert!(!after.text.contains("Kertaalleen"), "{}", after.text);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 2);
@@ -620,15 +574,7 @@ async fn a_post_answered_503_is_retried_with_its_idempotency_key_and_runs_once(b
     let db = env.db().await;
 
     let stall = Stall::begin(b, &env.database_url).await;
-    let during = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.service,
-            Some(kirsi()),
-            Some("retry-me"),
-        )
-        .await;
+    let during = c.create(&who.service, kirsi(), Some("retry-me")).await;
     // 503 from the audit log, or from the database itself (SQLite's write
     // lock also holds the key's own row): either way nothing was done.
     assert_eq!(during.status, 503, "{}", during.text);
@@ -643,26 +589,10 @@ async fn a_post_answered_503_is_retried_with_its_idempotency_key_and_runs_once(b
     tokio::time::sleep(STALL).await;
     stall.release().await;
 
-    let retried = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.service,
-            Some(kirsi()),
-            Some("retry-me"),
-        )
-        .await;
+    let retried = c.create(&who.service, kirsi(), Some("retry-me")).await;
     assert_eq!(retried.status, 201, "{}", retried.text);
     assert_eq!(retried.header("idempotent-replayed"), None, "the retry ran");
-    let replayed = c
-        .call(
-            Method::POST,
-            "/v1/customers",
-            &who.service,
-            Some(kirsi()),
-            Some("retry-me"),
-        )
-        .await;
+    let replayed = c.create(&who.service, kirsi(), Some("retry-me")).await;
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(replayed.json["id"], retried.json["id"]);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM customers").await, 1);
