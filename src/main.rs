@@ -409,6 +409,14 @@ fn print_token(config: Config, args: TokenArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
     let policies = config.load_policies()?;
+    if let Some(c) = &channel {
+        if policies.channel(c.as_str()).is_none() {
+            bail!(
+                "unknown channel {:?}: channels.toml defines no such channel",
+                c.as_str()
+            );
+        }
+    }
     for p in &args.purposes {
         if policies.purpose(p).is_none() {
             bail!("unknown purpose {p:?}");

@@ -30,7 +30,7 @@ pub fn tests() -> Vec<Scenario> {
         keys_init_then_status_lists_every_channel_and_the_profile_at_version_1,
         the_listen_address_and_data_dir_come_from_a_flag_or_its_env_twin,
         every_global_flag_has_an_env_twin_and_the_flag_wins,
-        token_refuses_an_unknown_role_or_purpose,
+        token_refuses_an_unknown_role_purpose_or_channel,
     ]
 }
 
@@ -761,11 +761,11 @@ async fn every_global_flag_has_an_env_twin_and_the_flag_wins(b: Backend) {
     cli.run_ok(&token, &[("ARKKU_DEFAULT_REGION", "SE")]).await;
 }
 
-async fn token_refuses_an_unknown_role_or_purpose(b: Backend) {
+async fn token_refuses_an_unknown_role_purpose_or_channel(b: Backend) {
     let cli = Cli::new(b).await;
     let data = cli.path("data");
     let cli = cli.env("ARKKU_DATA_DIR", data.display().to_string());
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["--role", "wizard", "--sub", "a"], "unknown role"),
         (
             &["--role", "agent", "--sub", "a", "--purposes", "astrology"],
@@ -781,6 +781,11 @@ async fn token_refuses_an_unknown_role_or_purpose(b: Backend) {
                 "support,astrology",
             ],
             "unknown purpose",
+        ),
+        // A well-formed channel name that channels.toml does not define.
+        (
+            &["--role", "agent", "--sub", "a", "--channel", "pigeon"],
+            "unknown channel",
         ),
     ];
     for (args, reason) in cases {
