@@ -416,15 +416,30 @@ pub async fn erase_me(State(s): State<AppState>, auth: Result<Actor, ApiError>) 
     finish(&s, scope, outcome).await
 }
 
-/// `DELETE /v1/customers/{id}`: compliance staff erase a customer (token
-/// listing `dsr`).
-#[utoipa::path(delete, path = "/v1/customers/{id}", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Tombstone), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+/// Query of `DELETE /v1/customers/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EraseQuery {
+    /// The case reference of the erasure request (required; recorded as the
+    /// audit entry's `reason`).
+    pub reason: Option<String>,
+}
+
+/// Longest case reference accepted.
+const MAX_CASE_REFERENCE: usize = 200;
+
+/// `DELETE /v1/customers/{id}?reason=`: compliance staff erase a customer
+/// (token listing `dsr`). Staff act on a documented request, so its case
+/// reference is required and goes to the audit entry; the customer's own
+/// `DELETE /v1/me` needs none.
+#[utoipa::path(delete, path = "/v1/customers/{id}", params(("id" = Uuid, Path), EraseQuery),
+    responses((status = 200, body = Tombstone), (status = 400, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem)),
     security(("bearer" = [])), tag = "compliance")]
 pub async fn erase(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
     path: Result<ApiPath<Uuid>, ApiError>,
+    query: Result<ApiQuery<EraseQuery>, ApiError>,
 ) -> Response {
     let mut scope =
         AuditScope::new(&auth, Action::CustomerErase).customer(path.as_ref().ok().map(|p| p.0));
@@ -432,6 +447,13 @@ pub async fn erase(
         let actor = auth?;
         require_role(&actor, &[Role::Compliance])?;
         let ApiPath(id) = path?;
+        let ApiQuery(q) = query?;
+        let reason = q.reason.ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "reason (the case reference of the erasure request) is required".into(),
+            )
+        })?;
+        scope.reason = Some(short_text("reason", &reason, MAX_CASE_REFERENCE)?);
         erase_inner(&s, &actor, id, &mut scope).await
     }
     .await;

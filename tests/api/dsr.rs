@@ -19,6 +19,7 @@ pub fn tests() -> Vec<Scenario> {
         only_the_customer_and_dsr_staff_may_export,
         erasure_shreds_the_customer_and_a_second_erasure_changes_nothing,
         a_customer_erases_themselves,
+        staff_erasure_needs_a_case_reference_and_records_it,
     ]
 }
 
@@ -448,7 +449,7 @@ async fn erasure_shreds_the_customer_and_a_second_erasure_changes_nothing(b: Bac
     let other = app.create_customer_ok(&app.service(), liisa()).await;
     interaction(&app, &id, "phone", "complaint", "Poistettava valitus").await;
     let staff = dsr_staff(&app);
-    let path = format!("/v1/customers/{id}");
+    let path = format!("/v1/customers/{id}?reason=DSR-2026-21");
     delete(&app, &app.agent("phone"), &path)
         .await
         .assert_problem(403, "forbidden");
@@ -514,7 +515,7 @@ async fn erasure_shreds_the_customer_and_a_second_erasure_changes_nothing(b: Bac
     delete(
         &app,
         &staff,
-        "/v1/customers/0190b0a0-0000-7000-8000-000000000000",
+        "/v1/customers/0190b0a0-0000-7000-8000-000000000000?reason=DSR-2026-21",
     )
     .await
     .assert_problem(404, "not_found");
@@ -535,4 +536,40 @@ async fn a_customer_erases_themselves(b: Backend) {
         "a second erasure is a no-op: {}",
         r.text
     );
+}
+
+async fn staff_erasure_needs_a_case_reference_and_records_it(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), pena()).await;
+    let staff = dsr_staff(&app);
+    let bare = format!("/v1/customers/{id}");
+
+    // Without a case reference, or with an empty or hostile one, nothing is erased.
+    for path in [
+        bare.clone(),
+        format!("{bare}?reason="),
+        format!("{bare}?reason=%E2%80%AEcase"),
+        format!("{bare}?reason=CASE-1&extra=1"),
+    ] {
+        delete(&app, &staff, &path)
+            .await
+            .assert_problem(400, "invalid_request");
+    }
+    let r = app
+        .read_customer(&app.agent("phone"), &id, "purpose=support")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "still there: {}", r.text);
+
+    // With one, the erasure happens and its entry names the case.
+    let r = delete(&app, &staff, &format!("{bare}?reason=DSR-2026-42")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'customer.erase' \
+             AND decision = 'allow' AND reason = 'DSR-2026-42'"
+        )
+        .await,
+        1
+    );
+    app.assert_chain_verifies().await;
 }

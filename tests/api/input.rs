@@ -1512,7 +1512,7 @@ async fn hostile_input_to_consents_interactions_and_rights_never_causes_a_server
             let r = app
                 .request(
                     Method::DELETE,
-                    &format!("/v1/customers/{q}"),
+                    &format!("/v1/customers/{q}?reason=CASE-1"),
                     Some(&compliance),
                     None,
                 )
