@@ -199,16 +199,33 @@ async fn one_client_holding_connections_past_the_caps_does_not_keep_others_out(b
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Assert 2: beyond the global cap a new connection is refused at once.
-    let start = Instant::now();
-    let mut late = connect_from([127, 0, 0, 4], addr).await;
-    let said = closed_within(&mut late, Duration::from_secs(1))
-        .await
-        .expect("a connection past the global cap is closed at once");
+    // The server notices a connection the test's client closed a moment
+    // after it closed, so one or two slots may still come free now and take
+    // a late connection each; a refusal must follow within a few tries.
+    let mut late_held = Vec::new();
+    let mut refusal = None;
+    for _ in 0..4 {
+        let start = Instant::now();
+        let mut late = connect_from([127, 0, 0, 4], addr).await;
+        match closed_within(&mut late, Duration::from_secs(1)).await {
+            Some(said) => {
+                refusal = Some((said, start.elapsed()));
+                break;
+            }
+            None => late_held.push(late),
+        }
+    }
+    let (said, took) = refusal.expect("a connection past the global cap is closed at once");
     assert!(
         said.is_empty() || said.starts_with("HTTP/1.1 503"),
         "{said:?}"
     );
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(took < Duration::from_secs(1), "refused after {took:?}");
+    assert!(
+        late_held.len() <= 2,
+        "{} connections past the global cap were held",
+        late_held.len()
+    );
     let mut second_held = Vec::new();
     for (s, said) in sort_out(second, Duration::from_millis(200)).await {
         if said.is_none() {
@@ -216,10 +233,11 @@ async fn one_client_holding_connections_past_the_caps_does_not_keep_others_out(b
         }
     }
     assert_eq!(
-        second_held.len(),
+        second_held.len() + late_held.len(),
         GLOBAL - PER_PEER,
         "the global budget is full"
     );
+    drop(late_held);
 
     // Assert 3: slow-header and slow-body connections are closed after their
     // 4 s timeouts, well before the 12 s idle timeout (allowing for two busy
