@@ -148,14 +148,6 @@ pub async fn create_many<'a, 'c: 'a>(
     Ok(())
 }
 
-fn insert_contact_sql<'q, DB: sqlx::Database>(
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>> {
-    sqlx::query(
-        "INSERT INTO contacts (id, customer_id, channel, blind_index, value, label, created_at, last_activity_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-    )
-}
-
 /// Adds one contact point if its customer is live and does not hold the same
 /// value on the channel yet; applied as an [`super::audit::Effect`] in its
 /// audit entry's transaction, so an add and a duplicate cost the same commit.
@@ -181,23 +173,6 @@ pub async fn has_contact_value(
         .fetch_one(pool)
         .await?);
     Ok(n > 0)
-}
-
-/// Adds one contact point to an existing customer.
-pub async fn add_contact(db: &Db, c: &NewContact) -> StoreResult<()> {
-    on_db!(db, pool => insert_contact_sql()
-        .bind(c.id)
-        .bind(c.customer_id)
-        .bind(&c.channel)
-        .bind(&c.blind_index[..])
-        .bind(&c.value)
-        .bind(&c.label)
-        .bind(c.now)
-        .execute(pool)
-        .await
-        .map_err(|e| StoreError::from_unique(e, CONTACT_UNIQUE))
-        .map(drop)?);
-    Ok(())
 }
 
 /// Removes a contact point; returns its channel if it existed on that customer.
