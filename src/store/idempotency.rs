@@ -79,8 +79,8 @@ pub async fn begin(
     .fetch_optional(pool)
     .await?);
     let Some((old_id, old_fp, customer_id, status, response, created_at)) = row else {
-        // Deleted between the two statements (a failed first request): retry
-        // once; a second race answers "in flight" and the client retries.
+        // Freed between the two statements (its first request failed):
+        // answered as in flight, so the client retries after Retry-After.
         return Ok(Begun::InFlight);
     };
     let stale = created_at < expire_before || (status.is_none() && created_at < abandon_before);
