@@ -10,8 +10,9 @@ use crate::{
         load_or_create_key_file, BlindIndex, CheckpointSigner, CryptoError, KeyFileOutcome,
         SecretKey,
     },
-    http::{AppState, Services},
+    http::AppState,
     policy::{Policies, PolicyError},
+    service::Services,
     store::{Db, StoreError},
     token::TokenVerifier,
     vault::{Keyring, RootKey, VaultError, PROFILE_DOMAIN},
@@ -119,7 +120,7 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         &config.audience,
         policies.limits.token_max_lifetime,
     );
-    let limiter = crate::http::ratelimit::ActorLimiter::new(&policies.limits);
+    let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = if !audited {
         Auditor::discarding_for_benchmarks()
     } else {
@@ -140,6 +141,7 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         checkpoints,
         limiter,
         chain: Arc::default(),
+        clock: crate::clock::Clock::from_env(),
     }))
 }
 

@@ -11,6 +11,8 @@
 pub mod app;
 /// Hash-chained, fail-closed audit log.
 pub mod audit;
+/// The one clock every operation reads.
+pub mod clock;
 /// Settings from flags and `ARKKU_*` environment variables.
 pub mod config;
 /// Key hierarchy, field encryption, blind index (ring).
@@ -25,6 +27,8 @@ pub mod policy;
 pub mod retention;
 /// The connection edge: accept loop, timeouts and connection caps.
 pub mod server;
+/// The vault's operations: authorise → load → decide → open/seal → write → audit.
+pub mod service;
 /// SQLite and PostgreSQL storage.
 pub mod store;
 /// JWT issuing and verification.

@@ -12,102 +12,36 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::request_id;
 
-/// Every error the API answers with.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("{0}")]
-    InvalidEmail(String),
-    #[error("{0}")]
-    InvalidPhone(String),
-    #[error("{0}")]
-    InvalidDisplayName(String),
-    #[error("unknown channel {0:?}")]
-    UnknownChannel(String),
-    #[error("unknown purpose {0:?}")]
-    UnknownPurpose(String),
-    #[error("a valid bearer token is required")]
-    Unauthenticated,
-    #[error("this role may not use this endpoint")]
-    Forbidden,
-    /// A write the policy refuses (which channel, who records consent): 403
-    /// `forbidden`, with the rule as the detail.
-    #[error("{0}")]
-    WriteRefused(&'static str),
-    #[error("the token does not allow this purpose, or the role may not act for it")]
-    PurposeNotAllowed,
-    #[error("no such resource")]
-    NotFound,
-    #[error("the customer already has this value on this channel")]
-    ContactExists,
-    #[error("this Idempotency-Key was used for a different request")]
-    IdempotencyKeyReused,
-    #[error("a request with this Idempotency-Key is still in progress")]
-    IdempotencyKeyInUse,
-    #[error("this consent is not a grant awaiting confirmation (already confirmed, superseded by a later change, or not recorded by staff)")]
-    ConsentNotPending,
-    #[error("the customer has been erased")]
-    CustomerErased,
-    #[error("the request body is larger than 1 MiB")]
-    PayloadTooLarge,
-    #[error("the request body must be application/json")]
-    UnsupportedMediaType,
-    #[error("the request body did not arrive in time")]
-    RequestTimeout,
-    #[error("this method is not allowed here")]
-    MethodNotAllowed,
-    #[error("too many requests of this kind from this caller; retry later")]
-    RateLimited { retry_after_secs: u64 },
-    #[error("the audit log is unavailable; nothing was released")]
-    AuditUnavailable,
-    #[error("the database is unavailable")]
-    DatabaseUnavailable,
-    #[error("internal error")]
-    Internal,
-}
+pub use crate::service::Error as ApiError;
 
-impl ApiError {
-    /// Status and stable machine code (DESIGN.md §8).
-    pub fn status_code(&self) -> (StatusCode, &'static str) {
-        use ApiError::*;
-        match self {
-            InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            InvalidEmail(_) => (StatusCode::BAD_REQUEST, "invalid_email"),
-            InvalidPhone(_) => (StatusCode::BAD_REQUEST, "invalid_phone"),
-            InvalidDisplayName(_) => (StatusCode::BAD_REQUEST, "invalid_display_name"),
-            UnknownChannel(_) => (StatusCode::BAD_REQUEST, "unknown_channel"),
-            UnknownPurpose(_) => (StatusCode::BAD_REQUEST, "unknown_purpose"),
-            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Forbidden | WriteRefused(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            PurposeNotAllowed => (StatusCode::FORBIDDEN, "purpose_not_allowed"),
-            NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ContactExists => (StatusCode::CONFLICT, "contact_exists"),
-            IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
-            IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
-            ConsentNotPending => (StatusCode::CONFLICT, "consent_not_pending"),
-            CustomerErased => (StatusCode::GONE, "customer_erased"),
-            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
-            DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-
-    /// The machine code alone (for audit details).
-    pub fn code(&self) -> &'static str {
-        self.status_code().1
-    }
-
-    /// Logs an internal cause with the request id and returns the opaque error.
-    /// The cause must not contain plaintext; store, crypto and audit errors don't.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(request_id = %request_id::current(), error = %cause, "internal error");
-        ApiError::Internal
+/// The HTTP status of each error: exhaustive, so a new error cannot ship
+/// without one.
+pub fn status(e: &ApiError) -> StatusCode {
+    use ApiError::*;
+    match e {
+        InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        InvalidEmail(_) => StatusCode::BAD_REQUEST,
+        InvalidPhone(_) => StatusCode::BAD_REQUEST,
+        InvalidDisplayName(_) => StatusCode::BAD_REQUEST,
+        UnknownChannel(_) => StatusCode::BAD_REQUEST,
+        UnknownPurpose(_) => StatusCode::BAD_REQUEST,
+        Unauthenticated => StatusCode::UNAUTHORIZED,
+        Forbidden | WriteRefused(_) => StatusCode::FORBIDDEN,
+        PurposeNotAllowed => StatusCode::FORBIDDEN,
+        NotFound => StatusCode::NOT_FOUND,
+        ContactExists => StatusCode::CONFLICT,
+        IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        IdempotencyKeyInUse => StatusCode::CONFLICT,
+        ConsentNotPending => StatusCode::CONFLICT,
+        CustomerErased => StatusCode::GONE,
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -125,7 +59,7 @@ pub struct Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_code();
+        let (status, code) = (status(&self), self.code());
         let problem = Problem {
             type_: format!("urn:arkku:problem:{code}"),
             title: status.canonical_reason().unwrap_or("error").to_owned(),
@@ -149,26 +83,6 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        if e.is_unavailable() {
-            tracing::warn!(request_id = %request_id::current(), error = %e, "database unavailable");
-            ApiError::DatabaseUnavailable
-        } else {
-            ApiError::internal(&e)
-        }
-    }
-}
-
-impl From<crate::vault::VaultError> for ApiError {
-    fn from(e: crate::vault::VaultError) -> Self {
-        match e {
-            crate::vault::VaultError::Store(s) => s.into(),
-            other => ApiError::internal(&other),
-        }
     }
 }
 

@@ -17,7 +17,6 @@ pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
 pub mod openapi;
-pub mod ratelimit;
 pub mod request_id;
 pub mod views;
 
@@ -26,16 +25,6 @@ use std::{ops::Deref, sync::Arc};
 use axum::{extract::DefaultBodyLimit, middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{
-    audit::{Auditor, Checkpointer},
-    config::Config,
-    crypto::BlindIndex,
-    policy::Policies,
-    store::Db,
-    token::TokenVerifier,
-    vault::Keyring,
-};
-
 /// Request bodies larger than this get 413 `payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -43,21 +32,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState(Arc<Services>);
 
-/// The services behind [`AppState`].
-pub struct Services {
-    pub config: Config,
-    pub policies: Policies,
-    pub db: Db,
-    pub keyring: Keyring,
-    pub blind: BlindIndex,
-    pub tokens: TokenVerifier,
-    pub audit: Auditor,
-    pub checkpoints: Arc<Checkpointer>,
-    /// Per-actor rate limits on lookups and reveals.
-    pub limiter: ratelimit::ActorLimiter,
-    /// What the background verification knows of the audit chain (`/readyz`).
-    pub chain: Arc<crate::audit::watch::ChainWatch>,
-}
+pub use crate::service::Services;
 
 impl AppState {
     pub fn new(services: Services) -> Self {

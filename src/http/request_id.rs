@@ -6,24 +6,13 @@ use axum::{extract::Request, http::HeaderValue, middleware::Next, response::Resp
 use tracing::Instrument;
 use uuid::Uuid;
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served, or `-` outside a request.
-pub fn current() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "-".to_owned())
-}
+pub use crate::service::request::id as current;
 
 /// Middleware: assigns the id and runs the rest of the stack inside its scope.
 pub async fn assign(req: Request, next: Next) -> Response {
     let id = Uuid::now_v7().to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span))
-        .await;
+    let mut resp = crate::service::request::scope(id.clone(), next.run(req).instrument(span)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

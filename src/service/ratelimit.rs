@@ -14,7 +14,7 @@ use std::{
 
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::error::ApiError;
+use super::error::Error as ApiError;
 use crate::{
     domain::Role,
     policy::{LimitedAction, Limits},

@@ -1,0 +1,47 @@
+//! The vault's operations: the one path from an authenticated caller to
+//! customer data and back, shared by the JSON API, the web pages and the CLI.
+//!
+//! Each operation takes the caller (a verified [`crate::token::Actor`]) and
+//! typed input, and owns the whole path: authorise ([`crate::policy`]) →
+//! load ([`crate::store`]) → decide ([`crate::policy`]) → open or seal
+//! ([`crate::vault`]) → write → audit ([`audited`]). Callers only translate
+//! to and from it: no caller touches the store or the keyring.
+
+pub mod audited;
+pub mod error;
+pub mod ratelimit;
+pub mod request;
+
+use std::sync::Arc;
+
+pub use error::Error;
+
+use crate::{
+    audit::{Auditor, Checkpointer},
+    clock::Clock,
+    config::Config,
+    crypto::BlindIndex,
+    policy::Policies,
+    store::Db,
+    token::TokenVerifier,
+    vault::Keyring,
+};
+
+/// Everything an operation needs: configuration, policies, storage, keys,
+/// the audit log and the clock. Built once at start-up ([`crate::app`]).
+pub struct Services {
+    pub config: Config,
+    pub policies: Policies,
+    pub db: Db,
+    pub keyring: Keyring,
+    pub blind: BlindIndex,
+    pub tokens: TokenVerifier,
+    pub audit: Auditor,
+    pub checkpoints: Arc<Checkpointer>,
+    /// Per-actor rate limits on lookups and reveals.
+    pub limiter: ratelimit::ActorLimiter,
+    /// What the background verification knows of the audit chain (`/readyz`).
+    pub chain: Arc<crate::audit::watch::ChainWatch>,
+    /// The time every operation reads.
+    pub clock: Clock,
+}
