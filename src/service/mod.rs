@@ -10,6 +10,7 @@
 pub mod access;
 pub mod audited;
 pub mod contact;
+pub mod customers;
 pub mod error;
 pub mod input;
 pub mod ledger;
