@@ -69,8 +69,7 @@ pub async fn create(
     input: Result<CreateCustomer, Error>,
 ) -> Result<ProfileView, Error> {
     svc.audited(caller, Action::CustomerCreate, async |actor, scope| {
-        let body = input?;
-        create_as(svc, actor, body, scope).await
+        create_as(svc, actor, input?, scope).await
     })
     .await
 }
