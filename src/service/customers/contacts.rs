@@ -59,8 +59,7 @@ pub async fn add_contact(
 ) -> Result<ContactAdded, Error> {
     let named = id.as_ref().ok().copied();
     svc.audited_for(caller, Action::ContactAdd, named, async |actor, scope| {
-        let (id, body) = (id?, input?);
-        add_as(svc, actor, id, body, scope).await
+        add_as(svc, actor, id?, input?, scope).await
     })
     .await
 }
@@ -156,25 +155,35 @@ pub async fn remove_contact(
         async |actor, scope| {
             let (id, contact_id) = path?;
             scope.detail("contact_id", contact_id.to_string());
-            svc.authorise(actor, Operation::RemoveContact, None, scope)?;
-            require_live(svc, id).await?;
-            let channel = store::customers::contact_channel(&svc.db, id, contact_id)
-                .await?
-                .ok_or(Error::NotFound)?;
-            scope.channel = Some(channel.clone());
-            // A channel since removed from the policy cannot be parsed back into
-            // a name only an agent of it could serve: nobody's own channel.
-            match ChannelId::parse(&channel) {
-                Ok(ch) => require_channel_write(actor, &ch, ChannelWrite::ContactRemove, scope)?,
-                Err(_) if actor.role == Role::Service => {}
-                Err(_) => return Err(Error::WriteRefused(WriteDenied::OtherChannel.explain())),
-            }
-            scope.commit_before_write(svc).await?;
-            store::customers::remove_contact(&svc.db, id, contact_id)
-                .await?
-                .ok_or(Error::NotFound)?;
-            Ok(())
+            remove_as(svc, actor, id, contact_id, scope).await
         },
     )
     .await
+}
+
+async fn remove_as(
+    svc: &Services,
+    actor: &Actor,
+    id: Uuid,
+    contact_id: Uuid,
+    scope: &mut AuditScope,
+) -> Result<(), Error> {
+    svc.authorise(actor, Operation::RemoveContact, None, scope)?;
+    require_live(svc, id).await?;
+    let channel = store::customers::contact_channel(&svc.db, id, contact_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    scope.channel = Some(channel.clone());
+    // A channel since removed from the policy cannot be parsed back into
+    // a name only an agent of it could serve: nobody's own channel.
+    match ChannelId::parse(&channel) {
+        Ok(ch) => require_channel_write(actor, &ch, ChannelWrite::ContactRemove, scope)?,
+        Err(_) if actor.role == Role::Service => {}
+        Err(_) => return Err(Error::WriteRefused(WriteDenied::OtherChannel.explain())),
+    }
+    scope.commit_before_write(svc).await?;
+    store::customers::remove_contact(&svc.db, id, contact_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(())
 }

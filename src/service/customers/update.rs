@@ -11,8 +11,11 @@ use crate::{
     audit::Action,
     domain::ChannelId,
     policy::Operation,
-    service::{input::display_name, load::require_live, Caller, Error, Services},
+    service::{
+        audited::AuditScope, input::display_name, load::require_live, Caller, Error, Services,
+    },
     store::{self, customers::CustomerPatch},
+    token::Actor,
     vault::{records::field, PROFILE_DOMAIN},
 };
 
@@ -46,49 +49,57 @@ pub async fn update(
         caller,
         Action::CustomerUpdate,
         named,
-        async |actor, scope| {
-            let (id, body) = (id?, input?);
-            svc.authorise(actor, Operation::UpdateCustomer, None, scope)?;
-            let display_name = match &body.display_name {
-                Some(Some(v)) => Some(Some(display_name(v)?)),
-                Some(None) => Some(None),
-                None => None,
-            };
-            let preferred = match &body.preferred_channel {
-                Some(Some(c)) => Some(Some(svc.known_channel(c)?.0)),
-                Some(None) => Some(None),
-                None => None,
-            };
-            require_live(svc, id).await?;
-            let fields: Vec<&str> = [
-                body.display_name.as_ref().map(|_| "display_name"),
-                body.preferred_channel.as_ref().map(|_| "preferred_channel"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            scope.detail("fields", fields);
-            scope.commit_before_write(svc).await?;
-            let sealed_name = match &display_name {
-                Some(Some(v)) => {
-                    let key = key_for_write(svc, id, PROFILE_DOMAIN).await?;
-                    Some(Some(seal_profile_field(&key, id, field::DISPLAY_NAME, v)?))
-                }
-                Some(None) => Some(None),
-                None => None,
-            };
-            let patch = CustomerPatch {
-                display_name: sealed_name.as_ref().map(|o| o.as_deref()),
-                preferred_channel: preferred
-                    .as_ref()
-                    .map(|o| o.as_ref().map(ChannelId::as_str)),
-                now: store::to_micros(svc.clock.now()),
-            };
-            if !store::customers::update(&svc.db, id, &patch).await? {
-                return Err(Error::NotFound);
-            }
-            Ok(())
-        },
+        async |actor, scope| update_as(svc, actor, id?, input?, scope).await,
     )
     .await
+}
+
+async fn update_as(
+    svc: &Services,
+    actor: &Actor,
+    id: Uuid,
+    body: PatchCustomer,
+    scope: &mut AuditScope,
+) -> Result<(), Error> {
+    svc.authorise(actor, Operation::UpdateCustomer, None, scope)?;
+    let name = match &body.display_name {
+        Some(Some(v)) => Some(Some(display_name(v)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let preferred = match &body.preferred_channel {
+        Some(Some(c)) => Some(Some(svc.known_channel(c)?.0)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    require_live(svc, id).await?;
+    // The fields changed, never their values.
+    let fields: Vec<&str> = [
+        body.display_name.as_ref().map(|_| "display_name"),
+        body.preferred_channel.as_ref().map(|_| "preferred_channel"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    scope.detail("fields", fields);
+    scope.commit_before_write(svc).await?;
+    let sealed_name = match &name {
+        Some(Some(v)) => {
+            let key = key_for_write(svc, id, PROFILE_DOMAIN).await?;
+            Some(Some(seal_profile_field(&key, id, field::DISPLAY_NAME, v)?))
+        }
+        Some(None) => Some(None),
+        None => None,
+    };
+    let patch = CustomerPatch {
+        display_name: sealed_name.as_ref().map(|o| o.as_deref()),
+        preferred_channel: preferred
+            .as_ref()
+            .map(|o| o.as_ref().map(ChannelId::as_str)),
+        now: store::to_micros(svc.clock.now()),
+    };
+    if !store::customers::update(&svc.db, id, &patch).await? {
+        return Err(Error::NotFound);
+    }
+    Ok(())
 }
