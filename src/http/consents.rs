@@ -1,7 +1,7 @@
 //! The consent ledger over HTTP (see [`crate::service::consents`]): staff on
 //! `/v1/customers/{id}/consents`, the customer on `/v1/me/consents`.
 
-use axum::{extract::State, http::StatusCode, response::Response, routing::get, Json, Router};
+use axum::{extract::State, http::StatusCode, response::Response, Json};
 use uuid::Uuid;
 
 use super::{
@@ -11,10 +11,10 @@ use super::{
 pub use crate::service::consents::{ConsentBody, LedgerView, MyConsentBody, Receipt};
 use crate::{service::consents, token::Actor};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers/{id}/consents", get(list).post(record))
-        .route("/v1/me/consents", get(list_mine).post(record_mine))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list, record))
+        .routes(utoipa_axum::routes!(list_mine, record_mine))
 }
 
 pub use crate::service::ledger::{ledger_of, load as ledger, of_facts as ledger_of_facts};
@@ -42,8 +42,19 @@ fn my_consent_body(
 /// `POST /v1/customers/{id}/consents`: record a grant or withdrawal; 201 receipt.
 /// Who may record for which purpose is policy (`consent_recorders`); an
 /// agent's grant is `pending_confirmation` until the customer confirms it.
-#[utoipa::path(post, path = "/v1/customers/{id}/consents", params(("id" = Uuid, Path)), request_body = ConsentBody,
-    responses((status = 201, body = Receipt), (status = 400, body = super::error::Problem), (status = 403, body = super::error::Problem)), security(("bearer" = [])), tag = "consents")]
+#[utoipa::path(post, path = "/v1/customers/{id}/consents", operation_id = "recordConsent",
+    summary = "Record a consent change",
+    description = "Records a grant or a withdrawal the customer gave; 201 with the receipt. \
+        Who may record for which purpose is policy (`consent_recorders` in \
+        `purposes.toml`). A grant an agent records is `pending_confirmation`: it opens \
+        nothing until the customer confirms it. Roles: agent, compliance.",
+    params(("id" = Uuid, Path, description = "The customer's id.")),
+    request_body = ConsentBody,
+    responses((status = 201, description = "The receipt.", body = Receipt),
+        (status = 400, description = "`invalid_request`, `unknown_purpose` or `unknown_channel`."),
+        (status = 403, description = "`forbidden`: the role may not record consent for this purpose or channel."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "consents")]
 pub async fn record(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -56,8 +67,14 @@ pub async fn record(
 }
 
 /// `GET /v1/customers/{id}/consents`: `{current, history}`.
-#[utoipa::path(get, path = "/v1/customers/{id}/consents", params(("id" = Uuid, Path)),
-    responses((status = 200, body = LedgerView)), security(("bearer" = [])), tag = "consents")]
+#[utoipa::path(get, path = "/v1/customers/{id}/consents", operation_id = "listConsents",
+    summary = "Read a customer's consent ledger",
+    description = "The current state of each (purpose, channel) and the full history. \
+        Roles: agent, compliance.",
+    params(("id" = Uuid, Path, description = "The customer's id.")),
+    responses((status = 200, description = "The ledger.", body = LedgerView),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "consents")]
 pub async fn list(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -71,8 +88,17 @@ pub async fn list(
 /// confirms a grant an agent recorded (`{"action": "confirm", "consent_id"}`;
 /// 404 if no such event, 409 `consent_not_pending` if it is not a grant
 /// awaiting confirmation any more).
-#[utoipa::path(post, path = "/v1/me/consents", request_body = MyConsentBody,
-    responses((status = 201, body = Receipt), (status = 400, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem)),
+#[utoipa::path(post, path = "/v1/me/consents", operation_id = "recordMyConsent",
+    summary = "Change or confirm my consent",
+    description = "The customer grants or withdraws consent, or confirms a grant an agent \
+        recorded (`{\"action\": \"confirm\", \"consent_id\": …}`); 201 with the receipt. \
+        Role: customer.",
+    request_body = MyConsentBody,
+    responses((status = 201, description = "The receipt.", body = Receipt),
+        (status = 400, description = "`invalid_request`, `unknown_purpose` or `unknown_channel`."),
+        (status = 404, description = "`not_found`: no such consent event to confirm, or the token's customer does not exist."),
+        (status = 409, description = "`consent_not_pending`: the event is not a grant awaiting confirmation any more."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
     security(("bearer" = [])), tag = "consents")]
 pub async fn record_mine(
     State(s): State<AppState>,
@@ -84,7 +110,14 @@ pub async fn record_mine(
 }
 
 /// `GET /v1/me/consents`: the customer's own ledger.
-#[utoipa::path(get, path = "/v1/me/consents", responses((status = 200, body = LedgerView)), security(("bearer" = [])), tag = "consents")]
+#[utoipa::path(get, path = "/v1/me/consents", operation_id = "listMyConsents",
+    summary = "Read my consent ledger",
+    description = "The customer's own ledger: the current state and the full history. \
+        Role: customer.",
+    responses((status = 200, description = "The ledger.", body = LedgerView),
+        (status = 404, description = "`not_found`: the token's customer does not exist."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "consents")]
 pub async fn list_mine(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
     respond(consents::list_mine(&s, &auth).await.map(Json))
 }

@@ -54,9 +54,11 @@ pub struct ResolveBody {
 
 /// Query of `GET /v1/customers/{id}/interactions`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Why the data is read (required): a purpose of purposes.toml the token lists.
+    #[param(required = true, example = "support")]
     pub purpose: Option<String>,
     /// Free text for the audit log, e.g. a ticket number.
     pub reason: Option<String>,
@@ -64,11 +66,14 @@ pub struct ListQuery {
 
 /// Query of `GET /v1/interactions/overdue`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OverdueQuery {
     /// Why the list is read (required), normally `support`.
+    #[param(required = true, example = "support")]
     pub purpose: Option<String>,
     /// At most this many, most overdue first (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
