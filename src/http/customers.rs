@@ -7,22 +7,16 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
-    Json, Router,
+    Json,
 };
 use uuid::Uuid;
 
 pub use crate::service::customers::{
     AcceptedContact, CreateCustomer, NewContactBody, PatchCustomer, ReadQuery,
 };
-pub use crate::service::{
-    access::require_channel_write,
-    input::{display_name, short_text},
-    load::{live_profile, require_live},
-};
+pub use crate::service::{input::short_text, load::live_profile};
 
 use super::{
-    audited::AuditScope,
     error::{ApiError, ApiJson, ApiPath, ApiQuery},
     respond,
     views::{ContactView, ProfileView},
@@ -30,31 +24,33 @@ use super::{
 };
 use crate::{
     domain::ChannelKind,
-    policy::{authorise_purpose, PurposeDenied, PurposeGrant},
+    policy::PurposeDenied,
     service::customers::{self, ContactAdded},
     token::Actor,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers", post(create))
-        .route(
-            "/v1/customers/{id}",
-            get(read).patch(patch).delete(super::dsr::erase),
-        )
-        .route("/v1/customers/{id}/contacts", post(add_contact))
-        .route(
-            "/v1/customers/{id}/contacts/{contact_id}",
-            delete(remove_contact),
-        )
+/// The customer routes. `DELETE /v1/customers/{id}` is the staff erasure of
+/// [`super::dsr::erase`], routed here with the other operations on its path.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create))
+        .routes(utoipa_axum::routes!(read, patch, super::dsr::erase))
+        .routes(utoipa_axum::routes!(add_contact))
+        .routes(utoipa_axum::routes!(remove_contact))
 }
 
 /// `POST /v1/customers` (DESIGN.md §8). The 201 response describes what the
 /// caller just wrote, masked: it releases nothing the caller did not send.
-#[utoipa::path(post, path = "/v1/customers", request_body = CreateCustomer,
-    responses((status = 201, body = ProfileView),
-        (status = 400, description = "invalid_request, invalid_email, invalid_phone, unknown_channel, or invalid_display_name: the display name is empty, longer than 200 characters, or holds a control character or an invisible formatting character (a bidirectional override or isolate, a zero-width character, a byte-order mark)", body = super::error::Problem),
-        (status = 409, body = super::error::Problem)),
+#[utoipa::path(post, path = "/v1/customers", operation_id = "createCustomer",
+    summary = "Create a customer",
+    description = "Creates a customer with an optional profile and contact points. Roles: \
+        service, agent. The 201 answer describes what the caller just wrote, masked: it \
+        releases nothing the caller did not send.",
+    request_body = CreateCustomer,
+    responses((status = 201, description = "The new customer, values masked.", body = ProfileView),
+        (status = 400, description = "`invalid_request`, `invalid_email`, `invalid_phone`, `unknown_channel`, or `invalid_display_name`: the display name is empty, longer than 200 characters, or holds a control character or an invisible formatting character (a bidirectional override or isolate, a zero-width character, a byte-order mark)."),
+        (status = 403, description = "`forbidden`: the role may not create customers, or an agent adds a contact point on another channel than its own."),
+        (status = 409, description = "`contact_exists`: the request holds the same value twice on one channel.")),
     security(("bearer" = [])), tag = "customers")]
 pub async fn create(
     State(s): State<AppState>,
@@ -67,8 +63,19 @@ pub async fn create(
 
 /// `GET /v1/customers/{id}` (DESIGN.md §5, §8): the profile filtered by the
 /// integration rule; values masked unless `reveal=true` with a `reason`.
-#[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = Uuid, Path), ReadQuery),
-    responses((status = 200, body = ProfileView), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem), (status = 429, body = super::error::Problem)),
+#[utoipa::path(get, path = "/v1/customers/{id}", operation_id = "readCustomer",
+    summary = "Read a customer's profile",
+    description = "The profile filtered by the integration rule: each channel's contact \
+        points are shown only when the purpose, the customer's consent and the retention \
+        rules allow it; the others are listed under `withheld` with the reason. Values are \
+        masked unless `reveal=true` with a `reason` (audited as `contact.reveal`, rate-limited \
+        per caller). Roles: agent, service.",
+    params(("id" = Uuid, Path, description = "The customer's id."), ReadQuery),
+    responses((status = 200, description = "The profile as the caller may see it.", body = ProfileView),
+        (status = 400, description = "`invalid_request` (no `purpose`, or `reveal` without `reason`) or `unknown_purpose`."),
+        (status = 403, description = "`forbidden` or `purpose_not_allowed`: the role, or the token's purposes, do not allow this read."),
+        (status = 410, description = "`customer_erased`: the customer has been erased."),
+        (status = 429, description = "`rate_limited`: too many reveals by this caller.")),
     security(("bearer" = [])), tag = "customers")]
 pub async fn read(
     State(s): State<AppState>,
@@ -81,10 +88,16 @@ pub async fn read(
 }
 
 /// `PATCH /v1/customers/{id}`: display name and preferred channel; 204.
-#[utoipa::path(patch, path = "/v1/customers/{id}", params(("id" = Uuid, Path)), request_body = PatchCustomer,
-    responses((status = 204),
-        (status = 400, description = "invalid_request, unknown_channel, or invalid_display_name (as for create)", body = super::error::Problem),
-        (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+#[utoipa::path(patch, path = "/v1/customers/{id}", operation_id = "updateCustomer",
+    summary = "Update a customer's profile",
+    description = "Sets or clears (`null`) the display name and the preferred channel; an \
+        absent field is left alone. Roles: service, agent.",
+    params(("id" = Uuid, Path, description = "The customer's id.")),
+    request_body = PatchCustomer,
+    responses((status = 204, description = "Updated."),
+        (status = 400, description = "`invalid_request`, `unknown_channel`, or `invalid_display_name` (as for create)."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "customers")]
 pub async fn patch(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -102,8 +115,22 @@ pub async fn patch(
 /// code must not confirm a guessed value on a channel the caller cannot see.
 /// Both outcomes take the same path (one commit with the audit entry, which
 /// records the real outcome in its detail).
-#[utoipa::path(post, path = "/v1/customers/{id}/contacts", params(("id" = Uuid, Path)), request_body = NewContactBody,
-    responses((status = 201, body = ContactView), (status = 202, body = AcceptedContact), (status = 403, body = super::error::Problem), (status = 409, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+#[utoipa::path(post, path = "/v1/customers/{id}/contacts", operation_id = "addContact",
+    summary = "Add a contact point",
+    description = "A caller who may read the channel under the integration rule (for \
+        `support`) gets 201 with the contact (masked), or 409 `contact_exists` when the \
+        customer already holds the value there. Anyone else gets 202 without an id, whether \
+        the value was new or not: a status code must not confirm a guessed value on a \
+        channel the caller cannot see. Roles: service, agent (own channel only).",
+    params(("id" = Uuid, Path, description = "The customer's id.")),
+    request_body = NewContactBody,
+    responses((status = 201, description = "Added; the contact, masked.", body = ContactView),
+        (status = 202, description = "Accepted, for a caller who may not read the channel.", body = AcceptedContact),
+        (status = 400, description = "`invalid_request`, `invalid_email`, `invalid_phone` or `unknown_channel`."),
+        (status = 403, description = "`forbidden`: the role may not add contact points, or an agent writes on another channel than its own."),
+        (status = 409, description = "`contact_exists`: the customer already holds this value on this channel."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "customers")]
 pub async fn add_contact(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -118,8 +145,14 @@ pub async fn add_contact(
 }
 
 /// `DELETE /v1/customers/{id}/contacts/{contact_id}`: 204.
-#[utoipa::path(delete, path = "/v1/customers/{id}/contacts/{contact_id}", params(("id" = Uuid, Path), ("contact_id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+#[utoipa::path(delete, path = "/v1/customers/{id}/contacts/{contact_id}", operation_id = "removeContact",
+    summary = "Remove a contact point",
+    description = "Roles: service, agent (own channel only).",
+    params(("id" = Uuid, Path, description = "The customer's id."),
+        ("contact_id" = Uuid, Path, description = "The contact point's id.")),
+    responses((status = 204, description = "Removed."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "customers")]
 pub async fn remove_contact(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -129,9 +162,8 @@ pub async fn remove_contact(
     respond(removed.map(|()| StatusCode::NO_CONTENT))
 }
 
-// Transitional: the handlers of consents, interactions and data subject
-// requests still call these; they go once those run on their own
-// operations in `crate::service`.
+// Transitional: the data subject request handlers still call these; they
+// go once those run on their own operations in `crate::service`.
 
 /// Maps a purpose refusal to its API error.
 pub fn purpose_error(denied: PurposeDenied, purpose: &str) -> ApiError {
@@ -139,31 +171,6 @@ pub fn purpose_error(denied: PurposeDenied, purpose: &str) -> ApiError {
         PurposeDenied::Unknown => ApiError::UnknownPurpose(purpose.chars().take(32).collect()),
         PurposeDenied::NotAllowed => ApiError::PurposeNotAllowed,
     }
-}
-
-/// Grants the purpose of a read, recording it in the audit scope.
-pub fn grant_purpose(
-    s: &AppState,
-    actor: &Actor,
-    purpose: Option<&str>,
-    scope: &mut AuditScope,
-) -> Result<PurposeGrant, ApiError> {
-    let purpose = purpose.ok_or_else(|| ApiError::InvalidRequest("purpose is required".into()))?;
-    // Record what was asked for, even when refused (a well-formed name only:
-    // arbitrary text does not go into the log).
-    if let Ok(p) = crate::domain::Purpose::parse(purpose) {
-        scope.purpose = Some(p.to_string());
-    }
-    let grant = authorise_purpose(
-        &s.policies,
-        actor.role,
-        &actor.purposes,
-        purpose,
-        actor.channel.as_ref(),
-    )
-    .map_err(|d| purpose_error(d, purpose))?;
-    scope.purpose = Some(grant.purpose().to_string());
-    Ok(grant)
 }
 
 /// Now, from the vault's clock.

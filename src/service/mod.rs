@@ -9,10 +9,12 @@
 
 pub mod access;
 pub mod audited;
+pub mod consents;
 pub mod contact;
 pub mod customers;
 pub mod error;
 pub mod input;
+pub mod interactions;
 pub mod ledger;
 pub mod load;
 pub mod lookup;

@@ -33,9 +33,11 @@ use crate::{
 
 /// Query of `GET /v1/customers/{id}`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// Why the data is read (required): a purpose of purposes.toml the token lists.
+    #[param(required = true, example = "support")]
     pub purpose: Option<String>,
     /// Show values unmasked (needs `reason`; audited as `contact.reveal`).
     #[serde(default)]
