@@ -11,7 +11,6 @@ pub mod consents;
 pub mod customers;
 pub mod dsr;
 pub mod error;
-pub mod export;
 pub mod health;
 pub mod idempotency;
 pub mod interactions;

@@ -74,7 +74,7 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     (ListOwnConsents, &[Customer], PurposeRule::Own),
     (ReadOwnProfile, &[Customer], PurposeRule::Subject),
     (ExportOwnData, &[Customer], PurposeRule::Subject),
-    (EraseOwnData, &[Customer], PurposeRule::Own),
+    (EraseOwnData, &[Customer], PurposeRule::Subject),
     (ExportCustomer, &[Compliance], PurposeRule::Subject),
     (EraseCustomer, &[Compliance], PurposeRule::Subject),
     (CreateInteraction, &[Agent], PurposeRule::None),
@@ -223,12 +223,21 @@ mod tests {
         }
     }
 
+    /// One row of the table below.
+    type Case = (
+        Role,
+        &'static [&'static str],
+        Operation,
+        Option<&'static str>,
+        &'static str,
+    );
+
     /// The matrix as a table: role, its token's purposes, operation, the
     /// purpose the request names, and the outcome.
     #[test]
     fn the_matrix_decides_as_the_table_says() {
         let p = crate::policy::load_shipped().unwrap();
-        let cases: &[(Role, &[&str], Operation, Option<&str>, &str)] = &[
+        let cases: &[Case] = &[
             (Role::Agent, &["support"], CreateCustomer, None, "ok"),
             (
                 Role::Compliance,
