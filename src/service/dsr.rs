@@ -17,13 +17,13 @@ use super::{
     audited::AuditScope,
     export::{self, Export, Format},
     input::short_text,
-    load::{contact_deadline, held, live_profile},
+    load::{contact_deadline, held_channel, live_profile},
     views::{rfc3339, ContactView, ProfileView, WithheldView},
     Caller, Error, Services,
 };
 use crate::{
     audit::Action,
-    domain::{Actor, ChannelId},
+    domain::Actor,
     policy::{
         Access, ChannelDecision, Disclosure, Operation, SubjectAccess, WithheldReason, DSR_PURPOSE,
     },
@@ -122,10 +122,7 @@ async fn read_own(
     let mut disclosure = Disclosure::default();
     let mut views = Vec::new();
     for c in &contacts {
-        let Some(ch) = ChannelId::parse(&c.channel)
-            .ok()
-            .filter(|_| held(contact_deadline(svc, c), now))
-        else {
+        let Some(ch) = held_channel(&c.channel, contact_deadline(svc, c), now) else {
             disclosure.record(
                 &c.channel,
                 &ChannelDecision::Withhold(WithheldReason::RetentionExpired),

@@ -62,8 +62,15 @@ pub fn interaction_deadline(s: &Services, i: &InteractionRow) -> Option<OffsetDa
     retention_deadline(&s.policies, &ch, retained(i))
 }
 
-/// Whether an item with this retention deadline is still held at `now`:
-/// data no policy covers is not.
-pub fn held(deadline: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
-    deadline.is_some_and(|d| d > now)
+/// The channel of a stored item that is still held at `now`, given its
+/// retention deadline; `None` once retention has ended, and for data no
+/// policy covers.
+pub fn held_channel(
+    channel: &str,
+    deadline: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Option<ChannelId> {
+    ChannelId::parse(channel)
+        .ok()
+        .filter(|_| deadline.is_some_and(|d| d > now))
 }

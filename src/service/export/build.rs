@@ -9,10 +9,9 @@ use super::{
     AccessPart, Bundle, ContactPart, CustomerPart, InteractionPart, RetentionPart, FORMAT,
 };
 use crate::{
-    domain::ChannelId,
     policy::{consent_deadline, SubjectAccess},
     service::{
-        load::{contact_deadline, held, interaction_deadline, live_profile},
+        load::{contact_deadline, held_channel, interaction_deadline, live_profile},
         views::{rfc3339, ConsentEventView},
         Error, Services,
     },
@@ -102,10 +101,7 @@ async fn contact_parts(
     let mut parts = Vec::with_capacity(contacts.len());
     for c in contacts {
         let deadline = contact_deadline(svc, c);
-        let Some(ch) = ChannelId::parse(&c.channel)
-            .ok()
-            .filter(|_| held(deadline, now))
-        else {
+        let Some(ch) = held_channel(&c.channel, deadline, now) else {
             continue;
         };
         let kind = svc.channel_kind(&c.channel);
@@ -143,10 +139,7 @@ async fn interaction_parts(
     let mut parts = Vec::with_capacity(interactions.len());
     for i in interactions {
         let deadline = interaction_deadline(svc, i);
-        let Some(ch) = ChannelId::parse(&i.channel)
-            .ok()
-            .filter(|_| held(deadline, now))
-        else {
+        let Some(ch) = held_channel(&i.channel, deadline, now) else {
             continue;
         };
         let opened = keys.open_interaction(&access.permit(&ch), i).await?;
