@@ -157,11 +157,10 @@ pub async fn export_mine(
     query: Result<ExportQuery, Error>,
 ) -> Result<Export, Error> {
     svc.audited_for(caller, Action::Export, own(caller), async |actor, scope| {
-        let (format, reason) = export_options(query?)?;
-        scope.reason = reason;
+        let query = query?;
         let access = subject(svc, actor, Operation::ExportOwnData, scope)?;
         let id = own_id(actor)?;
-        export_as(svc, &access, id, format, scope).await
+        export_as(svc, &access, id, query, scope).await
     })
     .await
 }
@@ -183,33 +182,27 @@ pub async fn export(
             Some(_) => return Err(Error::PurposeNotAllowed),
             None => return Err(Error::InvalidRequest("purpose=dsr is required".into())),
         }
-        let (format, reason) = export_options(query)?;
-        scope.reason = reason;
         let access = subject(svc, actor, Operation::ExportCustomer, scope)?;
-        export_as(svc, &access, id, format, scope).await
+        export_as(svc, &access, id, query, scope).await
     })
     .await
 }
 
-/// An export's format and its free-text reason for the audit log.
-fn export_options(q: ExportQuery) -> Result<(Format, Option<String>), Error> {
-    let format = Format::parse(q.format.as_deref())?;
-    let reason = q
-        .reason
-        .as_deref()
-        .map(|r| short_text("reason", r, MAX_EXPORT_REASON))
-        .transpose()?;
-    Ok((format, reason))
-}
-
-/// Builds and renders the bundle; the entry counts what it holds.
+/// Builds and renders the bundle in the format the query asks for, its
+/// reason recorded in the entry; the entry counts what the bundle holds.
 async fn export_as(
     svc: &Services,
     access: &SubjectAccess,
     id: Uuid,
-    format: Format,
+    query: ExportQuery,
     scope: &mut AuditScope,
 ) -> Result<Export, Error> {
+    let format = Format::parse(query.format.as_deref())?;
+    scope.reason = query
+        .reason
+        .as_deref()
+        .map(|r| short_text("reason", r, MAX_EXPORT_REASON))
+        .transpose()?;
     let bundle = export::build(svc, access, id, svc.clock.now()).await?;
     scope.detail("format", format.as_str());
     scope.detail("contacts", bundle.contacts.len());
