@@ -2,7 +2,7 @@
 //! `GET /v1/audit/verify` (see [`crate::service::audit_review`]; reading
 //! the log is not itself logged).
 
-use axum::{extract::State, response::Response, routing::get, Json, Router};
+use axum::{extract::State, response::Response, Json};
 
 use super::{
     error::{ApiError, ApiQuery},
@@ -11,15 +11,22 @@ use super::{
 pub use crate::service::audit_review::{ActorView, AuditQuery, EntriesView, EntryView};
 use crate::{audit::verify::VerifyReport, service::audit_review, token::Actor};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/audit", get(list))
-        .route("/v1/audit/verify", get(verify_chain))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list))
+        .routes(utoipa_axum::routes!(verify_chain))
 }
 
 /// `GET /v1/audit`: entries oldest first, filtered, with a cursor.
-#[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
-    responses((status = 200, body = EntriesView), (status = 403, body = super::error::Problem)), security(("bearer" = [])), tag = "audit")]
+#[utoipa::path(get, path = "/v1/audit", operation_id = "listAuditEntries",
+    summary = "Read the audit log",
+    description = "Audit entries, oldest first, filtered, one page at a time (pass \
+        `next_cursor` as `cursor` for the next page). Entries hold no contact data, so \
+        reading them is not itself logged. Role: compliance.",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of entries.", body = EntriesView),
+        (status = 400, description = "`invalid_request`: a filter, `limit` or `cursor` is not valid.")),
+    security(("bearer" = [])), tag = "audit")]
 pub async fn list(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -30,8 +37,12 @@ pub async fn list(
 }
 
 /// `GET /v1/audit/verify`: recomputes the whole chain and the stored checkpoints.
-#[utoipa::path(get, path = "/v1/audit/verify",
-    responses((status = 200, body = VerifyReport), (status = 403, body = super::error::Problem)), security(("bearer" = [])), tag = "audit")]
+#[utoipa::path(get, path = "/v1/audit/verify", operation_id = "verifyAuditChain",
+    summary = "Verify the audit chain",
+    description = "Recomputes the whole hash chain and checks the signed checkpoints. \
+        Role: compliance.",
+    responses((status = 200, description = "The verification report.", body = VerifyReport)),
+    security(("bearer" = [])), tag = "audit")]
 pub async fn verify_chain(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
     respond(audit_review::verify_chain(&s, &auth).await.map(Json))
 }

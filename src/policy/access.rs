@@ -223,7 +223,8 @@ mod tests {
         }
     }
 
-    /// One row of the table below.
+    /// Role, its token's purposes, operation, the purpose the request
+    /// names, and the outcome.
     type Case = (
         Role,
         &'static [&'static str],
@@ -232,8 +233,7 @@ mod tests {
         &'static str,
     );
 
-    /// The matrix as a table: role, its token's purposes, operation, the
-    /// purpose the request names, and the outcome.
+    /// The matrix as a table.
     #[test]
     fn the_matrix_decides_as_the_table_says() {
         let p = crate::policy::load_shipped().unwrap();

@@ -32,20 +32,26 @@ const EXPORT_PAGE: i64 = 10_000;
 
 /// Filters of `GET /v1/audit`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Entries about this customer.
     pub customer_id: Option<Uuid>,
     /// The actor's `sub`.
     pub actor: Option<String>,
     /// e.g. `customer.read`.
     pub action: Option<String>,
     /// `allow` or `deny`.
+    #[param(value_type = Option<crate::http::openapi::AuditDecision>, inline)]
     pub decision: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

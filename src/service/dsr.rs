@@ -36,11 +36,14 @@ use crate::{
 
 /// Query of the export endpoints.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// Staff exports: must be `dsr`. Not needed on `/v1/me/export`.
+    #[param(ignore)]
     pub purpose: Option<String>,
     /// `json` (default) or `zip` (the same content as CSV files).
+    #[param(value_type = Option<crate::http::openapi::ExportFormat>, inline)]
     pub format: Option<String>,
     /// Free text for the audit log, e.g. the request's ticket number.
     pub reason: Option<String>,
@@ -48,10 +51,12 @@ pub struct ExportQuery {
 
 /// Query of `DELETE /v1/customers/{id}`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EraseQuery {
     /// The case reference of the erasure request (required; recorded as the
     /// audit entry's `reason`).
+    #[param(required = true, min_length = 1, max_length = 200)]
     pub reason: Option<String>,
 }
 

@@ -10,11 +10,13 @@
 pub mod access;
 pub mod audit_review;
 pub mod audited;
+pub mod consents;
 pub mod contact;
 pub mod dsr;
 pub mod error;
 pub mod export;
 pub mod input;
+pub mod interactions;
 pub mod keys;
 pub mod ledger;
 pub mod load;
