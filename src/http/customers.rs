@@ -23,8 +23,6 @@ use super::{
     AppState,
 };
 use crate::{
-    domain::ChannelKind,
-    policy::PurposeDenied,
     service::customers::{self, ContactAdded},
     token::Actor,
 };
@@ -160,25 +158,4 @@ pub async fn remove_contact(
 ) -> Response {
     let removed = customers::remove_contact(&s, &auth, path.map(|p| p.0)).await;
     respond(removed.map(|()| StatusCode::NO_CONTENT))
-}
-
-// Transitional: the data subject request handlers still call these; they
-// go once those run on their own operations in `crate::service`.
-
-/// Maps a purpose refusal to its API error.
-pub fn purpose_error(denied: PurposeDenied, purpose: &str) -> ApiError {
-    match denied {
-        PurposeDenied::Unknown => ApiError::UnknownPurpose(purpose.chars().take(32).collect()),
-        PurposeDenied::NotAllowed => ApiError::PurposeNotAllowed,
-    }
-}
-
-/// Now, from the vault's clock.
-pub(crate) fn now() -> time::OffsetDateTime {
-    crate::clock::Clock::system().now()
-}
-
-/// How a stored channel's values are masked (see [`crate::service::Services::channel_kind`]).
-pub(crate) fn channel_kind(s: &AppState, channel: &str) -> ChannelKind {
-    s.channel_kind(channel)
 }
