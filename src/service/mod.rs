@@ -16,6 +16,7 @@ pub mod customers;
 pub mod dsr;
 pub mod error;
 pub mod export;
+pub mod idempotency;
 pub mod input;
 pub mod interactions;
 pub mod keys;
