@@ -21,21 +21,23 @@ const AUDIT_LOCK: i64 = 0x0061_726b_6b75_0001; // "arkku" · 1
 /// How often an optimistic PostgreSQL append may collide before giving up.
 const MAX_RACES: usize = 64;
 
-/// `(seq, hash)` of a stored head (`(0, zeros)` for an empty log).
-pub(super) fn head_of(row: Option<(i64, Vec<u8>)>) -> StoreResult<(i64, [u8; 32])> {
-    match row {
-        Some((seq, hash)) => {
-            let hash: [u8; 32] = hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes"))?;
-            Ok((seq, hash))
-        }
-        None => Ok((0, [0u8; 32])),
-    }
+/// The last entry of the log, `(seq, hash)`; `None` for an empty log.
+pub type Head = Option<(i64, [u8; 32])>;
+
+/// A stored head as read: the hash must be 32 bytes.
+pub(super) fn head_of(row: Option<(i64, Vec<u8>)>) -> StoreResult<Head> {
+    row.map(|(seq, hash)| {
+        let hash: [u8; 32] = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes"))?;
+        Ok((seq, hash))
+    })
+    .transpose()
 }
 
-/// Chains rows onto a head `(seq, hash)`: assigns seq, prev_hash and hash.
-pub type ChainFn = fn(i64, [u8; 32], &mut [AuditRow]);
+/// Chains rows onto the head: assigns seq, prev_hash and hash (how, and
+/// what an empty log's first entry links to, is the caller's).
+pub type ChainFn = fn(Head, &mut [AuditRow]);
 
 /// One batch for [`Appender::append`]: `rows[i]` with `effects[i]`.
 pub struct Batch {
@@ -86,8 +88,9 @@ impl Batch {
 /// per-statement round trip.
 pub enum Appender {
     Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>, WalCheckpointer),
-    /// The pool and this process's last known head of the chain.
-    Postgres(sqlx::PgPool, tokio::sync::Mutex<Option<(i64, [u8; 32])>>),
+    /// The pool and this process's last known head of the chain (`None`:
+    /// not known, read it).
+    Postgres(sqlx::PgPool, tokio::sync::Mutex<Option<Head>>),
 }
 
 impl Appender {
@@ -238,14 +241,14 @@ fn append_sqlite(
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
             other => Err(other),
         })?;
-    let (seq, hash) = head_of(head)?;
+    let head = head_of(head)?;
     let Batch {
         mut rows,
         effects,
         chain,
         ..
     } = batch;
-    chain(seq, hash, &mut rows);
+    chain(head, &mut rows);
     insert_sqlite(&tx, &rows)?;
     let applied = effects
         .iter()
@@ -299,18 +302,18 @@ fn insert_sqlite(tx: &rusqlite::Transaction<'_>, rows: &[AuditRow]) -> StoreResu
 /// withdrawn: an answered 503 is never committed as an allow.
 async fn append_postgres(
     pool: &sqlx::PgPool,
-    cached: &tokio::sync::Mutex<Option<(i64, [u8; 32])>>,
+    cached: &tokio::sync::Mutex<Option<Head>>,
     mut batch: Batch,
 ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
     let mut head = cached.lock().await;
     let mut withdrawn = vec![false; batch.rows.len()];
     let mut races = 0;
     loop {
-        let (seq, hash) = match *head {
+        let known = match *head {
             Some(h) => h,
             None => super::read::head(&Db::Postgres(pool.clone())).await?,
         };
-        (batch.chain)(seq, hash, &mut batch.rows);
+        (batch.chain)(known, &mut batch.rows);
         let conflict = |e| StoreError::from_unique(e, "audit_log_pkey");
         let mut tx = pool.begin().await?;
         let written: StoreResult<Vec<bool>> = async {
@@ -335,7 +338,7 @@ async fn append_postgres(
                 if let Some(last) = batch.rows.last() {
                     let mut h = [0u8; 32];
                     h.copy_from_slice(&last.hash);
-                    *head = Some((last.seq, h));
+                    *head = Some(Some((last.seq, h)));
                 }
                 return Ok((batch.rows, applied));
             }

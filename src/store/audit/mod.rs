@@ -22,7 +22,7 @@ mod read;
 mod scan;
 mod wal;
 
-pub use append::{Appender, Batch, ChainFn};
+pub use append::{Appender, Batch, ChainFn, Head};
 pub use read::{
     checkpoints, entries_after, hash_at, head, insert_checkpoint, max_seq, query, AuditFilter,
 };

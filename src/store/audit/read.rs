@@ -5,11 +5,14 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{append::head_of, columns, AuditRow, CheckpointRow};
+use super::{
+    append::{head_of, Head},
+    columns, AuditRow, CheckpointRow,
+};
 use crate::store::{on_db, sql::Sql, Db, Micros, StoreResult};
 
-/// The last entry's seq and hash (`(0, zeros)` for an empty log).
-pub async fn head(db: &Db) -> StoreResult<(i64, [u8; 32])> {
+/// The last entry's seq and hash (`None` for an empty log).
+pub async fn head(db: &Db) -> StoreResult<Head> {
     const SQL: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
     let row = on_db!(db, pool => match sqlx::query(SQL).fetch_optional(pool).await? {
         Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<Vec<u8>, _>(1)?)),

@@ -58,7 +58,8 @@ mod tests {
     use super::super::{append::probe_row, Appender, AuditRow, Batch};
     use crate::store::Db;
 
-    fn numbered(seq: i64, _prev: [u8; 32], rows: &mut [AuditRow]) {
+    fn numbered(head: Option<(i64, [u8; 32])>, rows: &mut [AuditRow]) {
+        let seq = head.map_or(0, |(seq, _)| seq);
         for (n, row) in (seq + 1..).zip(rows.iter_mut()) {
             row.seq = n;
         }
