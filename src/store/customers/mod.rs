@@ -102,8 +102,8 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// as multi-row inserts (no statement when there is nothing to insert).
 type ChunkInserts<'a> = (Sql<'a>, Option<Sql<'a>>, Option<Sql<'a>>);
 
-fn chunk_inserts<'a>(
-    chunk: &[(&'a NewCustomer<'a>, &'a [WrappedDataKey], &'a [NewContact])],
+fn chunk_inserts<'a, 'c: 'a>(
+    chunk: &[(&'a NewCustomer<'c>, &'a [WrappedDataKey], &'a [NewContact])],
 ) -> ChunkInserts<'a> {
     let mut customers = Sql::new(
         "INSERT INTO customers (id, display_name, external_ref, preferred_channel, created_at, updated_at) VALUES ",
@@ -157,8 +157,7 @@ pub async fn create_many<'a, 'c: 'a>(
     db: &Db,
     items: impl IntoIterator<Item = (&'a NewCustomer<'c>, &'a [WrappedDataKey], &'a [NewContact])>,
 ) -> StoreResult<()> {
-    let items: Vec<(&'a NewCustomer<'a>, &'a [WrappedDataKey], &'a [NewContact])> =
-        items.into_iter().map(|(c, k, r)| (c as _, k, r)).collect();
+    let items: Vec<_> = items.into_iter().collect();
     let statements: Vec<ChunkInserts<'_>> = items
         .chunks(ROWS_PER_STATEMENT)
         .map(chunk_inserts)
