@@ -25,6 +25,7 @@ mod interactions;
 mod keys;
 mod limits;
 mod lookup;
+mod openapi;
 mod retention;
 mod schema;
 mod storage;
@@ -62,6 +63,7 @@ fn main() {
         ("keys", keys::tests()),
         ("limits", limits::tests()),
         ("lookup", lookup::tests()),
+        ("openapi", openapi::tests()),
         ("retention", retention::tests()),
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),
