@@ -26,6 +26,7 @@ mod keys;
 mod limits;
 mod lookup;
 mod retention;
+mod startup;
 mod storage;
 mod truthful;
 
@@ -63,6 +64,7 @@ fn main() {
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),
         ("cli", cli::tests()),
+        ("startup", startup::tests()),
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
