@@ -10,11 +10,13 @@
 //! it only depends on `phonenumber`, `unicode-properties`, `serde` and `thiserror`, which keeps the
 //! rules for names, normalisation and masking easy to test in isolation.
 
+mod actor;
 mod channel;
 mod contact;
 mod names;
 mod text;
 
+pub use actor::Actor;
 pub use channel::{ChannelKind, ChannelKindError};
 pub use contact::{mask, normalise, ContactError, NormalisedValue, Region};
 pub use names::{ChannelId, NameError, Purpose, Role, RoleError};

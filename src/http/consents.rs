@@ -31,14 +31,12 @@ use crate::{
     audit::{Action, Effect},
     domain::Role,
     policy::{
-        authorise_consent_record, consent_current, ConsentEvent, ConsentLedger, ConsentStatus,
-        LawfulBasis, PurposePolicy, WithheldReason, ANY_CHANNEL,
+        authorise_consent_record, consent_current, ConsentStatus, LawfulBasis, PurposePolicy,
+        WithheldReason, ANY_CHANNEL,
     },
     store::{
         self,
-        consents::{
-            ConsentFact, ConsentRow, EFFECTIVE, PENDING_CONFIRMATION, REVIEW_AGENT_RECORDED,
-        },
+        consents::{ConsentRow, EFFECTIVE, PENDING_CONFIRMATION, REVIEW_AGENT_RECORDED},
     },
     token::Actor,
 };
@@ -51,16 +49,6 @@ pub fn router() -> Router<AppState> {
 
 /// Who may use `/v1/customers/{id}/consents`.
 const STAFF: [Role; 2] = [Role::Agent, Role::Compliance];
-
-/// The notice the customer saw when consenting.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Evidence {
-    #[schema(example = "privacy-notice-2026")]
-    pub notice_id: String,
-    #[schema(example = "3")]
-    pub notice_version: String,
-}
 
 /// Body of a consent change.
 #[derive(Deserialize, ToSchema)]
@@ -140,53 +128,6 @@ pub struct ConsentState {
     pub pending_consent_id: Option<Uuid>,
 }
 
-/// One ledger event.
-#[derive(Serialize, ToSchema)]
-pub struct ConsentEventView {
-    pub consent_id: Uuid,
-    pub purpose: String,
-    pub channel: String,
-    pub action: String,
-    pub evidence: Option<Evidence>,
-    pub method: String,
-    pub source_channel: Option<String>,
-    pub recorded_by: String,
-    pub at: String,
-    pub expires_at: Option<String>,
-    /// `effective` or `pending_confirmation`, as recorded.
-    pub status: String,
-    /// On a customer's confirmation: the pending grant it confirms.
-    pub confirms: Option<Uuid>,
-    /// `agent_recorded` when flagged for compliance review.
-    pub review: Option<String>,
-}
-
-impl From<ConsentRow> for ConsentEventView {
-    fn from(r: ConsentRow) -> Self {
-        ConsentEventView {
-            consent_id: r.id,
-            evidence: match (r.notice_id, r.notice_version) {
-                (Some(notice_id), Some(notice_version)) => Some(Evidence {
-                    notice_id,
-                    notice_version,
-                }),
-                _ => None,
-            },
-            purpose: r.purpose,
-            channel: r.channel,
-            action: r.action,
-            method: r.method,
-            source_channel: r.source_channel,
-            recorded_by: r.actor_role,
-            at: rfc3339(store::from_micros(r.at)),
-            expires_at: r.expires_at.map(|t| rfc3339(store::from_micros(t))),
-            status: r.status,
-            confirms: r.confirms,
-            review: r.review,
-        }
-    }
-}
-
 /// `{current, history}`.
 #[derive(Serialize, ToSchema)]
 pub struct LedgerView {
@@ -194,35 +135,8 @@ pub struct LedgerView {
     pub history: Vec<ConsentEventView>,
 }
 
-/// The decision's view of a customer's ledger.
-pub async fn ledger(s: &AppState, customer_id: Uuid) -> Result<ConsentLedger, ApiError> {
-    let rows = store::consents::for_customer(&s.db, customer_id).await?;
-    Ok(ledger_of(&rows))
-}
-
-/// The decision's view of consent facts read with a profile or lookup.
-pub fn ledger_of_facts(facts: &[ConsentFact]) -> ConsentLedger {
-    ConsentLedger::from_events(facts.iter().map(|f| ConsentEvent {
-        purpose: f.purpose.clone(),
-        channel: f.channel.clone(),
-        grant: f.grant,
-        at: store::from_micros(f.at),
-        expires_at: f.expires_at.map(store::from_micros),
-    }))
-}
-
-/// The effective events only: a pending grant opens nothing.
-fn ledger_of(rows: &[ConsentRow]) -> ConsentLedger {
-    ConsentLedger::from_events(rows.iter().filter(|r| r.status == EFFECTIVE).map(|r| {
-        ConsentEvent {
-            purpose: r.purpose.clone(),
-            channel: r.channel.clone(),
-            grant: r.action == "grant",
-            at: store::from_micros(r.at),
-            expires_at: r.expires_at.map(store::from_micros),
-        }
-    }))
-}
+pub use crate::service::ledger::{ledger_of, load as ledger, of_facts as ledger_of_facts};
+pub use crate::service::views::{ConsentEventView, Evidence};
 
 /// The grants awaiting confirmation: per (purpose, channel), its latest event
 /// if that is a pending grant. Any later event (a withdrawal, a direct grant,

@@ -16,6 +16,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+pub use crate::service::{
+    access::require_channel_write,
+    input::{display_name, short_text},
+    load::{live_profile, require_live},
+};
+
 use super::{
     audited::{finish, AuditScope},
     auth::require_role,
@@ -26,12 +32,10 @@ use super::{
 use crate::{
     audit::{Action, Effect},
     crypto::{FieldKey, SecretKey},
-    domain::{
-        mask, normalise, ChannelId, ChannelKind, ContactError, DisplayName, NormalisedValue, Role,
-    },
+    domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
     policy::{
-        authorise_channel_write, authorise_purpose, decide_channel, ChannelDecision, ChannelWrite,
-        Disclosure, MaskMode, PurposeDenied, PurposeGrant, Retained, WithheldReason, WriteDenied,
+        authorise_purpose, decide_channel, ChannelDecision, ChannelWrite, Disclosure, MaskMode,
+        PurposeDenied, PurposeGrant, Retained, WithheldReason, WriteDenied,
     },
     store::{
         self,
@@ -125,20 +129,6 @@ pub struct ReadQuery {
 /// Most contact points accepted in one create request.
 const MAX_CONTACTS: usize = 64;
 
-/// A short, single-line text field: trimmed, non-empty, at most `max` characters.
-/// No control or invisible formatting characters (bidirectional overrides,
-/// zero-width characters): the rule of [`crate::domain::short_text`].
-pub(crate) fn short_text(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
-    crate::domain::short_text(v, max).map_err(|e| ApiError::InvalidRequest(format!("{name} {e}")))
-}
-
-/// A display name, or 400 `invalid_display_name` saying which rule it broke.
-fn display_name(v: &str) -> Result<Zeroizing<String>, ApiError> {
-    DisplayName::parse(v)
-        .map(|n| Zeroizing::new(n.into_string()))
-        .map_err(|e| ApiError::InvalidDisplayName(format!("display_name {e}")))
-}
-
 /// A channel named in a request; 400 `unknown_channel` if the policy has none.
 fn known_channel(s: &AppState, name: &str) -> Result<(ChannelId, ChannelKind, MaskMode), ApiError> {
     let (id, p) = s
@@ -196,39 +186,6 @@ pub fn grant_purpose(
     Ok(grant)
 }
 
-/// The live customer row, its contact points and consent facts, in one
-/// round trip; 404 if the customer never existed, 410 if erased.
-pub(crate) async fn live_profile(
-    s: &AppState,
-    id: Uuid,
-) -> Result<store::customers::Profile, ApiError> {
-    let profile = store::customers::profile(&s.db, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if profile.customer.erased_at.is_some() {
-        return Err(ApiError::CustomerErased);
-    }
-    Ok(profile)
-}
-
-/// How a stored channel's values are masked; a channel since removed from
-/// the policy is treated as free text.
-pub(crate) fn channel_kind(s: &AppState, channel: &str) -> ChannelKind {
-    s.policies
-        .channel(channel)
-        .map(|(_, p)| p.kind)
-        .unwrap_or(ChannelKind::Text)
-}
-
-/// 404 if the customer never existed, 410 if erased.
-pub(crate) async fn require_live(s: &AppState, id: Uuid) -> Result<(), ApiError> {
-    match store::customers::state(&s.db, id).await? {
-        None => Err(ApiError::NotFound),
-        Some(Some(_)) => Err(ApiError::CustomerErased),
-        Some(None) => Ok(()),
-    }
-}
-
 fn released_value(
     kind: ChannelKind,
     mode: MaskMode,
@@ -238,26 +195,6 @@ fn released_value(
         MaskMode::Never => (Zeroizing::new(nv.value().to_owned()), false),
         _ => (Zeroizing::new(mask(kind, nv.value())), true),
     }
-}
-
-/// Now, at the database's precision (microseconds), so a value echoed in a
-/// response equals the one a later read returns.
-pub(crate) fn now() -> OffsetDateTime {
-    store::from_micros(store::to_micros(OffsetDateTime::now_utc()))
-}
-
-/// Refuses (403, audited as deny with the rule) a write the policy does not
-/// allow on `channel`: an agent writes on its own channel only.
-pub(crate) fn require_channel_write(
-    actor: &Actor,
-    channel: &ChannelId,
-    write: ChannelWrite,
-    scope: &mut AuditScope,
-) -> Result<(), ApiError> {
-    authorise_channel_write(actor.role, actor.channel.as_ref(), channel, write).map_err(|d| {
-        scope.detail("rule", d.as_str());
-        ApiError::WriteRefused(d.explain())
-    })
 }
 
 /// Whether the caller may see `channel` of customer `id` under the
@@ -791,4 +728,14 @@ async fn remove_contact_inner(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Now, from the vault's clock.
+pub(crate) fn now() -> OffsetDateTime {
+    crate::clock::Clock::system().now()
+}
+
+/// How a stored channel's values are masked (see [`crate::service::Services::channel_kind`]).
+pub(crate) fn channel_kind(s: &AppState, channel: &str) -> ChannelKind {
+    s.channel_kind(channel)
 }

@@ -25,7 +25,7 @@ pub fn status(e: &ApiError) -> StatusCode {
         InvalidDisplayName(_) => StatusCode::BAD_REQUEST,
         UnknownChannel(_) => StatusCode::BAD_REQUEST,
         UnknownPurpose(_) => StatusCode::BAD_REQUEST,
-        Unauthenticated => StatusCode::UNAUTHORIZED,
+        Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Forbidden | WriteRefused(_) => StatusCode::FORBIDDEN,
         PurposeNotAllowed => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
@@ -78,7 +78,7 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        if matches!(self, ApiError::Unauthenticated) {
+        if matches!(self, ApiError::Unauthenticated(_)) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -21,6 +21,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+pub use crate::service::load::retained;
+
 use super::{
     audited::{finish, AuditScope},
     auth::require_role,
@@ -36,10 +38,7 @@ use crate::{
         decide_channel, retention_expired, ChannelDecision, ChannelWrite, Disclosure, Retained,
         WithheldReason, WriteDenied, INTERACTION_KINDS,
     },
-    store::{
-        self,
-        interactions::{InteractionRow, NewInteraction},
-    },
+    store::{self, interactions::NewInteraction},
     token::Actor,
     vault::records::{self, field, CustomerKeys},
 };
@@ -264,19 +263,6 @@ async fn create_inner(
             due_at: due_at.map(|d| rfc3339(store::from_micros(d))),
         }),
     ))
-}
-
-/// The retention facts of a stored interaction: its kind's retention runs
-/// from when it was recorded, or resolved if that came later.
-pub(super) fn retained(row: &InteractionRow) -> Retained<'_> {
-    Retained::Interaction {
-        kind: &row.kind,
-        since: store::from_micros(
-            row.resolved_at
-                .unwrap_or(row.created_at)
-                .max(row.created_at),
-        ),
-    }
 }
 
 /// `GET /v1/customers/{id}/interactions?purpose=&reason=`: the interactions

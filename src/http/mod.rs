@@ -18,7 +18,7 @@ pub mod interactions;
 pub mod lookup;
 pub mod openapi;
 pub mod request_id;
-pub mod views;
+pub use crate::service::views;
 
 use std::{ops::Deref, sync::Arc};
 
@@ -45,6 +45,15 @@ impl Deref for AppState {
     fn deref(&self) -> &Services {
         &self.0
     }
+}
+
+/// Maps an operation's outcome to a response: the value, or its error as
+/// problem+json.
+pub fn respond<T: axum::response::IntoResponse>(
+    outcome: Result<T, error::ApiError>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    outcome.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
 }
 
 /// The whole API.
