@@ -157,7 +157,6 @@ class FreshVault:
              f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            text=True,
-        )
+            text=True, check=False)
         if r.returncode != 0:
             say(f"could not drop the database {self.database}: {r.stderr.strip()}")

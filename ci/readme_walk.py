@@ -160,8 +160,7 @@ def as_curl(args):
         os.remove(body_path)
     r = subprocess.run(
         [os.environ["WALK_CURL"], "-sS", "-o", body_path, "-w", "%{http_code}", *args],
-        stdout=subprocess.PIPE,
-    )
+        stdout=subprocess.PIPE, check=False)
     body = b""
     if os.path.exists(body_path):
         with open(body_path, "rb") as f:
@@ -188,7 +187,7 @@ def as_curl(args):
 
 def as_arkku(args):
     refuse_after_unexpected()
-    r = subprocess.run([os.environ["WALK_ARKKU"], *args], stdout=subprocess.PIPE)
+    r = subprocess.run([os.environ["WALK_ARKKU"], *args], stdout=subprocess.PIPE, check=False)
     sys.stdout.buffer.write(r.stdout)
     sys.stdout.flush()
     record(None, r.stdout, "arkku " + " ".join(args[:2]))
@@ -304,8 +303,7 @@ def tree_state():
     names = sorted(os.listdir(REPO))
     r = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all"],
-        cwd=REPO, capture_output=True, text=True,
-    )
+        cwd=REPO, capture_output=True, text=True, check=False)
     return names, r.stdout if r.returncode == 0 else ""
 
 
@@ -330,7 +328,7 @@ def run_walk(vault, readme):
         with open(path, "w") as f:
             f.write(wrapper(kind))
         os.chmod(path, 0o755)
-    real_curl = subprocess.run(["sh", "-c", "command -v curl"], capture_output=True, text=True)
+    real_curl = subprocess.run(["sh", "-c", "command -v curl"], capture_output=True, text=True, check=False)
     env = dict(vault.env)
     env.update(
         PATH=bin_dir + os.pathsep + env.get("PATH", ""),
@@ -343,7 +341,7 @@ def run_walk(vault, readme):
     )
     say(f"{len(blocks)} blocks, {len(expects)} expected answers, from {readme}")
     r = subprocess.run(["bash", os.path.join(d, "walk.sh")], cwd=REPO, env=env,
-                       stdin=subprocess.DEVNULL, timeout=900)
+                       stdin=subprocess.DEVNULL, timeout=900, check=False)
     failed = r.returncode != 0
     if not failed and os.path.exists(os.path.join(d, "unexpected")):
         with open(os.path.join(d, "unexpected")) as f:
