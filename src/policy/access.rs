@@ -223,12 +223,21 @@ mod tests {
         }
     }
 
-    /// The matrix as a table: role, its token's purposes, operation, the
-    /// purpose the request names, and the outcome.
+    /// Role, its token's purposes, operation, the purpose the request
+    /// names, and the outcome.
+    type Case = (
+        Role,
+        &'static [&'static str],
+        Operation,
+        Option<&'static str>,
+        &'static str,
+    );
+
+    /// The matrix as a table.
     #[test]
     fn the_matrix_decides_as_the_table_says() {
         let p = crate::policy::load_shipped().unwrap();
-        let cases: &[(Role, &[&str], Operation, Option<&str>, &str)] = &[
+        let cases: &[Case] = &[
             (Role::Agent, &["support"], CreateCustomer, None, "ok"),
             (
                 Role::Compliance,

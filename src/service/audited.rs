@@ -180,7 +180,21 @@ impl Services {
         action: Action,
         op: impl AsyncFnOnce(&Actor, &mut AuditScope) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut scope = AuditScope::new(caller, action);
+        self.audited_for(caller, action, None, op).await
+    }
+
+    /// [`Services::audited`] for an operation on the customer the request
+    /// names: the entry names that customer even when the caller did not
+    /// authenticate or was refused, so every attempt on a record is found
+    /// under it.
+    pub async fn audited_for<T>(
+        &self,
+        caller: &super::Caller,
+        action: Action,
+        customer: Option<Uuid>,
+        op: impl AsyncFnOnce(&Actor, &mut AuditScope) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut scope = AuditScope::new(caller, action).customer(customer);
         let outcome = match caller {
             Ok(actor) => op(actor, &mut scope).await,
             Err(e) => Err(e.clone()),

@@ -9,9 +9,11 @@
 
 pub mod access;
 pub mod audited;
+pub mod consents;
 pub mod contact;
 pub mod error;
 pub mod input;
+pub mod interactions;
 pub mod ledger;
 pub mod load;
 pub mod lookup;
