@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 
+sys.dont_write_bytecode = True  # the walks leave nothing in the working tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from freshvault import DEFAULT_BINARY, REPO, FreshVault, say  # noqa: E402
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # the walks leave nothing in the working tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from freshvault import DEFAULT_BINARY, REPO, FreshVault, redact, say  # noqa: E402
 
