@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let config = Config::for_data_dir(data_dir, url);
     let policies = config.load_policies()?;
-    let root = app::key_file(&config.root_key_file, true, "ROOT KEY")?;
+    let root = app::key_file(&config.root_key_file, true, app::KeyFile::Root)?;
     let db = app::database(&config).await.context("database")?;
     let keyring = app::keyring(&db, &config, root, &policies).await?;
 

@@ -302,9 +302,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn keys_init(config: Config) -> anyhow::Result<()> {
     let policies = config.load_policies()?;
-    let root = app::key_file(&config.root_key_file, true, "ROOT KEY").context("root key")?;
-    app::key_file(&config.issuer_key_file, true, "TOKEN ISSUER KEY").context("issuer key")?;
     let db = app::database(&config).await.context("database")?;
+    let root =
+        app::key_file(&config.root_key_file, true, app::KeyFile::Root).context("root key")?;
+    app::key_file(&config.issuer_key_file, true, app::KeyFile::Issuer).context("issuer key")?;
     app::keyring(&db, &config, root, &policies)
         .await
         .context("channel keys")?;
@@ -437,7 +438,7 @@ fn print_token(config: Config, args: TokenArgs) -> anyhow::Result<()> {
     let key = app::key_file(
         &config.issuer_key_file,
         config.auto_keys,
-        "TOKEN ISSUER KEY",
+        app::KeyFile::Issuer,
     )
     .context("issuer key")?;
     let jwt = token::issue(
@@ -463,8 +464,8 @@ async fn retention_run(
     batch: usize,
 ) -> anyhow::Result<()> {
     let policies = config.load_policies()?;
-    let checkpoints = std::sync::Arc::new(app::checkpointer(&config).context("audit signing key")?);
     let db = app::database(&config).await.context("database")?;
+    let checkpoints = std::sync::Arc::new(app::checkpointer(&config).context("audit signing key")?);
     let audit = arkku::audit::Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
     let started = std::time::Instant::now();
     let report = arkku::retention::Sweep {

@@ -28,6 +28,7 @@ mod lookup;
 mod openapi;
 mod retention;
 mod schema;
+mod startup;
 mod storage;
 mod truthful;
 
@@ -68,6 +69,7 @@ fn main() {
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),
         ("cli", cli::tests()),
+        ("startup", startup::tests()),
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
