@@ -132,7 +132,7 @@ impl Sweep<'_> {
         let limit = i64::try_from(batch.saturating_mul(BATCHES_PER_DELETE)).unwrap_or(i64::MAX);
         let customers_limit = i64::try_from(batch).unwrap_or(i64::MAX);
         let mut report = Report {
-            now: crate::http::views::rfc3339(self.now),
+            now: crate::domain::time::rfc3339(self.now),
             dry_run: self.dry_run,
             ..Report::default()
         };
