@@ -11,6 +11,8 @@
 pub mod app;
 /// Hash-chained, fail-closed audit log.
 pub mod audit;
+/// The `arkku` command line.
+pub mod cli;
 /// The one clock every operation reads.
 pub mod clock;
 /// Settings from flags and `ARKKU_*` environment variables.

@@ -541,6 +541,7 @@ pub fn issue_token(key: &SecretKey, t: Tok<'_>) -> String {
             channel: channel.as_ref(),
             ttl: Duration::from_secs(3600),
         },
+        time::OffsetDateTime::now_utc(),
     )
     .expect("token")
 }

@@ -422,5 +422,6 @@ fn token(
             channel: channel.as_ref(),
             ttl: Duration::from_secs(7200),
         },
+        time::OffsetDateTime::now_utc(),
     )?))
 }
