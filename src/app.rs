@@ -100,16 +100,11 @@ pub async fn open_with_clock(config: Config, clock: Clock) -> Result<AppState, S
     open_with(config, clock, Audit::Durable).await
 }
 
-/// NOT FOR PRODUCTION: the application state with an auditor that writes
-/// nothing, for measuring the cost of the audit log against the same stack.
-/// Only benchmark code calls this; no flag of `arkku serve` reaches it.
-pub async fn open_without_audit_for_benchmarks(config: Config) -> Result<AppState, StartError> {
-    open_with(config, Clock::system(), Audit::Discard).await
-}
-
-/// Whether the state's auditor writes the log.
+/// Whether the state's auditor writes the log. Only the benchmark module
+/// ([`crate::bench`], behind the `bench` cargo feature) asks for `Discard`.
 pub(crate) enum Audit {
     Durable,
+    #[cfg(feature = "bench")]
     Discard,
 }
 
@@ -146,6 +141,7 @@ pub(crate) async fn open_with(
             config.audit_timeout,
             Some(Arc::clone(&checkpoints)),
         ),
+        #[cfg(feature = "bench")]
         Audit::Discard => Auditor::discarding_for_benchmarks(),
     };
     Ok(AppState::new(Services {
