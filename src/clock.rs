@@ -1,5 +1,6 @@
-//! The vault's one clock: consent lapse, retention, due dates, token expiry
-//! and the timestamps the vault writes read the time here.
+//! The vault's one clock: token expiry, `arkku token`, retention sweeps, the
+//! idempotency window and the operations of the service layer read the time
+//! here.
 //!
 //! Production runs on the system clock. Tests move time forward instead of
 //! sleeping: a test clock reads a small file on every [`Clock::now`] and

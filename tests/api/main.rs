@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod bench;
 mod cli;
+mod clock;
 mod consents;
 mod customers;
 mod dsr;
@@ -63,6 +64,7 @@ fn main() {
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),
         ("cli", cli::tests()),
+        ("clock", clock::tests()),
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
