@@ -27,10 +27,19 @@ pub struct TokenArgs {
     /// The channel an agent serves (the channel context of its reads).
     #[arg(long)]
     channel: Option<String>,
-    /// Lifetime, e.g. 15m, 1h, 8h; at most the policy's tokens.max_lifetime.
+    /// Lifetime, e.g. 15m, 1h, 8h; at most the policy's tokens.max_lifetime,
+    /// and at most 24h without --allow-long-ttl.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     ttl: Duration,
+    /// Allow a --ttl over 24h (still at most the policy's tokens.max_lifetime).
+    #[arg(long)]
+    allow_long_ttl: bool,
 }
+
+/// The longest a development token lives unless `--allow-long-ttl` is given:
+/// a token printed to a terminal is easily copied, and a day covers a
+/// working session.
+const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub fn print(config: Config, clock: &Clock, args: TokenArgs) -> anyhow::Result<()> {
     let role: Role = args.role.parse().map_err(|_| {
@@ -89,7 +98,8 @@ pub fn print(config: Config, clock: &Clock, args: TokenArgs) -> anyhow::Result<(
     Ok(())
 }
 
-/// A lifetime the server accepts: longer than zero and at most the policy's.
+/// A lifetime the server accepts (longer than zero, at most the policy's)
+/// and, unless explicitly allowed, at most a day.
 fn check_ttl(args: &TokenArgs, max: Duration) -> anyhow::Result<()> {
     if args.ttl > max {
         bail!(
@@ -97,6 +107,13 @@ fn check_ttl(args: &TokenArgs, max: Duration) -> anyhow::Result<()> {
              the server would refuse the token",
             humantime::format_duration(args.ttl),
             humantime::format_duration(max)
+        );
+    }
+    if args.ttl > DEFAULT_MAX_TTL && !args.allow_long_ttl {
+        bail!(
+            "--ttl {} is longer than 24h: add --allow-long-ttl to mint a token that lives longer \
+             than a day",
+            humantime::format_duration(args.ttl)
         );
     }
     if args.ttl.is_zero() {

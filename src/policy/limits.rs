@@ -11,7 +11,7 @@ use std::{collections::HashMap, num::NonZeroU32, time::Duration};
 
 use toml::{Table, Value};
 
-use super::load::{parse_duration, PolicyError};
+use super::load::{parse_duration, shown, shown_value, PolicyError};
 use crate::domain::Role;
 
 /// The shipped limits, compiled in; used when a policy directory has no
@@ -74,7 +74,16 @@ fn positive(file: &str, key: &str, v: Option<&Value>) -> Result<NonZeroU32, Poli
     v.as_integer()
         .and_then(|n| u32::try_from(n).ok())
         .and_then(NonZeroU32::new)
-        .ok_or_else(|| err(file, key, "must be a whole number from 1 to 4294967295"))
+        .ok_or_else(|| {
+            err(
+                file,
+                key,
+                format!(
+                    "must be a whole number from 1 to 4294967295, not {}",
+                    shown_value(v)
+                ),
+            )
+        })
 }
 
 /// Parses and validates the text of `limits.toml`.
@@ -102,7 +111,13 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
             let action = LimitedAction::ALL
                 .into_iter()
                 .find(|a| a.as_str() == name)
-                .ok_or_else(|| err(file, &prefix, "unknown action (expected lookup or reveal)"))?;
+                .ok_or_else(|| {
+                    err(
+                        file,
+                        &prefix,
+                        format!("unknown action {} (expected lookup or reveal)", shown(name)),
+                    )
+                })?;
             let roles = v
                 .as_table()
                 .ok_or_else(|| err(file, &prefix, "must be a table of roles"))?;
@@ -112,7 +127,10 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
                     err(
                         file,
                         &key,
-                        "unknown role (expected agent, service, compliance, customer or admin)",
+                        format!(
+                            "unknown role {} (expected agent, service, compliance, customer or admin)",
+                            shown(role_name)
+                        ),
                     )
                 })?;
                 let t = v.as_table().ok_or_else(|| {

@@ -1,6 +1,7 @@
 //! Loads and validates `channels.toml` and `purposes.toml`.
 //!
-//! Every error names the file, the key and the reason, because an operator
+//! Every error names the file, the key, the reason and, where a value was
+//! wrong, the value (quoted and cut at 40 characters), because an operator
 //! reads it at start-up (or from `arkku policy check`) and must fix it quickly.
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
@@ -85,13 +86,48 @@ pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Polic
     })
 }
 
+/// Longest part of an offending value an error repeats, in characters.
+const SHOWN_CHARS: usize = 40;
+
+/// An offending string as an error shows it: quoted, cut at 40 characters.
+pub(super) fn shown(s: &str) -> String {
+    cut(s, true)
+}
+
+/// An offending TOML value as an error shows it: a string quoted, anything
+/// else as written in TOML; cut at 40 characters.
+pub(super) fn shown_value(v: &Value) -> String {
+    v.as_str().map_or_else(|| cut(&v.to_string(), false), shown)
+}
+
+fn cut(s: &str, quote: bool) -> String {
+    let head: String = s.chars().take(SHOWN_CHARS).collect();
+    let more = if head.len() < s.len() { "…" } else { "" };
+    if quote {
+        format!("{head:?}{more}")
+    } else {
+        format!("{head}{more}")
+    }
+}
+
 fn table<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a Table, PolicyError> {
-    v.as_table()
-        .ok_or_else(|| err(file, key, "must be a table"))
+    v.as_table().ok_or_else(|| {
+        err(
+            file,
+            key,
+            format!("must be a table, not {}", shown_value(v)),
+        )
+    })
 }
 
 fn string<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a str, PolicyError> {
-    v.as_str().ok_or_else(|| err(file, key, "must be a string"))
+    v.as_str().ok_or_else(|| {
+        err(
+            file,
+            key,
+            format!("must be a string, not {}", shown_value(v)),
+        )
+    })
 }
 
 fn only_keys(file: &str, prefix: &str, t: &Table, allowed: &[&str]) -> Result<(), PolicyError> {
@@ -124,7 +160,10 @@ pub fn parse_duration(file: &str, key: &str, v: &Value) -> Result<Duration, Poli
         err(
             file,
             key,
-            format!("{s:?} is not a duration like \"730d\" or \"12h\" ({e})"),
+            format!(
+                "{} is not a duration like \"730d\" or \"12h\" ({e})",
+                shown(s)
+            ),
         )
     })?;
     if d.is_zero() {
@@ -155,8 +194,13 @@ fn parse_channels(
     let mut out = BTreeMap::new();
     for (name, v) in channels {
         let prefix = format!("channels.{name}");
-        let id = ChannelId::parse(name)
-            .map_err(|e| err(file, &prefix, format!("bad channel name: {e}")))?;
+        let id = ChannelId::parse(name).map_err(|e| {
+            err(
+                file,
+                &prefix,
+                format!("bad channel name {}: {e}", shown(name)),
+            )
+        })?;
         let t = table(file, &prefix, v)?;
         only_keys(
             file,
@@ -171,25 +215,30 @@ fn parse_channels(
             ],
         )?;
         let key = format!("{prefix}.kind");
-        let kind: ChannelKind = string(file, &key, required(file, &prefix, t, "kind")?)?
-            .parse()
-            .map_err(|_| {
-                err(
-                    file,
-                    &key,
-                    "unknown kind (expected email, phone, handle or text)",
-                )
-            })?;
+        let kind = string(file, &key, required(file, &prefix, t, "kind")?)?;
+        let kind: ChannelKind = kind.parse().map_err(|_| {
+            err(
+                file,
+                &key,
+                format!(
+                    "unknown kind {} (expected email, phone, handle or text)",
+                    shown(kind)
+                ),
+            )
+        })?;
         let key = format!("{prefix}.integration");
         let integration = match string(file, &key, required(file, &prefix, t, "integration")?)? {
             "always" => Integration::Always,
             "consent" => Integration::Consent,
             "never" => Integration::Never,
-            _ => {
+            other => {
                 return Err(err(
                     file,
                     key,
-                    "unknown integration mode (expected always, consent or never)",
+                    format!(
+                        "unknown integration mode {} (expected always, consent or never)",
+                        shown(other)
+                    ),
                 ))
             }
         };
@@ -198,11 +247,14 @@ fn parse_channels(
             None | Some("default") => MaskMode::Default,
             Some("always") => MaskMode::Always,
             Some("never") => MaskMode::Never,
-            Some(_) => {
+            Some(other) => {
                 return Err(err(
                     file,
                     key,
-                    "unknown mask mode (expected default, always or never)",
+                    format!(
+                        "unknown mask mode {} (expected default, always or never)",
+                        shown(other)
+                    ),
                 ))
             }
         };
@@ -251,8 +303,13 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
     let mut out = BTreeMap::new();
     for (name, v) in purposes {
         let prefix = format!("purposes.{name}");
-        let id = Purpose::parse(name)
-            .map_err(|e| err(file, &prefix, format!("bad purpose name: {e}")))?;
+        let id = Purpose::parse(name).map_err(|e| {
+            err(
+                file,
+                &prefix,
+                format!("bad purpose name {}: {e}", shown(name)),
+            )
+        })?;
         let t = table(file, &prefix, v)?;
         only_keys(
             file,
@@ -275,10 +332,10 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
             "vital_interests" => LawfulBasis::VitalInterests,
             "public_task" => LawfulBasis::PublicTask,
             "legitimate_interests" => LawfulBasis::LegitimateInterests,
-            _ => return Err(err(
+            other => return Err(err(
                 file,
                 key,
-                "unknown lawful basis (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)",
+                format!("unknown lawful basis {} (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)", shown(other)),
             )),
         };
         // Reported here, before the keys that only consent-based purposes
@@ -299,15 +356,27 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
             return Err(err(file, key, "only consent-based purposes can lapse"));
         }
         let key = format!("{prefix}.roles");
-        let list = required(file, &prefix, t, "roles")?
-            .as_array()
-            .ok_or_else(|| err(file, &key, "must be a list of roles"))?;
+        let v = required(file, &prefix, t, "roles")?;
+        let list = v.as_array().ok_or_else(|| {
+            err(
+                file,
+                &key,
+                format!("must be a list of roles, not {}", shown_value(v)),
+            )
+        })?;
         let mut roles = Vec::new();
         for r in list {
             let s = string(file, &key, r)?;
-            let role: Role = s
-                .parse()
-                .map_err(|_| err(file, &key, format!("unknown role {s:?} (expected agent, service, compliance, customer or admin)")))?;
+            let role: Role = s.parse().map_err(|_| {
+                err(
+                    file,
+                    &key,
+                    format!(
+                        "unknown role {} (expected agent, service, compliance, customer or admin)",
+                        shown(s)
+                    ),
+                )
+            })?;
             roles.push(role);
         }
         let (consent_recorders, immediate_agent_attestation) =
@@ -384,9 +453,13 @@ fn parse_consent_recording(
     }
     let mut recorders = Vec::new();
     if let Some(v) = t.get("consent_recorders") {
-        let list = v
-            .as_array()
-            .ok_or_else(|| err(file, &rkey, "must be a list of roles"))?;
+        let list = v.as_array().ok_or_else(|| {
+            err(
+                file,
+                &rkey,
+                format!("must be a list of roles, not {}", shown_value(v)),
+            )
+        })?;
         for r in list {
             let s = string(file, &rkey, r)?;
             let role = s
@@ -398,8 +471,9 @@ fn parse_consent_recording(
                         file,
                         &rkey,
                         format!(
-                            "{s:?} may not record consent (expected agent or compliance; \
-                             the customer always may)"
+                            "{} may not record consent (expected agent or compliance; \
+                             the customer always may)",
+                            shown(s)
                         ),
                     )
                 })?;
@@ -410,9 +484,13 @@ fn parse_consent_recording(
     }
     let immediate = match t.get("immediate_agent_attestation") {
         None => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| err(file, &fkey, "must be true or false"))?,
+        Some(v) => v.as_bool().ok_or_else(|| {
+            err(
+                file,
+                &fkey,
+                format!("must be true or false, not {}", shown_value(v)),
+            )
+        })?,
     };
     if immediate && !recorders.contains(&Role::Agent) {
         return Err(err(
@@ -425,174 +503,4 @@ fn parse_consent_recording(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn channels_with(extra: &str) -> String {
-        format!(
-            "[channels.email]\nkind = \"email\"\nintegration = \"consent\"\ncontact_retention = \"730d\"\n{extra}\n\
-             [channels.email.interactions]\ncontact_request = \"90d\"\ncomplaint = \"730d\"\nfeedback = \"365d\"\ntranscript = \"30d\"\n"
-        )
-    }
-
-    fn check_channels(text: &str) -> Result<Policies, PolicyError> {
-        parse("channels.toml", text, "purposes.toml", SHIPPED_PURPOSES)
-    }
-
-    #[test]
-    fn the_shipped_policies_load_with_eight_consent_channels() {
-        let p = load_shipped().expect("shipped policies are valid");
-        assert_eq!(p.channels.len(), 8);
-        assert!(p
-            .channels
-            .values()
-            .all(|c| c.integration == Integration::Consent));
-        for name in REQUIRED_PURPOSES {
-            assert!(p.purpose(name).is_some(), "{name}");
-        }
-    }
-
-    #[test]
-    fn an_unknown_integration_mode_names_file_key_and_reason() {
-        let text =
-            channels_with("").replace("integration = \"consent\"", "integration = \"sometimes\"");
-        let e = check_channels(&text).unwrap_err();
-        assert_eq!(e.file, "channels.toml");
-        assert_eq!(e.key, "channels.email.integration");
-        assert!(e.reason.contains("unknown integration mode"));
-    }
-
-    #[test]
-    fn an_unknown_kind_is_rejected() {
-        let text = channels_with("").replace("kind = \"email\"", "kind = \"pigeon\"");
-        assert_eq!(
-            check_channels(&text).unwrap_err().key,
-            "channels.email.kind"
-        );
-    }
-
-    #[test]
-    fn a_duration_that_does_not_parse_is_rejected() {
-        let text = channels_with("").replace("\"730d\"\n", "\"forever\"\n");
-        let e = check_channels(&text).unwrap_err();
-        assert_eq!(e.key, "channels.email.contact_retention");
-        assert!(e.reason.contains("forever"));
-    }
-
-    #[test]
-    fn an_unknown_key_is_rejected() {
-        let e = check_channels(&channels_with("colour = \"red\"")).unwrap_err();
-        assert_eq!(e.key, "channels.email.colour");
-    }
-
-    #[test]
-    fn an_unknown_role_is_rejected() {
-        let text = SHIPPED_PURPOSES.replace(
-            "roles = [\"agent\", \"service\"]",
-            "roles = [\"agent\", \"janitor\"]",
-        );
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert!(e.key.ends_with(".roles"), "{e}");
-        assert!(e.reason.contains("janitor"));
-    }
-
-    #[test]
-    fn a_missing_required_purpose_is_rejected() {
-        let text = SHIPPED_PURPOSES.replace("[purposes.dsr]", "[purposes.other]");
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert_eq!(e.key, "purposes.dsr");
-    }
-
-    #[test]
-    fn cross_channel_and_marketing_must_rest_on_consent() {
-        let text = SHIPPED_PURPOSES.replacen(
-            "[purposes.cross_channel]\nlawful_basis = \"consent\"\nmax_age = \"365d\"",
-            "[purposes.cross_channel]\nlawful_basis = \"contract\"",
-            1,
-        );
-        assert_ne!(text, SHIPPED_PURPOSES);
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert_eq!(e.key, "purposes.cross_channel.lawful_basis");
-    }
-
-    fn purposes_with(cross_channel_extra: &str) -> Result<Policies, PolicyError> {
-        let text = SHIPPED_PURPOSES.replacen(
-            "[purposes.cross_channel]\n",
-            &format!("[purposes.cross_channel]\n{cross_channel_extra}\n"),
-            1,
-        );
-        let text = text.replacen(
-            "consent_recorders = [\"agent\", \"compliance\"]\nimmediate_agent_attestation = false\n",
-            "",
-            1,
-        );
-        parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text)
-    }
-
-    #[test]
-    fn the_shipped_policies_let_agents_and_compliance_record_consent_with_confirmation() {
-        let p = load_shipped().expect("policies");
-        for name in CONSENT_PURPOSES {
-            let (_, purpose) = p.purpose(name).expect("purpose");
-            assert_eq!(
-                purpose.consent_recorders,
-                [Role::Agent, Role::Compliance],
-                "{name}"
-            );
-            assert!(!purpose.immediate_agent_attestation, "{name}");
-        }
-    }
-
-    #[test]
-    fn without_consent_recorders_only_the_customer_records() {
-        let p = purposes_with("").expect("valid");
-        let (_, purpose) = p.purpose("cross_channel").expect("purpose");
-        assert!(purpose.consent_recorders.is_empty());
-        assert!(!purpose.immediate_agent_attestation);
-    }
-
-    #[test]
-    fn a_service_customer_or_admin_cannot_be_a_consent_recorder() {
-        for role in ["service", "customer", "admin", "janitor"] {
-            let e = purposes_with(&format!("consent_recorders = [\"{role}\"]")).unwrap_err();
-            assert_eq!(e.key, "purposes.cross_channel.consent_recorders", "{e}");
-            assert!(e.reason.contains(role), "{e}");
-        }
-    }
-
-    #[test]
-    fn immediate_attestation_needs_agents_among_the_recorders_and_a_boolean() {
-        let e = purposes_with("immediate_agent_attestation = true").unwrap_err();
-        assert_eq!(e.key, "purposes.cross_channel.immediate_agent_attestation");
-        let e =
-            purposes_with("consent_recorders = [\"agent\"]\nimmediate_agent_attestation = \"yes\"")
-                .unwrap_err();
-        assert!(e.reason.contains("true or false"), "{e}");
-        let p =
-            purposes_with("consent_recorders = [\"agent\"]\nimmediate_agent_attestation = true")
-                .expect("valid");
-        assert!(
-            p.purpose("cross_channel")
-                .expect("purpose")
-                .1
-                .immediate_agent_attestation
-        );
-    }
-
-    #[test]
-    fn a_purpose_not_resting_on_consent_records_none() {
-        let text = SHIPPED_PURPOSES.replacen(
-            "[purposes.support]\n",
-            "[purposes.support]\nconsent_recorders = [\"agent\"]\n",
-            1,
-        );
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert_eq!(e.key, "purposes.support.consent_recorders");
-    }
-
-    #[test]
-    fn bad_toml_syntax_is_reported() {
-        let e = check_channels("[channels.email\n").unwrap_err();
-        assert_eq!(e.key, "(syntax)");
-    }
-}
+mod tests;
