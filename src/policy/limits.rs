@@ -86,6 +86,67 @@ fn positive(file: &str, key: &str, v: Option<&Value>) -> Result<NonZeroU32, Poli
         })
 }
 
+/// `[rate_limits.<action>]`: a token bucket per role.
+fn parse_rates(
+    file: &str,
+    v: &Value,
+) -> Result<HashMap<(LimitedAction, Role), RateLimit>, PolicyError> {
+    let mut rates = HashMap::new();
+    let t = v
+        .as_table()
+        .ok_or_else(|| err(file, "rate_limits", "must be a table"))?;
+    for (name, v) in t {
+        let prefix = format!("rate_limits.{name}");
+        let action = LimitedAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .ok_or_else(|| {
+                err(
+                    file,
+                    &prefix,
+                    format!("unknown action {} (expected lookup or reveal)", shown(name)),
+                )
+            })?;
+        let roles = v
+            .as_table()
+            .ok_or_else(|| err(file, &prefix, "must be a table of roles"))?;
+        for (role_name, v) in roles {
+            let key = format!("{prefix}.{role_name}");
+            let role: Role = role_name.parse().map_err(|_| {
+                err(
+                    file,
+                    &key,
+                    format!(
+                        "unknown role {} (expected agent, service, compliance, customer or admin)",
+                        shown(role_name)
+                    ),
+                )
+            })?;
+            let t = v.as_table().ok_or_else(|| {
+                err(
+                    file,
+                    &key,
+                    "must be a table like { per_minute = 60, burst = 20 }",
+                )
+            })?;
+            if let Some(k) = t
+                .keys()
+                .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
+            {
+                return Err(err(
+                    file,
+                    format!("{key}.{k}"),
+                    "unknown key (expected per_minute, burst)",
+                ));
+            }
+            let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
+            let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
+            rates.insert((action, role), RateLimit { per_minute, burst });
+        }
+    }
+    Ok(rates)
+}
+
 /// Parses and validates the text of `limits.toml`.
 pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
     let root: Table = text
@@ -101,61 +162,10 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
             "unknown key (expected rate_limits or tokens)",
         ));
     }
-    let mut rates = HashMap::new();
-    if let Some(v) = root.get("rate_limits") {
-        let t = v
-            .as_table()
-            .ok_or_else(|| err(file, "rate_limits", "must be a table"))?;
-        for (name, v) in t {
-            let prefix = format!("rate_limits.{name}");
-            let action = LimitedAction::ALL
-                .into_iter()
-                .find(|a| a.as_str() == name)
-                .ok_or_else(|| {
-                    err(
-                        file,
-                        &prefix,
-                        format!("unknown action {} (expected lookup or reveal)", shown(name)),
-                    )
-                })?;
-            let roles = v
-                .as_table()
-                .ok_or_else(|| err(file, &prefix, "must be a table of roles"))?;
-            for (role_name, v) in roles {
-                let key = format!("{prefix}.{role_name}");
-                let role: Role = role_name.parse().map_err(|_| {
-                    err(
-                        file,
-                        &key,
-                        format!(
-                            "unknown role {} (expected agent, service, compliance, customer or admin)",
-                            shown(role_name)
-                        ),
-                    )
-                })?;
-                let t = v.as_table().ok_or_else(|| {
-                    err(
-                        file,
-                        &key,
-                        "must be a table like { per_minute = 60, burst = 20 }",
-                    )
-                })?;
-                if let Some(k) = t
-                    .keys()
-                    .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
-                {
-                    return Err(err(
-                        file,
-                        format!("{key}.{k}"),
-                        "unknown key (expected per_minute, burst)",
-                    ));
-                }
-                let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
-                let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
-                rates.insert((action, role), RateLimit { per_minute, burst });
-            }
-        }
-    }
+    let rates = match root.get("rate_limits") {
+        Some(v) => parse_rates(file, v)?,
+        None => HashMap::new(),
+    };
     let tokens = root
         .get("tokens")
         .ok_or_else(|| err(file, "tokens", "is required"))?

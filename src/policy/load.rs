@@ -4,12 +4,18 @@
 //! wrong, the value (quoted and cut at 40 characters), because an operator
 //! reads it at start-up (or from `arkku policy check`) and must fix it quickly.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path};
 
 use toml::{Table, Value};
 
 use super::model::*;
 use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
+
+mod fields;
+
+pub use fields::parse_duration;
+use fields::{one_of, only_keys, required, string, table, top_table};
+pub(super) use fields::{shown, shown_value};
 
 /// The policies shipped in `policies/`, compiled in so the binary runs
 /// anywhere; an operator's directory replaces them.
@@ -86,113 +92,13 @@ pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Polic
     })
 }
 
-/// Longest part of an offending value an error repeats, in characters.
-const SHOWN_CHARS: usize = 40;
-
-/// An offending string as an error shows it: quoted, cut at 40 characters.
-pub(super) fn shown(s: &str) -> String {
-    cut(s, true)
-}
-
-/// An offending TOML value as an error shows it: a string quoted, anything
-/// else as written in TOML; cut at 40 characters.
-pub(super) fn shown_value(v: &Value) -> String {
-    v.as_str().map_or_else(|| cut(&v.to_string(), false), shown)
-}
-
-fn cut(s: &str, quote: bool) -> String {
-    let head: String = s.chars().take(SHOWN_CHARS).collect();
-    let more = if head.len() < s.len() { "…" } else { "" };
-    if quote {
-        format!("{head:?}{more}")
-    } else {
-        format!("{head}{more}")
-    }
-}
-
-fn table<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a Table, PolicyError> {
-    v.as_table().ok_or_else(|| {
-        err(
-            file,
-            key,
-            format!("must be a table, not {}", shown_value(v)),
-        )
-    })
-}
-
-fn string<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a str, PolicyError> {
-    v.as_str().ok_or_else(|| {
-        err(
-            file,
-            key,
-            format!("must be a string, not {}", shown_value(v)),
-        )
-    })
-}
-
-fn only_keys(file: &str, prefix: &str, t: &Table, allowed: &[&str]) -> Result<(), PolicyError> {
-    for k in t.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(err(
-                file,
-                format!("{prefix}.{k}"),
-                format!("unknown key (expected one of: {})", allowed.join(", ")),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn required<'a>(
-    file: &str,
-    prefix: &str,
-    t: &'a Table,
-    key: &str,
-) -> Result<&'a Value, PolicyError> {
-    t.get(key)
-        .ok_or_else(|| err(file, format!("{prefix}.{key}"), "is required"))
-}
-
-/// Parses a retention or age such as `730d`, `12h` or `90 days`.
-pub fn parse_duration(file: &str, key: &str, v: &Value) -> Result<Duration, PolicyError> {
-    let s = string(file, key, v)?;
-    let d = humantime::parse_duration(s).map_err(|e| {
-        err(
-            file,
-            key,
-            format!(
-                "{} is not a duration like \"730d\" or \"12h\" ({e})",
-                shown(s)
-            ),
-        )
-    })?;
-    if d.is_zero() {
-        return Err(err(file, key, "must be longer than zero"));
-    }
-    Ok(d)
-}
-
 fn parse_channels(
     file: &str,
     text: &str,
 ) -> Result<BTreeMap<ChannelId, ChannelPolicy>, PolicyError> {
-    let root: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
-    only_keys(file, "", &root, &["channels"]).map_err(|mut e| {
-        e.key = e.key.trim_start_matches('.').to_owned();
-        e
-    })?;
-    let channels = table(
-        file,
-        "channels",
-        required(file, "", &root, "channels").map_err(|mut e| {
-            e.key = "channels".into();
-            e
-        })?,
-    )?;
+    let channels = top_table(file, text, "channels")?;
     let mut out = BTreeMap::new();
-    for (name, v) in channels {
+    for (name, v) in &channels {
         let prefix = format!("channels.{name}");
         let id = ChannelId::parse(name).map_err(|e| {
             err(
@@ -201,85 +107,7 @@ fn parse_channels(
                 format!("bad channel name {}: {e}", shown(name)),
             )
         })?;
-        let t = table(file, &prefix, v)?;
-        only_keys(
-            file,
-            &prefix,
-            t,
-            &[
-                "kind",
-                "integration",
-                "mask",
-                "contact_retention",
-                "interactions",
-            ],
-        )?;
-        let key = format!("{prefix}.kind");
-        let kind = string(file, &key, required(file, &prefix, t, "kind")?)?;
-        let kind: ChannelKind = kind.parse().map_err(|_| {
-            err(
-                file,
-                &key,
-                format!(
-                    "unknown kind {} (expected email, phone, handle or text)",
-                    shown(kind)
-                ),
-            )
-        })?;
-        let key = format!("{prefix}.integration");
-        let integration = match string(file, &key, required(file, &prefix, t, "integration")?)? {
-            "always" => Integration::Always,
-            "consent" => Integration::Consent,
-            "never" => Integration::Never,
-            other => {
-                return Err(err(
-                    file,
-                    key,
-                    format!(
-                        "unknown integration mode {} (expected always, consent or never)",
-                        shown(other)
-                    ),
-                ))
-            }
-        };
-        let key = format!("{prefix}.mask");
-        let mask = match t.get("mask").map(|v| string(file, &key, v)).transpose()? {
-            None | Some("default") => MaskMode::Default,
-            Some("always") => MaskMode::Always,
-            Some("never") => MaskMode::Never,
-            Some(other) => {
-                return Err(err(
-                    file,
-                    key,
-                    format!(
-                        "unknown mask mode {} (expected default, always or never)",
-                        shown(other)
-                    ),
-                ))
-            }
-        };
-        let key = format!("{prefix}.contact_retention");
-        let contact_retention =
-            parse_duration(file, &key, required(file, &prefix, t, "contact_retention")?)?;
-        let mut interaction_retention = BTreeMap::new();
-        let ikey = format!("{prefix}.interactions");
-        let itable = table(file, &ikey, required(file, &prefix, t, "interactions")?)?;
-        only_keys(file, &ikey, itable, &INTERACTION_KINDS)?;
-        for kind in INTERACTION_KINDS {
-            let key = format!("{ikey}.{kind}");
-            let v = required(file, &ikey, itable, kind)?;
-            interaction_retention.insert(kind.to_owned(), parse_duration(file, &key, v)?);
-        }
-        out.insert(
-            id,
-            ChannelPolicy {
-                kind,
-                integration,
-                mask,
-                contact_retention,
-                interaction_retention,
-            },
-        );
+        out.insert(id, parse_channel(file, &prefix, table(file, &prefix, v)?)?);
     }
     if out.is_empty() {
         return Err(err(file, "channels", "defines no channel"));
@@ -287,21 +115,84 @@ fn parse_channels(
     Ok(out)
 }
 
-fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePolicy>, PolicyError> {
-    let root: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
-    if let Some(k) = root.keys().find(|k| k.as_str() != "purposes") {
-        return Err(err(file, k.as_str(), "unknown key (expected purposes)"));
-    }
-    let purposes = table(
+/// One `[channels.<name>]` table.
+fn parse_channel(file: &str, prefix: &str, t: &Table) -> Result<ChannelPolicy, PolicyError> {
+    only_keys(
         file,
-        "purposes",
-        root.get("purposes")
-            .ok_or_else(|| err(file, "purposes", "is required"))?,
+        prefix,
+        t,
+        &[
+            "kind",
+            "integration",
+            "mask",
+            "contact_retention",
+            "interactions",
+        ],
     )?;
+    let key = format!("{prefix}.kind");
+    let kind = string(file, &key, required(file, prefix, t, "kind")?)?;
+    let kind: ChannelKind = kind.parse().map_err(|_| {
+        err(
+            file,
+            &key,
+            format!(
+                "unknown kind {} (expected email, phone, handle or text)",
+                shown(kind)
+            ),
+        )
+    })?;
+    let key = format!("{prefix}.integration");
+    let integration = one_of(
+        file,
+        &key,
+        "integration mode",
+        string(file, &key, required(file, prefix, t, "integration")?)?,
+        &[
+            ("always", Integration::Always),
+            ("consent", Integration::Consent),
+            ("never", Integration::Never),
+        ],
+    )?;
+    let key = format!("{prefix}.mask");
+    let mask = match t.get("mask") {
+        None => MaskMode::Default,
+        Some(v) => one_of(
+            file,
+            &key,
+            "mask mode",
+            string(file, &key, v)?,
+            &[
+                ("default", MaskMode::Default),
+                ("always", MaskMode::Always),
+                ("never", MaskMode::Never),
+            ],
+        )?,
+    };
+    let key = format!("{prefix}.contact_retention");
+    let contact_retention =
+        parse_duration(file, &key, required(file, prefix, t, "contact_retention")?)?;
+    let mut interaction_retention = BTreeMap::new();
+    let ikey = format!("{prefix}.interactions");
+    let itable = table(file, &ikey, required(file, prefix, t, "interactions")?)?;
+    only_keys(file, &ikey, itable, &INTERACTION_KINDS)?;
+    for kind in INTERACTION_KINDS {
+        let key = format!("{ikey}.{kind}");
+        let v = required(file, &ikey, itable, kind)?;
+        interaction_retention.insert(kind.to_owned(), parse_duration(file, &key, v)?);
+    }
+    Ok(ChannelPolicy {
+        kind,
+        integration,
+        mask,
+        contact_retention,
+        interaction_retention,
+    })
+}
+
+fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePolicy>, PolicyError> {
+    let purposes = top_table(file, text, "purposes")?;
     let mut out = BTreeMap::new();
-    for (name, v) in purposes {
+    for (name, v) in &purposes {
         let prefix = format!("purposes.{name}");
         let id = Purpose::parse(name).map_err(|e| {
             err(
@@ -311,92 +202,7 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
             )
         })?;
         let t = table(file, &prefix, v)?;
-        only_keys(
-            file,
-            &prefix,
-            t,
-            &[
-                "lawful_basis",
-                "max_age",
-                "roles",
-                "consent_recorders",
-                "immediate_agent_attestation",
-                "description",
-            ],
-        )?;
-        let key = format!("{prefix}.lawful_basis");
-        let lawful_basis = match string(file, &key, required(file, &prefix, t, "lawful_basis")?)? {
-            "consent" => LawfulBasis::Consent,
-            "contract" => LawfulBasis::Contract,
-            "legal_obligation" => LawfulBasis::LegalObligation,
-            "vital_interests" => LawfulBasis::VitalInterests,
-            "public_task" => LawfulBasis::PublicTask,
-            "legitimate_interests" => LawfulBasis::LegitimateInterests,
-            other => return Err(err(
-                file,
-                key,
-                format!("unknown lawful basis {} (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)", shown(other)),
-            )),
-        };
-        // Reported here, before the keys that only consent-based purposes
-        // may carry, so the operator is told the cause rather than a symptom.
-        if CONSENT_PURPOSES.contains(&name.as_str()) && lawful_basis != LawfulBasis::Consent {
-            return Err(err(
-                file,
-                key,
-                "must be \"consent\": the integration rule asks the customer's consent for it",
-            ));
-        }
-        let key = format!("{prefix}.max_age");
-        let max_age = t
-            .get("max_age")
-            .map(|v| parse_duration(file, &key, v))
-            .transpose()?;
-        if max_age.is_some() && lawful_basis != LawfulBasis::Consent {
-            return Err(err(file, key, "only consent-based purposes can lapse"));
-        }
-        let key = format!("{prefix}.roles");
-        let v = required(file, &prefix, t, "roles")?;
-        let list = v.as_array().ok_or_else(|| {
-            err(
-                file,
-                &key,
-                format!("must be a list of roles, not {}", shown_value(v)),
-            )
-        })?;
-        let mut roles = Vec::new();
-        for r in list {
-            let s = string(file, &key, r)?;
-            let role: Role = s.parse().map_err(|_| {
-                err(
-                    file,
-                    &key,
-                    format!(
-                        "unknown role {} (expected agent, service, compliance, customer or admin)",
-                        shown(s)
-                    ),
-                )
-            })?;
-            roles.push(role);
-        }
-        let (consent_recorders, immediate_agent_attestation) =
-            parse_consent_recording(file, &prefix, t, lawful_basis)?;
-        let key = format!("{prefix}.description");
-        let description = t
-            .get("description")
-            .map(|v| string(file, &key, v).map(str::to_owned))
-            .transpose()?;
-        out.insert(
-            id,
-            PurposePolicy {
-                lawful_basis,
-                max_age,
-                roles,
-                consent_recorders,
-                immediate_agent_attestation,
-                description,
-            },
-        );
+        out.insert(id, parse_purpose(file, name, &prefix, t)?);
     }
     for p in REQUIRED_PURPOSES {
         let id = Purpose::parse(p).map_err(|e| err(file, p, e.to_string()))?;
@@ -418,6 +224,103 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
         }
     }
     Ok(out)
+}
+
+/// One `[purposes.<name>]` table.
+fn parse_purpose(
+    file: &str,
+    name: &str,
+    prefix: &str,
+    t: &Table,
+) -> Result<PurposePolicy, PolicyError> {
+    only_keys(
+        file,
+        prefix,
+        t,
+        &[
+            "lawful_basis",
+            "max_age",
+            "roles",
+            "consent_recorders",
+            "immediate_agent_attestation",
+            "description",
+        ],
+    )?;
+    let key = format!("{prefix}.lawful_basis");
+    let lawful_basis = one_of(
+        file,
+        &key,
+        "lawful basis",
+        string(file, &key, required(file, prefix, t, "lawful_basis")?)?,
+        &[
+            ("consent", LawfulBasis::Consent),
+            ("contract", LawfulBasis::Contract),
+            ("legal_obligation", LawfulBasis::LegalObligation),
+            ("vital_interests", LawfulBasis::VitalInterests),
+            ("public_task", LawfulBasis::PublicTask),
+            ("legitimate_interests", LawfulBasis::LegitimateInterests),
+        ],
+    )?;
+    // Reported here, before the keys that only consent-based purposes
+    // may carry, so the operator is told the cause rather than a symptom.
+    if CONSENT_PURPOSES.contains(&name) && lawful_basis != LawfulBasis::Consent {
+        return Err(err(
+            file,
+            key,
+            "must be \"consent\": the integration rule asks the customer's consent for it",
+        ));
+    }
+    let key = format!("{prefix}.max_age");
+    let max_age = t
+        .get("max_age")
+        .map(|v| parse_duration(file, &key, v))
+        .transpose()?;
+    if max_age.is_some() && lawful_basis != LawfulBasis::Consent {
+        return Err(err(file, key, "only consent-based purposes can lapse"));
+    }
+    let key = format!("{prefix}.roles");
+    let roles = role_list(file, &key, required(file, prefix, t, "roles")?)?;
+    let (consent_recorders, immediate_agent_attestation) =
+        parse_consent_recording(file, prefix, t, lawful_basis)?;
+    let key = format!("{prefix}.description");
+    let description = t
+        .get("description")
+        .map(|v| string(file, &key, v).map(str::to_owned))
+        .transpose()?;
+    Ok(PurposePolicy {
+        lawful_basis,
+        max_age,
+        roles,
+        consent_recorders,
+        immediate_agent_attestation,
+        description,
+    })
+}
+
+/// A list of role names such as `["agent", "service"]`.
+fn role_list(file: &str, key: &str, v: &Value) -> Result<Vec<Role>, PolicyError> {
+    let list = v.as_array().ok_or_else(|| {
+        err(
+            file,
+            key,
+            format!("must be a list of roles, not {}", shown_value(v)),
+        )
+    })?;
+    list.iter()
+        .map(|r| {
+            let s = string(file, key, r)?;
+            s.parse().map_err(|_| {
+                err(
+                    file,
+                    key,
+                    format!(
+                        "unknown role {} (expected agent, service, compliance, customer or admin)",
+                        shown(s)
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The staff roles that may record a customer's consent: an agent the
