@@ -87,11 +87,16 @@ impl Clock {
     /// set: in a release build that it is ignored, in a debug build that
     /// time comes from a file.
     pub fn from_env() -> Self {
-        let Some(path) = std::env::var_os(TEST_CLOCK_ENV).filter(|p| !p.is_empty()) else {
+        Clock::from_var(std::env::var_os(TEST_CLOCK_ENV), cfg!(debug_assertions))
+    }
+
+    /// [`Clock::from_env`] for a value of the variable, honoured or not.
+    fn from_var(value: Option<std::ffi::OsString>, honour: bool) -> Self {
+        let Some(path) = value.filter(|p| !p.is_empty()) else {
             return Clock::system();
         };
         let path = PathBuf::from(path);
-        if cfg!(debug_assertions) {
+        if honour {
             tracing::warn!(
                 file = %path.display(),
                 "{TEST_CLOCK_ENV} is set: this debug build reads the time from a test clock file"
@@ -180,6 +185,15 @@ mod tests {
         for t in [TestTime::Offset(-5), TestTime::Offset(7), TestTime::At(at)] {
             assert_eq!(TestTime::parse(&t.to_file_text()), Some(t));
         }
+    }
+
+    #[test]
+    fn only_a_build_that_honours_the_variable_runs_on_a_test_clock() {
+        let file = Some(std::ffi::OsString::from("/tmp/arkku-test-clock"));
+        assert!(Clock::from_var(file.clone(), true).is_test());
+        assert!(!Clock::from_var(file, false).is_test(), "release: ignored");
+        assert!(!Clock::from_var(None, true).is_test());
+        assert!(!Clock::from_var(Some("".into()), true).is_test());
     }
 
     #[test]
