@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     clock::Clock,
     crypto::SecretKey,
-    domain::{ChannelId, Role},
+    domain::{ChannelId, Purpose, Role},
 };
 
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -29,15 +29,7 @@ pub const LEEWAY_SECS: u64 = 5;
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// A verified caller.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub sub: String,
-    pub role: Role,
-    pub purposes: Vec<String>,
-    pub channel: Option<ChannelId>,
-    pub client: Option<String>,
-}
+pub use crate::domain::Actor;
 
 /// Why a token was refused. Only logged at debug level; the client sees 401.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +50,31 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet (nbf)")]
     NotYetValid,
+}
+
+impl TokenError {
+    /// Whether the token was refused only because its time is up (or not
+    /// yet come): the one cause a caller can fix by getting a new token.
+    pub fn is_expired(&self) -> bool {
+        use jsonwebtoken::errors::ErrorKind;
+        matches!(self, TokenError::Jwt(e) if matches!(e.kind(), ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature))
+    }
+
+    /// Whether the token is not a well-formed JWT at all.
+    pub fn is_malformed(&self) -> bool {
+        use jsonwebtoken::errors::ErrorKind;
+        match self {
+            TokenError::TooLong => true,
+            TokenError::Jwt(e) => matches!(
+                e.kind(),
+                ErrorKind::InvalidToken
+                    | ErrorKind::Base64(_)
+                    | ErrorKind::Json(_)
+                    | ErrorKind::Utf8(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -155,16 +172,24 @@ impl TokenVerifier {
         if c.sub.is_empty() || c.sub.len() > 256 {
             return Err(TokenError::Claim("sub"));
         }
-        if role == Role::Customer && uuid::Uuid::parse_str(&c.sub).is_err() {
-            return Err(TokenError::Claim("sub"));
-        }
+        let customer = match role {
+            Role::Customer => {
+                Some(uuid::Uuid::parse_str(&c.sub).map_err(|_| TokenError::Claim("sub"))?)
+            }
+            _ => None,
+        };
         let channel = c
             .channel
             .map(|ch| ChannelId::parse(&ch).map_err(|_| TokenError::Claim("channel")))
             .transpose()?;
-        if c.purposes.len() > 32 || c.purposes.iter().any(|p| p.len() > 64) {
+        if c.purposes.len() > 32 {
             return Err(TokenError::Claim("purposes"));
         }
+        let purposes = c
+            .purposes
+            .iter()
+            .map(|p| Purpose::parse(p).map_err(|_| TokenError::Claim("purposes")))
+            .collect::<Result<Vec<_>, _>>()?;
         let client = c
             .client
             .filter(|s| !s.is_empty())
@@ -172,9 +197,10 @@ impl TokenVerifier {
         Ok(Actor {
             sub: c.sub,
             role,
-            purposes: c.purposes,
+            purposes,
             channel,
             client,
+            customer,
         })
     }
 }

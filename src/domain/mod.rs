@@ -10,12 +10,14 @@
 //! it only depends on `phonenumber`, `unicode-properties`, `time`, `serde` and `thiserror`, which
 //! keeps the rules for names, normalisation, masking and time formats easy to test in isolation.
 
+mod actor;
 mod channel;
 mod contact;
 mod names;
 mod text;
 pub mod time;
 
+pub use actor::Actor;
 pub use channel::{ChannelKind, ChannelKindError};
 pub use contact::{mask, normalise, ContactError, NormalisedValue, Region};
 pub use names::{ChannelId, NameError, Purpose, Role, RoleError, PROFILE_DOMAIN};

@@ -2,7 +2,7 @@
 //! with cursor pagination, and chain verification. Compliance role only.
 //! Reading the log is not itself logged: entries hold no contact data.
 
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -23,10 +23,10 @@ use crate::{
     token::Actor,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/audit", get(list))
-        .route("/v1/audit/verify", get(verify_chain))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list))
+        .routes(utoipa_axum::routes!(verify_chain))
 }
 
 /// Most entries per page.
@@ -34,20 +34,26 @@ const MAX_LIMIT: i64 = 1000;
 
 /// Filters of `GET /v1/audit`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Entries about this customer.
     pub customer_id: Option<Uuid>,
     /// The actor's `sub`.
     pub actor: Option<String>,
     /// e.g. `customer.read`.
     pub action: Option<String>,
     /// `allow` or `deny`.
+    #[param(value_type = Option<super::openapi::AuditDecision>, inline)]
     pub decision: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -122,8 +128,15 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
 }
 
 /// `GET /v1/audit`: entries oldest first, filtered, with a cursor.
-#[utoipa::path(get, path = "/v1/audit", params(AuditQuery),
-    responses((status = 200, body = EntriesView), (status = 403, body = super::error::Problem)), security(("bearer" = [])), tag = "audit")]
+#[utoipa::path(get, path = "/v1/audit", operation_id = "listAuditEntries",
+    summary = "Read the audit log",
+    description = "Audit entries, oldest first, filtered, one page at a time (pass \
+        `next_cursor` as `cursor` for the next page). Entries hold no contact data, so \
+        reading them is not itself logged. Role: compliance.",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of entries.", body = EntriesView),
+        (status = 400, description = "`invalid_request`: a filter, `limit` or `cursor` is not valid.")),
+    security(("bearer" = [])), tag = "audit")]
 pub async fn list(
     State(s): State<AppState>,
     actor: Actor,
@@ -174,8 +187,12 @@ pub async fn list(
 }
 
 /// `GET /v1/audit/verify`: recomputes the whole chain and the stored checkpoints.
-#[utoipa::path(get, path = "/v1/audit/verify",
-    responses((status = 200, body = VerifyReport), (status = 403, body = super::error::Problem)), security(("bearer" = [])), tag = "audit")]
+#[utoipa::path(get, path = "/v1/audit/verify", operation_id = "verifyAuditChain",
+    summary = "Verify the audit chain",
+    description = "Recomputes the whole hash chain and checks the signed checkpoints. \
+        Role: compliance.",
+    responses((status = 200, description = "The verification report.", body = VerifyReport)),
+    security(("bearer" = [])), tag = "audit")]
 pub async fn verify_chain(
     State(s): State<AppState>,
     actor: Actor,

@@ -1,14 +1,14 @@
-//! Who is calling: the bearer-token extractor. Exactly one `Authorization`
-//! header is accepted. Any failure is 401
-//! `unauthenticated` with no hint of what was wrong (the cause is logged at
-//! debug level without the token).
+//! Who is calling: the bearer-token extractor, the edge where a token's
+//! claims become a typed [`Actor`]. Exactly one `Authorization` header is
+//! accepted. A failure is 401 `unauthenticated` whose detail says only
+//! whether the token was missing, malformed, expired or otherwise invalid
+//! ([`AuthFailure`]); the precise cause is logged at debug level without
+//! the token.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 use super::{error::ApiError, AppState};
-use uuid::Uuid;
-
-use crate::domain::Role;
+use crate::service::error::AuthFailure;
 pub use crate::token::Actor;
 
 impl FromRequestParts<AppState> for Actor {
@@ -18,33 +18,46 @@ impl FromRequestParts<AppState> for Actor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let refuse = |f: AuthFailure| ApiError::Unauthenticated(f);
         let mut values = parts
             .headers
             .get_all(axum::http::header::AUTHORIZATION)
             .iter();
-        let header = values
-            .next()
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthenticated)?;
+        let header = values.next().ok_or(refuse(AuthFailure::Missing))?;
         // Two credentials are ambiguous: a proxy and the backend could each
         // act on a different one. Refuse rather than pick.
         if values.next().is_some() {
             tracing::debug!("token refused: more than one Authorization header");
-            return Err(ApiError::Unauthenticated);
+            return Err(refuse(AuthFailure::Malformed));
         }
-        let (scheme, token) = header.split_once(' ').ok_or(ApiError::Unauthenticated)?;
+        let header = header
+            .to_str()
+            .map_err(|_| refuse(AuthFailure::Malformed))?;
+        let (scheme, token) = header
+            .split_once(' ')
+            .ok_or(refuse(AuthFailure::Malformed))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthenticated);
+            return Err(refuse(AuthFailure::Malformed));
         }
         state.tokens.verify(token.trim()).map_err(|e| {
             tracing::debug!(error = %e, "token refused");
-            ApiError::Unauthenticated
+            refuse(if e.is_expired() {
+                AuthFailure::Expired
+            } else if e.is_malformed() {
+                AuthFailure::Malformed
+            } else {
+                AuthFailure::Invalid
+            })
         })
     }
 }
 
-/// 403 `forbidden` unless the caller has one of `roles` (DESIGN.md §8 matrix).
-pub fn require_role(actor: &Actor, roles: &[Role]) -> Result<(), ApiError> {
+// Transitional: the role checks below move into the service operations
+// (`crate::service::Services::authorise`), which check the matrix of
+// `crate::policy::access`; they go once no handler calls them.
+
+/// 403 `forbidden` unless the caller has one of `roles`.
+pub fn require_role(actor: &Actor, roles: &[crate::domain::Role]) -> Result<(), ApiError> {
     if roles.contains(&actor.role) {
         Ok(())
     } else {
@@ -52,18 +65,12 @@ pub fn require_role(actor: &Actor, roles: &[Role]) -> Result<(), ApiError> {
     }
 }
 
-/// The customer id of a customer token (its `sub`, checked to be a UUID when
-/// the token was verified); 403 for any other role.
-pub fn own_customer_id(actor: &Actor) -> Result<Uuid, ApiError> {
-    require_role(actor, &[Role::Customer])?;
-    Uuid::parse_str(&actor.sub).map_err(|_| ApiError::Unauthenticated)
+/// The customer id of a customer token; 403 for any other role.
+pub fn own_customer_id(actor: &Actor) -> Result<uuid::Uuid, ApiError> {
+    actor.customer.ok_or(ApiError::Forbidden)
 }
 
-/// The customer a `/v1/me` request is about, for its audit entry, before
-/// anything else is checked.
-pub fn own_customer(auth: &Result<Actor, ApiError>) -> Option<Uuid> {
-    auth.as_ref()
-        .ok()
-        .filter(|a| a.role == Role::Customer)
-        .and_then(|a| Uuid::parse_str(&a.sub).ok())
+/// The customer a `/v1/me` request is about, for its audit entry.
+pub fn own_customer(auth: &Result<Actor, ApiError>) -> Option<uuid::Uuid> {
+    auth.as_ref().ok().and_then(|a| a.customer)
 }

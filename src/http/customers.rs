@@ -7,14 +7,19 @@ use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use zeroize::Zeroizing;
+
+pub use crate::service::{
+    access::require_channel_write,
+    input::{display_name, short_text},
+    load::{live_profile, require_live},
+};
 
 use super::{
     audited::{finish, AuditScope},
@@ -26,12 +31,10 @@ use super::{
 use crate::{
     audit::{Action, Effect},
     crypto::{FieldKey, SecretKey},
-    domain::{
-        mask, normalise, ChannelId, ChannelKind, ContactError, DisplayName, NormalisedValue, Role,
-    },
+    domain::{mask, normalise, ChannelId, ChannelKind, ContactError, NormalisedValue, Role},
     policy::{
-        authorise_channel_write, authorise_purpose, decide_channel, ChannelDecision, ChannelWrite,
-        Disclosure, MaskMode, PurposeDenied, PurposeGrant, Retained, WithheldReason, WriteDenied,
+        authorise_purpose, decide_channel, ChannelDecision, ChannelWrite, Disclosure, MaskMode,
+        PurposeDenied, PurposeGrant, Retained, WithheldReason, WriteDenied,
     },
     store::{
         self,
@@ -46,18 +49,14 @@ use crate::{
     },
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers", post(create))
-        .route(
-            "/v1/customers/{id}",
-            get(read).patch(patch).delete(super::dsr::erase),
-        )
-        .route("/v1/customers/{id}/contacts", post(add_contact))
-        .route(
-            "/v1/customers/{id}/contacts/{contact_id}",
-            delete(remove_contact),
-        )
+/// The customer routes. `DELETE /v1/customers/{id}` is the staff erasure of
+/// [`super::dsr::erase`], routed here with the other operations on its path.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(create))
+        .routes(utoipa_axum::routes!(read, patch, super::dsr::erase))
+        .routes(utoipa_axum::routes!(add_contact))
+        .routes(utoipa_axum::routes!(remove_contact))
 }
 
 /// Roles that may use the customer endpoints of this file.
@@ -111,9 +110,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 
 /// Query of `GET /v1/customers/{id}`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// Why the data is read (required): a purpose of purposes.toml the token lists.
+    #[param(required = true, example = "support")]
     pub purpose: Option<String>,
     /// Show values unmasked (needs `reason`; audited as `contact.reveal`).
     #[serde(default)]
@@ -124,20 +125,6 @@ pub struct ReadQuery {
 
 /// Most contact points accepted in one create request.
 const MAX_CONTACTS: usize = 64;
-
-/// A short, single-line text field: trimmed, non-empty, at most `max` characters.
-/// No control or invisible formatting characters (bidirectional overrides,
-/// zero-width characters): the rule of [`crate::domain::short_text`].
-pub(crate) fn short_text(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
-    crate::domain::short_text(v, max).map_err(|e| ApiError::InvalidRequest(format!("{name} {e}")))
-}
-
-/// A display name, or 400 `invalid_display_name` saying which rule it broke.
-fn display_name(v: &str) -> Result<Zeroizing<String>, ApiError> {
-    DisplayName::parse(v)
-        .map(|n| Zeroizing::new(n.into_string()))
-        .map_err(|e| ApiError::InvalidDisplayName(format!("display_name {e}")))
-}
 
 /// A channel named in a request; 400 `unknown_channel` if the policy has none.
 fn known_channel(s: &AppState, name: &str) -> Result<(ChannelId, ChannelKind, MaskMode), ApiError> {
@@ -196,39 +183,6 @@ pub fn grant_purpose(
     Ok(grant)
 }
 
-/// The live customer row, its contact points and consent facts, in one
-/// round trip; 404 if the customer never existed, 410 if erased.
-pub(crate) async fn live_profile(
-    s: &AppState,
-    id: Uuid,
-) -> Result<store::customers::Profile, ApiError> {
-    let profile = store::customers::profile(&s.db, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if profile.customer.erased_at.is_some() {
-        return Err(ApiError::CustomerErased);
-    }
-    Ok(profile)
-}
-
-/// How a stored channel's values are masked; a channel since removed from
-/// the policy is treated as free text.
-pub(crate) fn channel_kind(s: &AppState, channel: &str) -> ChannelKind {
-    s.policies
-        .channel(channel)
-        .map(|(_, p)| p.kind)
-        .unwrap_or(ChannelKind::Text)
-}
-
-/// 404 if the customer never existed, 410 if erased.
-pub(crate) async fn require_live(s: &AppState, id: Uuid) -> Result<(), ApiError> {
-    match store::customers::state(&s.db, id).await? {
-        None => Err(ApiError::NotFound),
-        Some(Some(_)) => Err(ApiError::CustomerErased),
-        Some(None) => Ok(()),
-    }
-}
-
 fn released_value(
     kind: ChannelKind,
     mode: MaskMode,
@@ -238,26 +192,6 @@ fn released_value(
         MaskMode::Never => (Zeroizing::new(nv.value().to_owned()), false),
         _ => (Zeroizing::new(mask(kind, nv.value())), true),
     }
-}
-
-/// Now, at the database's precision (microseconds), so a value echoed in a
-/// response equals the one a later read returns.
-pub(crate) fn now() -> OffsetDateTime {
-    store::from_micros(store::to_micros(OffsetDateTime::now_utc()))
-}
-
-/// Refuses (403, audited as deny with the rule) a write the policy does not
-/// allow on `channel`: an agent writes on its own channel only.
-pub(crate) fn require_channel_write(
-    actor: &Actor,
-    channel: &ChannelId,
-    write: ChannelWrite,
-    scope: &mut AuditScope,
-) -> Result<(), ApiError> {
-    authorise_channel_write(actor.role, actor.channel.as_ref(), channel, write).map_err(|d| {
-        scope.detail("rule", d.as_str());
-        ApiError::WriteRefused(d.explain())
-    })
 }
 
 /// Whether the caller may see `channel` of customer `id` under the
@@ -302,10 +236,16 @@ pub struct AcceptedContact {
 
 /// `POST /v1/customers` (DESIGN.md §8). The 201 response describes what the
 /// caller just wrote, masked: it releases nothing the caller did not send.
-#[utoipa::path(post, path = "/v1/customers", request_body = CreateCustomer,
-    responses((status = 201, body = ProfileView),
-        (status = 400, description = "invalid_request, invalid_email, invalid_phone, unknown_channel, or invalid_display_name: the display name is empty, longer than 200 characters, or holds a control character or an invisible formatting character (a bidirectional override or isolate, a zero-width character, a byte-order mark)", body = super::error::Problem),
-        (status = 409, body = super::error::Problem)),
+#[utoipa::path(post, path = "/v1/customers", operation_id = "createCustomer",
+    summary = "Create a customer",
+    description = "Creates a customer with an optional profile and contact points. Roles: \
+        service, agent. The 201 answer describes what the caller just wrote, masked: it \
+        releases nothing the caller did not send.",
+    request_body = CreateCustomer,
+    responses((status = 201, description = "The new customer, values masked.", body = ProfileView),
+        (status = 400, description = "`invalid_request`, `invalid_email`, `invalid_phone`, `unknown_channel`, or `invalid_display_name`: the display name is empty, longer than 200 characters, or holds a control character or an invisible formatting character (a bidirectional override or isolate, a zero-width character, a byte-order mark)."),
+        (status = 403, description = "`forbidden`: the role may not create customers, or an agent adds a contact point on another channel than its own."),
+        (status = 409, description = "`contact_exists`: the request holds the same value twice on one channel.")),
     security(("bearer" = [])), tag = "customers")]
 pub async fn create(
     State(s): State<AppState>,
@@ -458,8 +398,19 @@ async fn create_inner(
 
 /// `GET /v1/customers/{id}` (DESIGN.md §5, §8): the profile filtered by the
 /// integration rule; values masked unless `reveal=true` with a `reason`.
-#[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = Uuid, Path), ReadQuery),
-    responses((status = 200, body = ProfileView), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem), (status = 429, body = super::error::Problem)),
+#[utoipa::path(get, path = "/v1/customers/{id}", operation_id = "readCustomer",
+    summary = "Read a customer's profile",
+    description = "The profile filtered by the integration rule: each channel's contact \
+        points are shown only when the purpose, the customer's consent and the retention \
+        rules allow it; the others are listed under `withheld` with the reason. Values are \
+        masked unless `reveal=true` with a `reason` (audited as `contact.reveal`, rate-limited \
+        per caller). Roles: agent, service.",
+    params(("id" = Uuid, Path, description = "The customer's id."), ReadQuery),
+    responses((status = 200, description = "The profile as the caller may see it.", body = ProfileView),
+        (status = 400, description = "`invalid_request` (no `purpose`, or `reveal` without `reason`) or `unknown_purpose`."),
+        (status = 403, description = "`forbidden` or `purpose_not_allowed`: the role, or the token's purposes, do not allow this read."),
+        (status = 410, description = "`customer_erased`: the customer has been erased."),
+        (status = 429, description = "`rate_limited`: too many reveals by this caller.")),
     security(("bearer" = [])), tag = "customers")]
 pub async fn read(
     State(s): State<AppState>,
@@ -554,10 +505,16 @@ async fn read_inner(
 }
 
 /// `PATCH /v1/customers/{id}`: display name and preferred channel; 204.
-#[utoipa::path(patch, path = "/v1/customers/{id}", params(("id" = Uuid, Path)), request_body = PatchCustomer,
-    responses((status = 204),
-        (status = 400, description = "invalid_request, unknown_channel, or invalid_display_name (as for create)", body = super::error::Problem),
-        (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+#[utoipa::path(patch, path = "/v1/customers/{id}", operation_id = "updateCustomer",
+    summary = "Update a customer's profile",
+    description = "Sets or clears (`null`) the display name and the preferred channel; an \
+        absent field is left alone. Roles: service, agent.",
+    params(("id" = Uuid, Path, description = "The customer's id.")),
+    request_body = PatchCustomer,
+    responses((status = 204, description = "Updated."),
+        (status = 400, description = "`invalid_request`, `unknown_channel`, or `invalid_display_name` (as for create)."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "customers")]
 pub async fn patch(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -643,8 +600,22 @@ async fn patch_inner(
 /// code must not confirm a guessed value on a channel the caller cannot see.
 /// Both outcomes take the same path (one commit with the audit entry, which
 /// records the real outcome in its detail).
-#[utoipa::path(post, path = "/v1/customers/{id}/contacts", params(("id" = Uuid, Path)), request_body = NewContactBody,
-    responses((status = 201, body = ContactView), (status = 202, body = AcceptedContact), (status = 403, body = super::error::Problem), (status = 409, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+#[utoipa::path(post, path = "/v1/customers/{id}/contacts", operation_id = "addContact",
+    summary = "Add a contact point",
+    description = "A caller who may read the channel under the integration rule (for \
+        `support`) gets 201 with the contact (masked), or 409 `contact_exists` when the \
+        customer already holds the value there. Anyone else gets 202 without an id, whether \
+        the value was new or not: a status code must not confirm a guessed value on a \
+        channel the caller cannot see. Roles: service, agent (own channel only).",
+    params(("id" = Uuid, Path, description = "The customer's id.")),
+    request_body = NewContactBody,
+    responses((status = 201, description = "Added; the contact, masked.", body = ContactView),
+        (status = 202, description = "Accepted, for a caller who may not read the channel.", body = AcceptedContact),
+        (status = 400, description = "`invalid_request`, `invalid_email`, `invalid_phone` or `unknown_channel`."),
+        (status = 403, description = "`forbidden`: the role may not add contact points, or an agent writes on another channel than its own."),
+        (status = 409, description = "`contact_exists`: the customer already holds this value on this channel."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "customers")]
 pub async fn add_contact(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -747,8 +718,14 @@ async fn add_contact_inner(
 }
 
 /// `DELETE /v1/customers/{id}/contacts/{contact_id}`: 204.
-#[utoipa::path(delete, path = "/v1/customers/{id}/contacts/{contact_id}", params(("id" = Uuid, Path), ("contact_id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = super::error::Problem)), security(("bearer" = [])), tag = "customers")]
+#[utoipa::path(delete, path = "/v1/customers/{id}/contacts/{contact_id}", operation_id = "removeContact",
+    summary = "Remove a contact point",
+    description = "Roles: service, agent (own channel only).",
+    params(("id" = Uuid, Path, description = "The customer's id."),
+        ("contact_id" = Uuid, Path, description = "The contact point's id.")),
+    responses((status = 204, description = "Removed."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
+    security(("bearer" = [])), tag = "customers")]
 pub async fn remove_contact(
     State(s): State<AppState>,
     auth: Result<Actor, ApiError>,
@@ -791,4 +768,14 @@ async fn remove_contact_inner(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Now, from the vault's clock.
+pub(crate) fn now() -> OffsetDateTime {
+    crate::clock::Clock::system().now()
+}
+
+/// How a stored channel's values are masked (see [`crate::service::Services::channel_kind`]).
+pub(crate) fn channel_kind(s: &AppState, channel: &str) -> ChannelKind {
+    s.channel_kind(channel)
 }

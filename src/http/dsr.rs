@@ -11,8 +11,7 @@ use axum::{
     extract::State,
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -48,20 +47,26 @@ use crate::{
     vault::records::{self, CustomerKeys},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me", get(me).delete(erase_me))
-        .route("/v1/me/export", get(export_mine))
-        .route("/v1/customers/{id}/export", get(export))
+/// The customer's own routes and the staff export; the staff erasure
+/// (`DELETE /v1/customers/{id}`) is routed by [`super::customers::router`]
+/// with the other operations on its path.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(me, erase_me))
+        .routes(utoipa_axum::routes!(export_mine))
+        .routes(utoipa_axum::routes!(export))
 }
 
 /// Query of the export endpoints.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// Staff exports: must be `dsr`. Not needed on `/v1/me/export`.
+    #[param(ignore)]
     pub purpose: Option<String>,
     /// `json` (default) or `zip` (the same content as CSV files).
+    #[param(value_type = Option<super::openapi::ExportFormat>, inline)]
     pub format: Option<String>,
     /// Free text for the audit log, e.g. the request's ticket number.
     pub reason: Option<String>,
@@ -106,7 +111,13 @@ fn live(deadline: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> bo
 // --- the customer's own view -------------------------------------------------
 
 /// `GET /v1/me`: the customer's profile, unmasked.
-#[utoipa::path(get, path = "/v1/me", responses((status = 200, body = ProfileView), (status = 410, body = super::error::Problem)),
+#[utoipa::path(get, path = "/v1/me", operation_id = "readMyProfile",
+    summary = "Read my profile",
+    description = "The customer's own profile, unmasked. Data past its retention is gone \
+        and listed under `withheld`. Role: customer.",
+    responses((status = 200, description = "The customer's profile.", body = ProfileView),
+        (status = 404, description = "`not_found`: the token's customer does not exist."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
     security(("bearer" = [])), tag = "me")]
 pub async fn me(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
     let mut scope = AuditScope::new(&auth, Action::CustomerRead).customer(own_customer(&auth));
@@ -172,8 +183,17 @@ async fn me_inner(
 // --- export --------------------------------------------------------------------
 
 /// `GET /v1/me/export?format=json|zip`: the customer's own export.
-#[utoipa::path(get, path = "/v1/me/export", params(ExportQuery),
-    responses((status = 200, body = Bundle, description = "arkku-export/1 (application/json) or a ZIP of CSV files"), (status = 410, body = super::error::Problem)),
+#[utoipa::path(get, path = "/v1/me/export", operation_id = "exportMyData",
+    summary = "Export my data",
+    description = "Everything the vault holds on the customer, in plaintext, with who \
+        accessed it and when each item is deleted: the `arkku-export/1` format (JSON \
+        Schema in `docs/arkku-export-1.schema.json`), or with `format=zip` the same content \
+        as CSV files in a ZIP archive. Role: customer.",
+    params(ExportQuery),
+    responses((status = 200, description = "The export: `arkku-export/1` JSON, or a ZIP of CSV files with `format=zip`.",
+            content((Bundle = "application/json"), (super::openapi::ZipArchive = "application/zip"))),
+        (status = 404, description = "`not_found`: the token's customer does not exist."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
     security(("bearer" = [])), tag = "me")]
 pub async fn export_mine(
     State(s): State<AppState>,
@@ -193,8 +213,17 @@ pub async fn export_mine(
 
 /// `GET /v1/customers/{id}/export?purpose=dsr&format=json|zip`: compliance
 /// staff export a customer's data on the customer's request.
-#[utoipa::path(get, path = "/v1/customers/{id}/export", params(("id" = Uuid, Path), ExportQuery),
-    responses((status = 200, body = Bundle, description = "arkku-export/1 (application/json) or a ZIP of CSV files"), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 410, body = super::error::Problem)),
+#[utoipa::path(get, path = "/v1/customers/{id}/export", operation_id = "exportCustomer",
+    summary = "Export a customer's data",
+    description = "Compliance staff export a customer's data on the customer's request, as \
+        in `GET /v1/me/export`. Role: compliance, with a token listing `dsr`.",
+    params(("id" = Uuid, Path, description = "The customer's id."),
+        ("purpose" = String, Query, description = "Must be `dsr`: an export answers a data subject request.", example = "dsr"),
+        ExportQuery),
+    responses((status = 200, description = "The export: `arkku-export/1` JSON, or a ZIP of CSV files with `format=zip`.",
+            content((Bundle = "application/json"), (super::openapi::ZipArchive = "application/zip"))),
+        (status = 403, description = "`forbidden` or `purpose_not_allowed`: not compliance staff, a purpose other than `dsr`, or a token without `dsr`."),
+        (status = 410, description = "`customer_erased`: the customer has been erased.")),
     security(("bearer" = [])), tag = "compliance")]
 pub async fn export(
     State(s): State<AppState>,
@@ -403,7 +432,13 @@ async fn bundle(s: &AppState, access: &SubjectAccess, id: Uuid) -> Result<Bundle
 // --- erasure -------------------------------------------------------------------
 
 /// `DELETE /v1/me`: the customer erases their own data.
-#[utoipa::path(delete, path = "/v1/me", responses((status = 200, body = Tombstone)),
+#[utoipa::path(delete, path = "/v1/me", operation_id = "eraseMe",
+    summary = "Erase my data",
+    description = "The customer erases their own data by crypto-shredding: the data keys \
+        are destroyed and the records deleted; a tombstone remains. Erasing again answers \
+        the same tombstone and changes nothing. Role: customer.",
+    responses((status = 200, description = "The tombstone.", body = Tombstone),
+        (status = 404, description = "`not_found`: the token's customer does not exist.")),
     security(("bearer" = [])), tag = "me")]
 pub async fn erase_me(State(s): State<AppState>, auth: Result<Actor, ApiError>) -> Response {
     let mut scope = AuditScope::new(&auth, Action::CustomerErase).customer(own_customer(&auth));
@@ -418,10 +453,12 @@ pub async fn erase_me(State(s): State<AppState>, auth: Result<Actor, ApiError>) 
 
 /// Query of `DELETE /v1/customers/{id}`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EraseQuery {
     /// The case reference of the erasure request (required; recorded as the
     /// audit entry's `reason`).
+    #[param(required = true, min_length = 1, max_length = 200)]
     pub reason: Option<String>,
 }
 
@@ -432,8 +469,16 @@ const MAX_CASE_REFERENCE: usize = 200;
 /// (token listing `dsr`). Staff act on a documented request, so its case
 /// reference is required and goes to the audit entry; the customer's own
 /// `DELETE /v1/me` needs none.
-#[utoipa::path(delete, path = "/v1/customers/{id}", params(("id" = Uuid, Path), EraseQuery),
-    responses((status = 200, body = Tombstone), (status = 400, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem)),
+#[utoipa::path(delete, path = "/v1/customers/{id}", operation_id = "eraseCustomer",
+    summary = "Erase a customer",
+    description = "Compliance staff erase a customer on the customer's documented request, \
+        as in `DELETE /v1/me`; the request's case reference is required and recorded in \
+        the audit entry. Erasing again answers the same tombstone. Role: compliance, with a \
+        token listing `dsr`.",
+    params(("id" = Uuid, Path, description = "The customer's id."), EraseQuery),
+    responses((status = 200, description = "The tombstone.", body = Tombstone),
+        (status = 400, description = "`invalid_request`: no `reason`, or one that is not a short single line."),
+        (status = 403, description = "`forbidden` or `purpose_not_allowed`: not compliance staff, or a token without `dsr`.")),
     security(("bearer" = [])), tag = "compliance")]
 pub async fn erase(
     State(s): State<AppState>,

@@ -25,7 +25,7 @@ pub fn status(e: &ApiError) -> StatusCode {
         InvalidDisplayName(_) => StatusCode::BAD_REQUEST,
         UnknownChannel(_) => StatusCode::BAD_REQUEST,
         UnknownPurpose(_) => StatusCode::BAD_REQUEST,
-        Unauthenticated => StatusCode::UNAUTHORIZED,
+        Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Forbidden | WriteRefused(_) => StatusCode::FORBIDDEN,
         PurposeNotAllowed => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
@@ -45,15 +45,26 @@ pub fn status(e: &ApiError) -> StatusCode {
     }
 }
 
-/// RFC 9457 body.
+/// An error, as RFC 9457 problem details with a stable machine `code`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `urn:arkku:problem:` and the code.
     #[serde(rename = "type")]
+    #[schema(example = "urn:arkku:problem:purpose_not_allowed")]
     pub type_: String,
+    /// The HTTP status's reason phrase.
+    #[schema(example = "Forbidden")]
     pub title: String,
+    #[schema(example = 403)]
     pub status: u16,
+    /// What went wrong, in words; never echoes a submitted value.
     pub detail: String,
+    /// The stable machine code, e.g. `not_found`, `purpose_not_allowed`.
+    #[schema(example = "purpose_not_allowed")]
     pub code: String,
+    /// The request's `x-request-id`. Absent only from the 503
+    /// `too_many_connections` refusal, which is sent before a request is read.
+    #[schema(required = false)]
     pub request_id: String,
 }
 
@@ -78,7 +89,7 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        if matches!(self, ApiError::Unauthenticated) {
+        if matches!(self, ApiError::Unauthenticated(_)) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

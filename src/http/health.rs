@@ -2,30 +2,37 @@
 //! the audit chain (as last verified in the background), the keys and the
 //! policies, and says which one is missing; neither touches customer data.
 
-use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+use axum::{extract::State, http::StatusCode, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
 use crate::audit::watch::ChainState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
 }
 
+/// The process is up.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// Always `ok`.
     pub status: &'static str,
 }
 
 /// `GET /healthz`: the process is up.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)), tag = "health")]
+#[utoipa::path(get, path = "/healthz", operation_id = "checkHealth",
+    summary = "Liveness",
+    description = "200 while the process is up.",
+    responses((status = 200, description = "The process is up.", body = Health)),
+    tag = "health")]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// Whether the vault can serve, part by part.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
     pub status: &'static str,
@@ -50,7 +57,14 @@ pub struct Readiness {
 /// `GET /readyz`: 200 when the database answers, audit appends commit, the
 /// audit chain is not known to be broken, and keys and policies are loaded,
 /// else 503.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)), tag = "health")]
+#[utoipa::path(get, path = "/readyz", operation_id = "checkReadiness",
+    summary = "Readiness",
+    description = "200 when the database answers, audit appends commit, the audit chain is \
+        not known to be broken, and keys and policies are loaded; else 503, saying which \
+        part is missing.",
+    responses((status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "Not ready; the body says which part is missing.", body = Readiness)),
+    tag = "health")]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let db_ok = tokio::time::timeout(std::time::Duration::from_secs(2), s.db.ping())
         .await

@@ -1,14 +1,20 @@
-//! The HTTP API (DESIGN.md §8): router, shared state, and one file per resource.
+//! The HTTP API: router, shared state, and one file per resource.
 //!
 //! Data flows one way: extractor (who) → handler → policy (may they) →
 //! store + vault (fetch, open only what was permitted) → [`audited::finish`]
 //! (durable audit entry) → response.
+//!
+//! Each resource file declares its routes together with their OpenAPI
+//! operations; [`build_router`] merges them and splits the result into the
+//! router and the document served at `/openapi.json` ([`openapi`]), next to
+//! the interactive documentation at `/docs` ([`docs`]).
 
 pub mod audit;
 pub mod audited;
 pub mod auth;
 pub mod consents;
 pub mod customers;
+pub mod docs;
 pub mod dsr;
 pub mod error;
 pub mod export;
@@ -18,12 +24,13 @@ pub mod interactions;
 pub mod lookup;
 pub mod openapi;
 pub mod request_id;
-pub mod views;
+pub use crate::service::views;
 
 use std::{ops::Deref, sync::Arc};
 
 use axum::{extract::DefaultBodyLimit, middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Request bodies larger than this get 413 `payload_too_large`.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -47,9 +54,18 @@ impl Deref for AppState {
     }
 }
 
-/// The whole API.
-pub fn build_router(state: AppState) -> Router {
-    Router::new()
+/// Maps an operation's outcome to a response: the value, or its error as
+/// problem+json.
+pub fn respond<T: axum::response::IntoResponse>(
+    outcome: Result<T, error::ApiError>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    outcome.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// Every API route with its OpenAPI operation, declared once per handler.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(customers::router())
         .merge(lookup::router())
         .merge(consents::router())
@@ -57,7 +73,19 @@ pub fn build_router(state: AppState) -> Router {
         .merge(dsr::router())
         .merge(audit::router())
         .merge(health::router())
-        .merge(openapi::router())
+}
+
+/// The OpenAPI document of the API, as `/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(api_routes().split_for_parts().1)
+}
+
+/// The whole API.
+pub fn build_router(state: AppState) -> Router {
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = openapi::finish(doc);
+    api.merge(openapi::router(&doc))
+        .merge(docs::router())
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

@@ -44,12 +44,12 @@ pub enum PurposeDenied {
 pub fn authorise_purpose(
     policies: &Policies,
     role: Role,
-    token_purposes: &[String],
+    token_purposes: &[Purpose],
     purpose: &str,
     context: Option<&ChannelId>,
 ) -> Result<PurposeGrant, PurposeDenied> {
     let (id, policy) = policies.purpose(purpose).ok_or(PurposeDenied::Unknown)?;
-    if !policy.roles.contains(&role) || !token_purposes.iter().any(|p| p == id.as_str()) {
+    if !policy.roles.contains(&role) || !token_purposes.contains(id) {
         return Err(PurposeDenied::NotAllowed);
     }
     Ok(PurposeGrant {
@@ -322,12 +322,12 @@ impl SubjectAccess {
 pub fn authorise_subject_access(
     policies: &Policies,
     role: Role,
-    token_purposes: &[String],
+    token_purposes: &[Purpose],
 ) -> Result<SubjectAccess, PurposeDenied> {
     let (id, policy) = policies
         .purpose(DSR_PURPOSE)
         .ok_or(PurposeDenied::Unknown)?;
-    let listed = token_purposes.iter().any(|p| p == DSR_PURPOSE);
+    let listed = token_purposes.iter().any(|p| p.as_str() == DSR_PURPOSE);
     if !policy.roles.contains(&role) || (role != Role::Customer && !listed) {
         return Err(PurposeDenied::NotAllowed);
     }
@@ -403,7 +403,14 @@ mod tests {
 
     fn grant(p: &Policies, role: Role, purpose: &str, context: Option<&str>) -> PurposeGrant {
         let c = context.map(ch);
-        authorise_purpose(p, role, &[purpose.to_owned()], purpose, c.as_ref()).expect("granted")
+        authorise_purpose(
+            p,
+            role,
+            &[Purpose::parse(purpose).unwrap()],
+            purpose,
+            c.as_ref(),
+        )
+        .expect("granted")
     }
 
     struct Fixed(ConsentStatus);
@@ -565,11 +572,29 @@ mod tests {
     #[test]
     fn a_purpose_the_token_does_not_list_is_not_allowed() {
         let p = load_shipped().expect("policies");
-        let r = authorise_purpose(&p, Role::Agent, &["marketing".into()], "support", None);
+        let r = authorise_purpose(
+            &p,
+            Role::Agent,
+            &[Purpose::parse("marketing").unwrap()],
+            "support",
+            None,
+        );
         assert_eq!(r.unwrap_err(), PurposeDenied::NotAllowed);
-        let r = authorise_purpose(&p, Role::Customer, &["support".into()], "support", None);
+        let r = authorise_purpose(
+            &p,
+            Role::Customer,
+            &[Purpose::parse("support").unwrap()],
+            "support",
+            None,
+        );
         assert_eq!(r.unwrap_err(), PurposeDenied::NotAllowed);
-        let r = authorise_purpose(&p, Role::Agent, &["nosuch".into()], "nosuch", None);
+        let r = authorise_purpose(
+            &p,
+            Role::Agent,
+            &[Purpose::parse("nosuch").unwrap()],
+            "nosuch",
+            None,
+        );
         assert_eq!(r.unwrap_err(), PurposeDenied::Unknown);
     }
 
@@ -669,16 +694,17 @@ mod tests {
     fn subject_access_is_for_the_customer_and_dsr_staff_only() {
         let p = load_shipped().expect("policies");
         assert!(authorise_subject_access(&p, Role::Customer, &[]).is_ok());
-        let staff = authorise_subject_access(&p, Role::Compliance, &["dsr".into()])
-            .expect("compliance with dsr");
+        let staff =
+            authorise_subject_access(&p, Role::Compliance, &[Purpose::parse("dsr").unwrap()])
+                .expect("compliance with dsr");
         let permit = staff.permit(&ch("email"));
         assert!(!permit.masked());
         assert_eq!(permit.reason(), PermitReason::DataSubject);
         for (role, purposes) in [
             (Role::Compliance, vec![]),
-            (Role::Agent, vec!["dsr".to_owned()]),
-            (Role::Service, vec!["dsr".to_owned()]),
-            (Role::Admin, vec!["dsr".to_owned()]),
+            (Role::Agent, vec![Purpose::parse("dsr").unwrap()]),
+            (Role::Service, vec![Purpose::parse("dsr").unwrap()]),
+            (Role::Admin, vec![Purpose::parse("dsr").unwrap()]),
         ] {
             assert_eq!(
                 authorise_subject_access(&p, role, &purposes).unwrap_err(),
@@ -825,7 +851,7 @@ mod tests {
                 let x = ch(CHANNELS[target]);
                 let y = context.map(|c| ch(CHANNELS[c]));
                 let purpose = PURPOSES[purpose];
-                let g = authorise_purpose(&p, Role::Agent, &[purpose.to_owned()], purpose, y.as_ref()).unwrap();
+                let g = authorise_purpose(&p, Role::Agent, &[Purpose::parse(purpose).unwrap()], purpose, y.as_ref()).unwrap();
                 let item = Retained::Contact { last_activity_at: NOW - time::Duration::days(idle_days) };
                 let permitted = matches!(decide_channel(&p, &g, &x, &ledger, item, reveal, NOW), ChannelDecision::Permit(_));
                 let mode = modes[target];

@@ -46,7 +46,7 @@ impl Disclosure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ChannelId, Role};
+    use crate::domain::{ChannelId, Purpose, Role};
     use crate::policy::{authorise_purpose, decide_channel, load_shipped, NoConsents, Retained};
     use time::macros::datetime;
 
@@ -58,7 +58,7 @@ mod tests {
         let g = authorise_purpose(
             &p,
             Role::Agent,
-            &["support".into()],
+            &[Purpose::parse("support").unwrap()],
             "support",
             Some(&phone),
         )

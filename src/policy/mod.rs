@@ -4,8 +4,10 @@
 //! Policies are data (`policies/*.toml`), loaded and validated once at start;
 //! [`decide`] holds the integration rule as pure functions, with no I/O, so
 //! every branch is unit- and property-tested apart from HTTP; [`write`] holds
-//! who may write on which channel and who may record consent.
+//! who may write on which channel and who may record consent; [`access`] is
+//! the role × operation × purpose matrix every operation is checked against.
 
+pub mod access;
 pub mod consent;
 pub mod decide;
 pub mod disclosure;
@@ -14,6 +16,7 @@ pub mod load;
 pub mod model;
 pub mod write;
 
+pub use access::{authorise, Access, Denied, Operation, PurposeRule};
 pub use consent::{ConsentEvent, ConsentLedger, ANY_CHANNEL};
 pub use decide::*;
 pub use disclosure::Disclosure;

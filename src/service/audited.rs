@@ -167,6 +167,42 @@ impl AuditScope {
     }
 }
 
+impl Services {
+    /// Runs one operation inside its audit entry: the one mechanism every
+    /// operation goes through. `op` gets the authenticated actor and the
+    /// entry to fill in (customer, channel, purpose, details); its outcome
+    /// is then recorded (allow, or deny with the error code) and returned
+    /// only once the entry is durable ([`finish`]). A caller that did not
+    /// authenticate is recorded as `anonymous` and refused with its error.
+    pub async fn audited<T>(
+        &self,
+        caller: &super::Caller,
+        action: Action,
+        op: impl AsyncFnOnce(&Actor, &mut AuditScope) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.audited_for(caller, action, None, op).await
+    }
+
+    /// [`Services::audited`] for an operation on the customer the request
+    /// names: the entry names that customer even when the caller did not
+    /// authenticate or was refused, so every attempt on a record is found
+    /// under it.
+    pub async fn audited_for<T>(
+        &self,
+        caller: &super::Caller,
+        action: Action,
+        customer: Option<Uuid>,
+        op: impl AsyncFnOnce(&Actor, &mut AuditScope) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut scope = AuditScope::new(caller, action).customer(customer);
+        let outcome = match caller {
+            Ok(actor) => op(actor, &mut scope).await,
+            Err(e) => Err(e.clone()),
+        };
+        finish(self, scope, outcome).await
+    }
+}
+
 /// Appends the entry for `outcome`, then returns it (or 503
 /// `audit_unavailable` if the append failed: nothing is released).
 pub async fn finish<R>(

@@ -6,7 +6,7 @@
 use super::request;
 
 /// Every error the API answers with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
@@ -20,8 +20,9 @@ pub enum Error {
     UnknownChannel(String),
     #[error("unknown purpose {0:?}")]
     UnknownPurpose(String),
-    #[error("a valid bearer token is required")]
-    Unauthenticated,
+    /// 401 `unauthenticated`, saying which of the causes in [`AuthFailure`].
+    #[error("{0}")]
+    Unauthenticated(AuthFailure),
     #[error("this role may not use this endpoint")]
     Forbidden,
     /// A write the policy refuses (which channel, who records consent): 403
@@ -60,6 +61,33 @@ pub enum Error {
     Internal,
 }
 
+/// Why a request carries no valid credential. The code stays
+/// `unauthenticated`; the detail says which, so a client knows whether to
+/// send a token, fix its header, or get a new one. It never says which
+/// check of a well-formed token failed (signature, issuer, audience).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Malformed,
+    Expired,
+    Invalid,
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuthFailure::Missing => {
+                "a bearer token is required: the request has no Authorization header"
+            }
+            AuthFailure::Malformed => {
+                "the Authorization header does not hold one well-formed bearer token"
+            }
+            AuthFailure::Expired => "the token has expired (or is not valid yet); get a new one",
+            AuthFailure::Invalid => "the token is not valid for this vault",
+        })
+    }
+}
+
 impl Error {
     /// The stable machine code (README "Error codes").
     pub fn code(&self) -> &'static str {
@@ -71,7 +99,7 @@ impl Error {
             InvalidDisplayName(_) => "invalid_display_name",
             UnknownChannel(_) => "unknown_channel",
             UnknownPurpose(_) => "unknown_purpose",
-            Unauthenticated => "unauthenticated",
+            Unauthenticated(_) => "unauthenticated",
             Forbidden | WriteRefused(_) => "forbidden",
             PurposeNotAllowed => "purpose_not_allowed",
             NotFound => "not_found",

@@ -7,14 +7,28 @@
 //! ([`crate::vault`]) → write → audit ([`audited`]). Callers only translate
 //! to and from it: no caller touches the store or the keyring.
 
+pub mod access;
 pub mod audited;
+pub mod consents;
+pub mod contact;
 pub mod error;
+pub mod input;
+pub mod interactions;
+pub mod ledger;
+pub mod load;
+pub mod lookup;
 pub mod ratelimit;
 pub mod request;
+pub mod views;
 
 use std::sync::Arc;
 
 pub use error::Error;
+
+/// Who is calling, as the edge established it: a verified actor, or why
+/// there is none. Operations take this rather than an actor alone so that an
+/// unauthenticated attempt is audited on the same path as any refusal.
+pub type Caller = Result<crate::domain::Actor, Error>;
 
 use crate::{
     audit::{Auditor, Checkpointer},

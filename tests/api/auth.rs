@@ -41,7 +41,7 @@ pub fn tests() -> Vec<Scenario> {
         an_asymmetric_algorithm_header_is_unauthenticated,
         a_token_with_an_unknown_role_is_unauthenticated,
         a_customer_token_whose_sub_is_not_a_uuid_is_unauthenticated,
-        every_refusal_looks_the_same_whatever_the_cause,
+        a_refusal_says_whether_the_token_was_missing_malformed_expired_or_invalid,
         a_refused_token_is_never_echoed,
         a_refused_token_changes_nothing,
     ]
@@ -713,46 +713,64 @@ async fn a_customer_token_whose_sub_is_not_a_uuid_is_unauthenticated(b: Backend)
     }
 }
 
-async fn every_refusal_looks_the_same_whatever_the_cause(b: Backend) {
+/// A refusal keeps its code (401 `unauthenticated`) but says which of four
+/// things went wrong, so a client knows whether to send a token, fix its
+/// header, or get a new one; among well-formed tokens it never says which
+/// check failed (signature, issuer, audience).
+async fn a_refusal_says_whether_the_token_was_missing_malformed_expired_or_invalid(b: Backend) {
     let v = vault(b).await;
     let [h, p, _] = parts(&v.good()).map(str::to_owned);
     let now = now();
-    let causes = [
-        None,
-        Some("Basic YWdlbnQtMTpzZWNyZXQ".to_owned()),
-        Some("Bearer garbage".to_owned()),
-        Some(format!("Bearer {}", hs256(&claims(), b"secret"))),
-        Some(format!(
-            "Bearer {}",
-            hs256(&claims_with(json!({"exp": now - 60})), &v.key)
-        )),
-        Some(format!(
-            "Bearer {}",
-            hs256(&claims_with(json!({"aud": "x"})), &v.key)
-        )),
-        Some(format!(
-            "Bearer {}.{p}.",
-            part(&json!({"alg": "none", "typ": "JWT"}))
-        )),
-        Some(format!("Bearer {h}.{p}.AAAA")),
+    let causes: [(&str, Option<String>); 8] = [
+        ("missing", None),
+        ("malformed", Some("Basic YWdlbnQtMTpzZWNyZXQ".to_owned())),
+        ("malformed", Some("Bearer garbage".to_owned())),
+        (
+            "malformed",
+            Some(format!(
+                "Bearer {}.{p}.",
+                part(&json!({"alg": "none", "typ": "JWT"}))
+            )),
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                hs256(&claims_with(json!({"exp": now - 60})), &v.key)
+            )),
+        ),
+        (
+            "invalid",
+            Some(format!("Bearer {}", hs256(&claims(), b"secret"))),
+        ),
+        (
+            "invalid",
+            Some(format!(
+                "Bearer {}",
+                hs256(&claims_with(json!({"aud": "x"})), &v.key)
+            )),
+        ),
+        ("invalid", Some(format!("Bearer {h}.{p}.AAAA"))),
     ];
-    let mut seen: Option<(Value, Value, Value)> = None;
-    for auth in &causes {
+    let mut seen: std::collections::BTreeMap<&str, Value> = Default::default();
+    for (kind, auth) in &causes {
         let a = v.read(auth.as_deref()).await;
         a.reply.assert_problem(401, "unauthenticated");
-        let shape = (
-            a.reply.json["type"].clone(),
-            a.reply.json["title"].clone(),
-            a.reply.json["detail"].clone(),
+        let detail = a.reply.json["detail"].clone();
+        let first = seen.entry(kind).or_insert_with(|| detail.clone());
+        assert_eq!(
+            &detail, first,
+            "{auth:?}: every {kind} refusal reads the same"
         );
-        match &seen {
-            None => seen = Some(shape),
-            Some(first) => assert_eq!(
-                &shape, first,
-                "{auth:?}: a refusal gives no hint of its cause"
-            ),
-        }
     }
+    let details: std::collections::BTreeSet<String> =
+        seen.values().map(|d| d.to_string()).collect();
+    assert_eq!(details.len(), 4, "four distinct details: {seen:?}");
+    assert!(seen["missing"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no Authorization header"));
+    assert!(seen["expired"].as_str().unwrap_or("").contains("expired"));
 }
 
 async fn a_refused_token_is_never_echoed(b: Backend) {

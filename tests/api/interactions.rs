@@ -684,21 +684,58 @@ async fn an_agent_records_and_resolves_interactions_only_on_its_own_channel(b: B
     let rows = arkku::store::audit::entries_after(app.db(), 0, 1000)
         .await
         .expect("audit");
-    let denied: Vec<(&str, &str, Option<&str>)> = rows
+    // Each refusal names the rule that refused it.
+    let denied: Vec<(&str, &str, Option<&str>, Value)> = rows
         .iter()
         .skip(usize::try_from(audit_before).expect("count"))
-        .map(|r| (r.action.as_str(), r.decision.as_str(), r.channel.as_deref()))
+        .map(|r| {
+            let d: Value = serde_json::from_str(&r.detail).expect("detail");
+            let rule = d["rule"].clone();
+            (
+                r.action.as_str(),
+                r.decision.as_str(),
+                r.channel.as_deref(),
+                rule,
+            )
+        })
         .collect();
     assert_eq!(
         denied,
         [
-            ("interaction.create", "deny", Some("email")),
-            ("interaction.create", "deny", Some("phone")),
-            ("interaction.resolve", "deny", Some("email")),
-            ("interaction.resolve", "deny", Some("email")),
+            (
+                "interaction.create",
+                "deny",
+                Some("email"),
+                json!("other_channel")
+            ),
+            (
+                "interaction.create",
+                "deny",
+                Some("phone"),
+                json!("no_channel_context")
+            ),
+            (
+                "interaction.resolve",
+                "deny",
+                Some("email"),
+                json!("other_channel")
+            ),
+            (
+                "interaction.resolve",
+                "deny",
+                Some("email"),
+                json!("no_channel_context")
+            ),
         ]
     );
-    // The e-mail agent resolves its own.
+    // The phone agent records on its own channel; the e-mail agent resolves its own.
+    record_ok(
+        &app,
+        &phone,
+        &id,
+        json!({"channel": "phone", "kind": "feedback", "body": "Kiitos"}),
+    )
+    .await;
     let r = resolve(&app, &email, &id, &complaint, json!({"resolved": true})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }

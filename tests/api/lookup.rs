@@ -26,6 +26,7 @@ pub fn tests() -> Vec<Scenario> {
         an_unknown_channel_is_unknown_channel,
         a_purpose_the_token_does_not_list_is_not_allowed,
         the_default_region_decides_what_a_national_number_means,
+        compliance_finds_a_data_subject_by_email_or_phone_for_purpose_dsr,
     ]
 }
 
@@ -493,4 +494,71 @@ async fn the_default_region_decides_what_a_national_number_means(b: Backend) {
         .lookup(&fi.agent("phone"), "phone", "+358401234567", "support")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// A data subject request starts from what the customer tells: an e-mail
+/// address or a phone number. Compliance staff look it up for purpose `dsr`,
+/// see every live match (reason `data_subject`, whatever the consents), and
+/// the lookup is audited like any other; for any other purpose they are refused.
+async fn compliance_finds_a_data_subject_by_email_or_phone_for_purpose_dsr(b: Backend) {
+    let app = spawn_app(b).await;
+    let (id, contacts) = customer_with(
+        &app,
+        json!([
+            {"channel": "phone", "value": "040 123 4567"},
+            {"channel": "email", "value": "pena.dsr@example.com"}
+        ]),
+    )
+    .await;
+    let officer = app.compliance();
+    let before = audit_rows(&app).await.len();
+
+    let by_email = app
+        .lookup(&officer, "email", "Pena.DSR@example.com", "dsr")
+        .await;
+    assert_eq!(
+        matches(&by_email),
+        one(&id, &contact_on(&contacts, "email"), "email")
+    );
+    let by_phone = app
+        .lookup(&officer, "phone", "+358 40 1234567", "dsr")
+        .await;
+    assert_eq!(
+        matches(&by_phone),
+        one(&id, &contact_on(&contacts, "phone"), "phone")
+    );
+    app.lookup(&officer, "email", "pena.dsr@example.com", "support")
+        .await
+        .assert_problem(403, "purpose_not_allowed");
+    // A customer token may not look anyone up, not even for dsr.
+    let customer = app.token(Tok {
+        role: Role::Customer,
+        sub: &id,
+        purposes: &["dsr"],
+        channel: None,
+    });
+    app.lookup(&customer, "email", "pena.dsr@example.com", "dsr")
+        .await
+        .assert_problem(403, "forbidden");
+
+    let rows = audit_rows(&app).await;
+    let new = &rows[before..];
+    assert_eq!(new.len(), 4, "{new:#?}");
+    assert!(new.iter().all(|r| r.action == "lookup"), "{new:#?}");
+    for row in &new[..2] {
+        assert_eq!(row.decision, "allow");
+        assert_eq!(row.actor_role, "compliance");
+        assert_eq!(row.purpose.as_deref(), Some("dsr"));
+        assert_eq!(row.customer_id.map(|u| u.to_string()), Some(id.clone()));
+        assert!(row.detail.contains("data_subject"), "{row:?}");
+    }
+    assert_eq!(new[2].decision, "deny");
+    assert!(
+        new[2].detail.contains("purpose_not_allowed"),
+        "{:?}",
+        new[2]
+    );
+    assert_eq!(new[3].decision, "deny");
+    let text = app.audit_text().await;
+    assert!(!text.contains("pena.dsr"), "the audit log holds the value");
 }

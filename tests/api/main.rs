@@ -26,6 +26,7 @@ mod interactions;
 mod keys;
 mod limits;
 mod lookup;
+mod openapi;
 mod retention;
 mod storage;
 mod truthful;
@@ -60,6 +61,7 @@ fn main() {
         ("keys", keys::tests()),
         ("limits", limits::tests()),
         ("lookup", lookup::tests()),
+        ("openapi", openapi::tests()),
         ("retention", retention::tests()),
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),

@@ -1,24 +1,25 @@
 //! Response bodies, and the conversions from opened records into them.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::{
     policy::Disclosure,
+    store::{self, consents::ConsentRow},
     vault::records::{OpenedContact, OpenedInteraction},
 };
 
-/// Kept here for the handlers that import it from this module; the format
+/// Kept here for the callers that import it from this module; the format
 /// itself is [`crate::domain::time`].
 pub use crate::domain::time::rfc3339;
 
-pub(super) fn secret<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn secret<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)
 }
 
-pub(super) fn secret_opt<S: Serializer>(
+pub(crate) fn secret_opt<S: Serializer>(
     v: &Option<Zeroizing<String>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
@@ -132,6 +133,63 @@ impl From<OpenedInteraction> for InteractionView {
             created_at: rfc3339(i.created_at),
             due_at: i.due_at.map(rfc3339),
             resolved_at: i.resolved_at.map(rfc3339),
+        }
+    }
+}
+
+/// The notice the customer saw when consenting.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    #[schema(example = "privacy-notice-2026")]
+    pub notice_id: String,
+    #[schema(example = "3")]
+    pub notice_version: String,
+}
+
+/// One ledger event.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentEventView {
+    pub consent_id: Uuid,
+    pub purpose: String,
+    pub channel: String,
+    pub action: String,
+    pub evidence: Option<Evidence>,
+    pub method: String,
+    pub source_channel: Option<String>,
+    pub recorded_by: String,
+    pub at: String,
+    pub expires_at: Option<String>,
+    /// `effective` or `pending_confirmation`, as recorded.
+    pub status: String,
+    /// On a customer's confirmation: the pending grant it confirms.
+    pub confirms: Option<Uuid>,
+    /// `agent_recorded` when flagged for compliance review.
+    pub review: Option<String>,
+}
+
+impl From<ConsentRow> for ConsentEventView {
+    fn from(r: ConsentRow) -> Self {
+        ConsentEventView {
+            consent_id: r.id,
+            evidence: match (r.notice_id, r.notice_version) {
+                (Some(notice_id), Some(notice_version)) => Some(Evidence {
+                    notice_id,
+                    notice_version,
+                }),
+                _ => None,
+            },
+            purpose: r.purpose,
+            channel: r.channel,
+            action: r.action,
+            method: r.method,
+            source_channel: r.source_channel,
+            recorded_by: r.actor_role,
+            at: rfc3339(store::from_micros(r.at)),
+            expires_at: r.expires_at.map(|t| rfc3339(store::from_micros(t))),
+            status: r.status,
+            confirms: r.confirms,
+            review: r.review,
         }
     }
 }

@@ -1,0 +1,359 @@
+//! Who may ask for what: the role × operation × purpose matrix, as data, and
+//! the one call that checks it.
+//!
+//! Every operation of the vault appears once in [`MATRIX`] with the roles
+//! that may call it and how its purpose is settled. Which roles may act for
+//! which purpose is policy data too (`purposes.toml`, [`super::Policies`]);
+//! [`authorise`] checks both, in that order, so a caller learns it lacks the
+//! role before anything about purposes.
+
+use uuid::Uuid;
+
+use super::{
+    authorise_purpose, authorise_subject_access, Policies, PurposeDenied, PurposeGrant,
+    SubjectAccess,
+};
+use crate::domain::{Actor, Role};
+
+/// Every operation a caller can ask of the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    CreateCustomer,
+    ReadCustomer,
+    UpdateCustomer,
+    AddContact,
+    RemoveContact,
+    Lookup,
+    RecordConsent,
+    ListConsents,
+    RecordOwnConsent,
+    ListOwnConsents,
+    ReadOwnProfile,
+    ExportOwnData,
+    EraseOwnData,
+    ExportCustomer,
+    EraseCustomer,
+    CreateInteraction,
+    ListInteractions,
+    ResolveInteraction,
+    ListOverdueInteractions,
+    ReadAudit,
+    VerifyAudit,
+}
+
+/// How an operation's purpose is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurposeRule {
+    /// The operation reads no customer data for a purpose (writes, audit review).
+    None,
+    /// The request names a purpose: it must exist, the role must be among
+    /// its roles, and the token must list it.
+    Named,
+    /// A data subject request (purpose `dsr`): the role must be among its
+    /// roles; staff tokens must list `dsr`.
+    Subject,
+    /// The customer's own record: the caller is a customer token, which
+    /// speaks for exactly one customer.
+    Own,
+}
+
+use Operation::*;
+use Role::{Agent, Compliance, Customer, Service};
+
+/// The matrix: each operation, the roles that may call it, its purpose rule.
+pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
+    (CreateCustomer, &[Agent, Service], PurposeRule::None),
+    (ReadCustomer, &[Agent, Service], PurposeRule::Named),
+    (UpdateCustomer, &[Agent, Service], PurposeRule::None),
+    (AddContact, &[Agent, Service], PurposeRule::None),
+    (RemoveContact, &[Agent, Service], PurposeRule::None),
+    (Lookup, &[Agent, Service, Compliance], PurposeRule::Named),
+    (RecordConsent, &[Agent, Compliance], PurposeRule::None),
+    (ListConsents, &[Agent, Compliance], PurposeRule::None),
+    (RecordOwnConsent, &[Customer], PurposeRule::Own),
+    (ListOwnConsents, &[Customer], PurposeRule::Own),
+    (ReadOwnProfile, &[Customer], PurposeRule::Subject),
+    (ExportOwnData, &[Customer], PurposeRule::Subject),
+    (EraseOwnData, &[Customer], PurposeRule::Own),
+    (ExportCustomer, &[Compliance], PurposeRule::Subject),
+    (EraseCustomer, &[Compliance], PurposeRule::Subject),
+    (CreateInteraction, &[Agent], PurposeRule::None),
+    (ListInteractions, &[Agent], PurposeRule::Named),
+    (ResolveInteraction, &[Agent], PurposeRule::None),
+    (
+        ListOverdueInteractions,
+        &[Agent, Service],
+        PurposeRule::Named,
+    ),
+    (ReadAudit, &[Compliance], PurposeRule::None),
+    (VerifyAudit, &[Compliance], PurposeRule::None),
+];
+
+impl Operation {
+    /// This operation's row of the matrix.
+    pub fn rule(self) -> (&'static [Role], PurposeRule) {
+        MATRIX
+            .iter()
+            .find(|(op, _, _)| *op == self)
+            .map(|(_, roles, rule)| (*roles, *rule))
+            .unwrap_or((&[], PurposeRule::None))
+    }
+}
+
+/// What the matrix granted.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// The role may call the operation; no purpose is involved.
+    Role,
+    /// The named purpose is granted.
+    Purpose(PurposeGrant),
+    /// A data subject request is granted (`dsr`), for the customer the
+    /// operation names (staff) or the caller's own record (customer).
+    Subject(SubjectAccess),
+    /// The caller is the customer with this id, acting on their own record.
+    Own(Uuid),
+}
+
+impl Access {
+    /// The purpose grant behind this access, if any.
+    pub fn grant(&self) -> Option<&PurposeGrant> {
+        match self {
+            Access::Purpose(g) => Some(g),
+            Access::Subject(s) => Some(s.grant()),
+            Access::Role | Access::Own(_) => None,
+        }
+    }
+}
+
+/// Why the matrix refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The role may not call this operation: 403 `forbidden`.
+    Role,
+    /// The operation needs a purpose and the request named none: 400.
+    PurposeMissing,
+    /// The purpose is unknown or not allowed (see [`PurposeDenied`]).
+    Purpose(PurposeDenied),
+}
+
+/// The one authorisation check: may `actor` call `op`, for `purpose` (the
+/// purpose the request names, for [`PurposeRule::Named`] operations)?
+pub fn authorise(
+    policies: &Policies,
+    actor: &Actor,
+    op: Operation,
+    purpose: Option<&str>,
+) -> Result<Access, Denied> {
+    let (roles, rule) = op.rule();
+    if !roles.contains(&actor.role) {
+        return Err(Denied::Role);
+    }
+    match rule {
+        PurposeRule::None => Ok(Access::Role),
+        PurposeRule::Named => {
+            let purpose = purpose.ok_or(Denied::PurposeMissing)?;
+            authorise_purpose(
+                policies,
+                actor.role,
+                &actor.purposes,
+                purpose,
+                actor.channel.as_ref(),
+            )
+            .map(Access::Purpose)
+            .map_err(Denied::Purpose)
+        }
+        PurposeRule::Subject => authorise_subject_access(policies, actor.role, &actor.purposes)
+            .map(Access::Subject)
+            .map_err(Denied::Purpose),
+        PurposeRule::Own => actor.customer.map(Access::Own).ok_or(Denied::Role),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChannelId, Purpose};
+
+    fn actor(role: Role, purposes: &[&str]) -> Actor {
+        Actor {
+            sub: "00000000-0000-7000-8000-000000000001".into(),
+            role,
+            purposes: purposes
+                .iter()
+                .map(|p| Purpose::parse(p).unwrap())
+                .collect(),
+            channel: ChannelId::parse("phone").ok(),
+            client: None,
+            customer: (role == Role::Customer).then(Uuid::nil),
+        }
+    }
+
+    fn outcome(r: Result<Access, Denied>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(Denied::Role) => "forbidden",
+            Err(Denied::PurposeMissing) => "missing",
+            Err(Denied::Purpose(PurposeDenied::Unknown)) => "unknown_purpose",
+            Err(Denied::Purpose(PurposeDenied::NotAllowed)) => "purpose_not_allowed",
+        }
+    }
+
+    #[test]
+    fn every_operation_has_exactly_one_row() {
+        for (op, roles, _) in MATRIX {
+            assert_eq!(
+                MATRIX.iter().filter(|(o, _, _)| o == op).count(),
+                1,
+                "{op:?}"
+            );
+            assert!(!roles.is_empty(), "{op:?} has no role");
+        }
+        assert_eq!(MATRIX.len(), 21);
+    }
+
+    #[test]
+    fn admins_may_call_no_data_operation() {
+        let p = crate::policy::load_shipped().unwrap();
+        let admin = actor(Role::Admin, &["support", "dsr"]);
+        for (op, _, _) in MATRIX {
+            assert_eq!(
+                outcome(authorise(&p, &admin, *op, Some("support"))),
+                "forbidden"
+            );
+        }
+    }
+
+    /// Role, its token's purposes, operation, the purpose the request
+    /// names, and the outcome.
+    type Case = (
+        Role,
+        &'static [&'static str],
+        Operation,
+        Option<&'static str>,
+        &'static str,
+    );
+
+    /// The matrix as a table.
+    #[test]
+    fn the_matrix_decides_as_the_table_says() {
+        let p = crate::policy::load_shipped().unwrap();
+        let cases: &[Case] = &[
+            (Role::Agent, &["support"], CreateCustomer, None, "ok"),
+            (
+                Role::Compliance,
+                &["dsr"],
+                CreateCustomer,
+                None,
+                "forbidden",
+            ),
+            (Role::Customer, &[], CreateCustomer, None, "forbidden"),
+            (
+                Role::Agent,
+                &["support"],
+                ReadCustomer,
+                Some("support"),
+                "ok",
+            ),
+            (
+                Role::Service,
+                &["support"],
+                ReadCustomer,
+                Some("support"),
+                "ok",
+            ),
+            (Role::Agent, &["support"], ReadCustomer, None, "missing"),
+            (
+                Role::Agent,
+                &["support"],
+                ReadCustomer,
+                Some("marketing"),
+                "purpose_not_allowed",
+            ),
+            (
+                Role::Agent,
+                &["support"],
+                ReadCustomer,
+                Some("nosuch"),
+                "unknown_purpose",
+            ),
+            (
+                Role::Compliance,
+                &["dsr"],
+                ReadCustomer,
+                Some("dsr"),
+                "forbidden",
+            ),
+            (Role::Agent, &["support"], Lookup, Some("support"), "ok"),
+            (Role::Compliance, &["dsr"], Lookup, Some("dsr"), "ok"),
+            (
+                Role::Compliance,
+                &["dsr"],
+                Lookup,
+                Some("support"),
+                "purpose_not_allowed",
+            ),
+            (
+                Role::Agent,
+                &["support", "dsr"],
+                Lookup,
+                Some("dsr"),
+                "purpose_not_allowed",
+            ),
+            (Role::Customer, &["dsr"], Lookup, Some("dsr"), "forbidden"),
+            (Role::Agent, &[], RecordConsent, None, "ok"),
+            (Role::Compliance, &[], ListConsents, None, "ok"),
+            (
+                Role::Service,
+                &["support"],
+                RecordConsent,
+                None,
+                "forbidden",
+            ),
+            (Role::Customer, &[], RecordOwnConsent, None, "ok"),
+            (Role::Agent, &[], RecordOwnConsent, None, "forbidden"),
+            (Role::Customer, &[], ReadOwnProfile, None, "ok"),
+            (Role::Customer, &[], ExportOwnData, None, "ok"),
+            (Role::Customer, &[], EraseOwnData, None, "ok"),
+            (Role::Compliance, &["dsr"], ExportCustomer, None, "ok"),
+            (
+                Role::Compliance,
+                &[],
+                ExportCustomer,
+                None,
+                "purpose_not_allowed",
+            ),
+            (Role::Compliance, &["dsr"], EraseCustomer, None, "ok"),
+            (Role::Agent, &["dsr"], EraseCustomer, None, "forbidden"),
+            (Role::Agent, &[], CreateInteraction, None, "ok"),
+            (
+                Role::Service,
+                &["support"],
+                CreateInteraction,
+                None,
+                "forbidden",
+            ),
+            (
+                Role::Agent,
+                &["support"],
+                ListInteractions,
+                Some("support"),
+                "ok",
+            ),
+            (
+                Role::Service,
+                &["support"],
+                ListOverdueInteractions,
+                Some("support"),
+                "ok",
+            ),
+            (Role::Agent, &[], ResolveInteraction, None, "ok"),
+            (Role::Compliance, &[], ReadAudit, None, "ok"),
+            (Role::Compliance, &[], VerifyAudit, None, "ok"),
+            (Role::Agent, &["support"], ReadAudit, None, "forbidden"),
+        ];
+        for (role, purposes, op, purpose, want) in cases {
+            let got = outcome(authorise(&p, &actor(*role, purposes), *op, *purpose));
+            assert_eq!(got, *want, "{role:?} {purposes:?} {op:?} {purpose:?}");
+        }
+    }
+}

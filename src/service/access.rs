@@ -1,0 +1,55 @@
+//! The authorisation step of every operation: the matrix of
+//! [`crate::policy::access`] checked once, its refusal turned into the
+//! operation's error, and the purpose asked for recorded in the audit entry
+//! (even when refused: what was asked is part of the record).
+
+use super::{audited::AuditScope, Error, Services};
+use crate::domain::ChannelId;
+use crate::policy::{authorise_channel_write, ChannelWrite};
+use crate::{
+    domain::{Actor, Purpose},
+    policy::{authorise, Access, Denied, Operation, PurposeDenied},
+};
+
+impl Services {
+    /// May `actor` call `op` (for `purpose`, when the operation reads for a
+    /// purpose the request names)? Records the purpose in `scope`.
+    pub fn authorise(
+        &self,
+        actor: &Actor,
+        op: Operation,
+        purpose: Option<&str>,
+        scope: &mut AuditScope,
+    ) -> Result<Access, Error> {
+        // A well-formed name only: arbitrary text does not go into the log.
+        if let Some(p) = purpose.and_then(|p| Purpose::parse(p).ok()) {
+            scope.purpose = Some(p.to_string());
+        }
+        let access = authorise(&self.policies, actor, op, purpose).map_err(|d| match d {
+            Denied::Role => Error::Forbidden,
+            Denied::PurposeMissing => Error::InvalidRequest("purpose is required".into()),
+            Denied::Purpose(PurposeDenied::Unknown) => {
+                Error::UnknownPurpose(purpose.unwrap_or("dsr").chars().take(32).collect())
+            }
+            Denied::Purpose(PurposeDenied::NotAllowed) => Error::PurposeNotAllowed,
+        })?;
+        if let Some(g) = access.grant() {
+            scope.purpose = Some(g.purpose().to_string());
+        }
+        Ok(access)
+    }
+}
+
+/// Refuses (403, audited as deny with the rule) a write the policy does not
+/// allow on `channel`: an agent writes on its own channel only.
+pub fn require_channel_write(
+    actor: &Actor,
+    channel: &ChannelId,
+    write: ChannelWrite,
+    scope: &mut AuditScope,
+) -> Result<(), Error> {
+    authorise_channel_write(actor.role, actor.channel.as_ref(), channel, write).map_err(|d| {
+        scope.detail("rule", d.as_str());
+        Error::WriteRefused(d.explain())
+    })
+}
