@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, Backend, Env, Scenario, TestApp, Tok, START_LIMIT};
@@ -17,6 +17,7 @@ pub fn tests() -> Vec<Scenario> {
     scenarios![
         a_token_is_refused_once_the_clock_passes_its_expiry,
         arkku_token_signs_on_its_clock_and_a_vault_behind_it_refuses_the_token,
+        a_consent_lapses_on_the_ledger_once_the_clock_passes_its_expiry,
         retention_run_sweeps_as_of_the_clock,
         serve_sweeps_as_of_its_clock,
     ]
@@ -88,6 +89,54 @@ async fn arkku_token_signs_on_its_clock_and_a_vault_behind_it_refuses_the_token(
     assert!(stderr.contains("ARKKU_TEST_CLOCK_FILE"), "{stderr}");
     assert_eq!(ahead, StatusCode::NOT_FOUND);
     assert_eq!(behind, StatusCode::UNAUTHORIZED);
+}
+
+async fn a_consent_lapses_on_the_ledger_once_the_clock_passes_its_expiry(b: Backend) {
+    // Arrange: the customer grants cross_channel on e-mail for an hour.
+    let app = spawn_app(b).await;
+    let id = app
+        .create_customer_ok(
+            &app.service(),
+            json!({"contacts": [{"channel": "email", "value": "kaisa@example.com"}]}),
+        )
+        .await;
+    let me = |app: &TestApp| {
+        app.token(Tok {
+            role: Role::Customer,
+            sub: &id,
+            purposes: &[],
+            channel: None,
+        })
+    };
+    let until = app.state.clock.now() + time::Duration::hours(1);
+    let grant = json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
+        "method": "web_form", "evidence": {"notice_id": "privacy-2026", "notice_version": "3"},
+        "expires_at": arkku::domain::time::rfc3339(until)});
+    let r = app
+        .request(
+            Method::POST,
+            "/v1/me/consents",
+            Some(&me(&app)),
+            Some(grant),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let status = async |app: &TestApp| {
+        let r = app
+            .request(Method::GET, "/v1/me/consents", Some(&me(app)), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.json["current"][0]["status"].clone()
+    };
+
+    // Act
+    let before = status(&app).await;
+    app.set_clock_ahead(2 * HOUR);
+    let after = status(&app).await;
+
+    // Assert
+    assert_eq!(before, "granted");
+    assert_eq!(after, "lapsed");
 }
 
 /// A customer with one chat contact point (kept 365 days after its last

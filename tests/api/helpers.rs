@@ -304,9 +304,9 @@ impl TestApp {
         load_key_file(&self.dir.path().join("data").join("issuer.key")).expect("issuer key")
     }
 
-    /// A valid token.
+    /// A valid token, issued on the vault's clock.
     pub fn token(&self, t: Tok<'_>) -> String {
-        issue_token(&self.issuer_key(), t)
+        issue_token_at(&self.issuer_key(), t, self.state.clock.now())
     }
 
     /// An agent serving `channel` with purpose `support`.
@@ -535,6 +535,11 @@ pub async fn db_scalar(db: &Db, sql: &str) -> i64 {
 
 /// A token signed with `key` by the local issuer, valid for an hour.
 pub fn issue_token(key: &SecretKey, t: Tok<'_>) -> String {
+    issue_token_at(key, t, time::OffsetDateTime::now_utc())
+}
+
+/// Like [`issue_token`], issued at `now` (a test vault's clock).
+pub fn issue_token_at(key: &SecretKey, t: Tok<'_>, now: time::OffsetDateTime) -> String {
     let purposes: Vec<String> = t.purposes.iter().map(|s| s.to_string()).collect();
     let channel = t.channel.map(|c| ChannelId::parse(c).expect("channel"));
     token::issue(
@@ -548,7 +553,7 @@ pub fn issue_token(key: &SecretKey, t: Tok<'_>) -> String {
             channel: channel.as_ref(),
             ttl: Duration::from_secs(3600),
         },
-        time::OffsetDateTime::now_utc(),
+        now,
     )
     .expect("token")
 }
