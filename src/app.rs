@@ -5,17 +5,19 @@ use std::{str::FromStr, sync::Arc};
 
 use crate::{
     audit::{Auditor, Checkpointer},
+    clock::Clock,
     config::Config,
     crypto::{
         load_or_create_key_file, BlindIndex, CheckpointSigner, CryptoError, KeyFileOutcome,
         SecretKey,
     },
+    domain::PROFILE_DOMAIN,
     http::AppState,
     policy::{Policies, PolicyError},
     service::Services,
     store::{Db, StoreError},
     token::TokenVerifier,
-    vault::{Keyring, RootKey, VaultError, PROFILE_DOMAIN},
+    vault::{Keyring, RootKey, VaultError},
 };
 
 /// Why the vault could not start.
@@ -194,19 +196,30 @@ pub fn checkpointer(config: &Config) -> Result<Checkpointer, CryptoError> {
     ))
 }
 
-/// Builds the application state for `serve` (and for the tests).
+/// Builds the application state on the system clock.
 pub async fn open(config: Config) -> Result<AppState, StartError> {
-    open_with(config, true).await
+    open_with_clock(config, Clock::system()).await
 }
 
-/// NOT FOR PRODUCTION: the application state with an auditor that writes
-/// nothing, for measuring the cost of the audit log against the same stack.
-/// Only benchmark code calls this; no flag of `arkku serve` reaches it.
-pub async fn open_without_audit_for_benchmarks(config: Config) -> Result<AppState, StartError> {
-    open_with(config, false).await
+/// Builds the application state for `serve` (and for the tests) on `clock`,
+/// which every operation and the token verifier read.
+pub async fn open_with_clock(config: Config, clock: Clock) -> Result<AppState, StartError> {
+    open_with(config, clock, Audit::Durable).await
 }
 
-async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError> {
+/// Whether the state's auditor writes the log. Only the benchmark module
+/// ([`crate::bench`], behind the `bench` cargo feature) asks for `Discard`.
+pub(crate) enum Audit {
+    Durable,
+    #[cfg(feature = "bench")]
+    Discard,
+}
+
+pub(crate) async fn open_with(
+    config: Config,
+    clock: Clock,
+    audit: Audit,
+) -> Result<AppState, StartError> {
     let policies = config.load_policies()?;
     check_key_files(&config)?;
     let db = database(&config).await?;
@@ -223,16 +236,17 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         &config.issuer,
         &config.audience,
         policies.limits.token_max_lifetime,
+        clock.clone(),
     );
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
-    let audit = if !audited {
-        Auditor::discarding_for_benchmarks()
-    } else {
-        Auditor::start(
+    let audit = match audit {
+        Audit::Durable => Auditor::start(
             db.clone(),
             config.audit_timeout,
             Some(Arc::clone(&checkpoints)),
-        )
+        ),
+        #[cfg(feature = "bench")]
+        Audit::Discard => Auditor::discarding_for_benchmarks(),
     };
     Ok(AppState::new(Services {
         config,
@@ -245,7 +259,7 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         checkpoints,
         limiter,
         chain: Arc::default(),
-        clock: crate::clock::Clock::from_env(),
+        clock,
     }))
 }
 
@@ -276,7 +290,7 @@ pub fn spawn_retention_sweeper(state: AppState) {
                 db: &state.db,
                 policies: &state.policies,
                 audit: &state.audit,
-                now: time::OffsetDateTime::now_utc(),
+                now: state.clock.now(),
                 dry_run: false,
                 batch: crate::retention::DEFAULT_BATCH,
             };

@@ -122,6 +122,7 @@ impl Auditor {
     /// measure what the audit log costs. No configuration, flag or
     /// environment variable reaches it; only benchmark code constructs it.
     /// Effects are not applied.
+    #[cfg(feature = "bench")]
     pub fn discarding_for_benchmarks() -> Self {
         Auditor {
             queue: None,

@@ -47,7 +47,7 @@ impl CheckpointFile {
             format: FORMAT.to_owned(),
             seq: r.seq,
             hash: hex(&r.hash),
-            at: crate::http::views::rfc3339(store::from_micros(r.at)),
+            at: crate::domain::time::rfc3339(store::from_micros(r.at)),
             at_micros: r.at,
             signature: hex(&r.signature),
             public_key: hex(&r.public_key),

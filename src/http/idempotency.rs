@@ -84,7 +84,7 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
     };
     let fingerprint = fingerprint(&parts.method, &parts.uri, &bytes);
     let actor_id = actor_hash(&actor);
-    let now = time::OffsetDateTime::now_utc();
+    let now = s.clock.now();
     let begun = store::idempotency::begin(
         &s.db,
         &actor_id,

@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod bench;
 mod cli;
+mod clock;
 mod consents;
 mod customers;
 mod dsr;
@@ -70,6 +71,7 @@ fn main() {
         ("truthful", truthful::tests()),
         ("cli", cli::tests()),
         ("startup", startup::tests()),
+        ("clock", clock::tests()),
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
