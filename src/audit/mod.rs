@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub use crate::store::audit::Effect;
 use crate::store::StoreError;
 
-/// What was done (DESIGN.md §7).
+/// What was done (SECURITY.md "Audit" lists every action).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Action {
     #[serde(rename = "customer.create")]
@@ -57,14 +57,14 @@ pub enum Action {
     InteractionCreate,
     #[serde(rename = "interaction.read")]
     InteractionRead,
-    /// Marking an interaction resolved (not in DESIGN.md §7's list, which
+    /// Marking an interaction resolved (not in the original list of actions, which
     /// predates resolving; see docs/decisions.md).
     #[serde(rename = "interaction.resolve")]
     InteractionResolve,
     #[serde(rename = "export")]
     Export,
     /// A kept answer given again for a repeated `Idempotency-Key` (not in
-    /// DESIGN.md §7's list; see docs/decisions.md).
+    /// the original list of actions; see docs/decisions.md).
     #[serde(rename = "request.replay")]
     RequestReplay,
     #[serde(rename = "retention.purge")]

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on the write POSTs (DESIGN.md §11), so a client that
+//! `Idempotency-Key` on the write POSTs (README "A walk through the API"), so a client that
 //! got no answer (a timeout, a dropped connection) or a 503 may send the same
 //! request again without doing the write twice.
 //!

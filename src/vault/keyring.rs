@@ -2,7 +2,7 @@
 //! wrapped and unwrapped on demand.
 //!
 //! Several processes share one database, and `arkku keys rotate` changes it
-//! while they run (DESIGN.md §4; docs/decisions.md, "Key rotation"):
+//! while they run (SECURITY.md "Key rotation"; docs/decisions.md, "Key rotation"):
 //!
 //! - a channel-key version this process has not seen is loaded on first use;
 //! - before choosing the version of a new data key, the versions are re-read

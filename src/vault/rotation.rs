@@ -1,4 +1,4 @@
-//! Key rotation while the vault serves (DESIGN.md §4, §9 `arkku keys rotate`;
+//! Key rotation while the vault serves (README "Key rotation", `arkku keys rotate`;
 //! docs/decisions.md, "Key rotation"; SECURITY.md, "Key rotation").
 //!
 //! **Channel rotation** adds version v+1 of a key domain, then rewraps every
