@@ -16,6 +16,9 @@
 //! - when the stored channel keys no longer open with the root key in memory
 //!   (a root rotation), the root key file is read again, and `<file>.new`
 //!   should the rotation not have renamed it yet.
+//!
+//! About 500 lines: the keyring's cache, refresh and unwrap paths share one
+//! lock discipline, which reads best in one place.
 
 use std::{
     collections::HashMap,

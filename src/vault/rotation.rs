@@ -20,6 +20,9 @@
 //! Both are audited as `key.rotate`: one entry before anything changes and
 //! one with the outcome, sharing a request id. Entries carry domains,
 //! versions and counts, never key material.
+//!
+//! About 500 lines: a rotation's steps (new version, rewrap in batches, retire,
+//! resume after a crash) are one procedure, read top to bottom.
 
 use std::{
     collections::BTreeMap,
