@@ -127,10 +127,9 @@ impl Checkpointer {
 
     /// Signs and stores a checkpoint of the current head (on demand).
     pub async fn checkpoint_head(&self, db: &Db) -> Result<Option<CheckpointFile>, StoreError> {
-        let (seq, hash) = store::audit::head(db).await?;
-        if seq == 0 {
+        let Some((seq, hash)) = store::audit::head(db).await? else {
             return Ok(None);
-        }
+        };
         let c = self.sign(
             seq,
             &hash,

@@ -1,15 +1,14 @@
 //! `arkku keys`: create, inspect and rotate the key hierarchy.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::{
-    app,
-    audit::{ActorRef, Auditor},
+    clock::Clock,
     config::Config,
-    vault::{rotation, status},
+    service::{keys, operator::Operator},
+    vault::rotation,
 };
 
 #[derive(Subcommand)]
@@ -50,45 +49,26 @@ pub async fn run(config: Config, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 async fn init(config: Config) -> anyhow::Result<()> {
-    let policies = config.load_policies()?;
-    let root = app::key_file(&config.root_key_file, true, "ROOT KEY").context("root key")?;
-    app::key_file(&config.issuer_key_file, true, "TOKEN ISSUER KEY").context("issuer key")?;
-    let db = app::database(&config).await.context("database")?;
-    app::keyring(&db, &config, root, &policies)
-        .await
-        .context("channel keys")?;
+    let ready = keys::init(&config).await?;
     println!(
         "keys ready: root key {}, issuer key {}",
-        config.root_key_file.display(),
-        config.issuer_key_file.display()
+        ready.root_key_file.display(),
+        ready.issuer_key_file.display()
     );
     Ok(())
 }
 
 async fn show_status(config: Config) -> anyhow::Result<()> {
-    let db = app::database(&config).await.context("database")?;
-    let report = status::status(&db, &config.root_key_file).await?;
+    let report = keys::status(&config, &Clock::from_env()).await?;
     print!("{report}");
     Ok(())
 }
 
 async fn rotate(config: Config, args: RotateArgs) -> anyhow::Result<()> {
-    let policies = config.load_policies()?;
-    // Never creates a root key: rotating a key nobody has is a mistake.
-    let root = crate::crypto::load_key_file(&config.root_key_file).context("root key")?;
-    let db = app::database(&config).await.context("database")?;
-    let keyring = app::keyring(&db, &config, root, &policies)
-        .await
-        .context("channel keys")?;
-    let checkpoints = Arc::new(app::checkpointer(&config).context("audit signing key")?);
-    let auditor = Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
-    let actor = ActorRef {
-        sub: "arkku-cli".to_owned(),
-        role: "admin".to_owned(),
-        client: Some("keys rotate".to_owned()),
-    };
+    let vault = keys::KeyVault::open(&config).await?;
+    let operator = Operator::cli("keys rotate");
     if args.root {
-        let r = rotation::rotate_root(&db, &keyring, &auditor, &actor).await?;
+        let r = keys::rotate_root(&vault, &operator).await?;
         println!(
             "rotated the root key: {} channel keys rewrapped; {} replaced. \
              Destroy every copy of the old root key (and back up the new one).",
@@ -98,19 +78,11 @@ async fn rotate(config: Config, args: RotateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let domain = args.channel.unwrap_or_default();
-    if args.grace <= config.key_refresh {
-        bail!(
-            "--grace ({}) must be longer than ARKKU_KEY_REFRESH ({}), or a running serve could \
-             still wrap new data keys under the old version when it is retired",
-            humantime::format_duration(args.grace),
-            humantime::format_duration(config.key_refresh)
-        );
-    }
     let how = rotation::ChannelRotation {
         grace: args.grace,
         batch: args.batch,
     };
-    let r = rotation::rotate_channel(&db, &keyring, &auditor, &actor, &domain, how).await?;
+    let r = keys::rotate_channel(&vault, &operator, &domain, how).await?;
     println!("{}", rotated_line(&r, args.grace));
     Ok(())
 }

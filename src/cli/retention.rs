@@ -35,8 +35,8 @@ pub async fn run(config: Config, clock: &Clock, command: RetentionCommand) -> an
         batch,
     } = command;
     let policies = config.load_policies()?;
-    let checkpoints = Arc::new(app::checkpointer(&config).context("audit signing key")?);
     let db = app::database(&config).await.context("database")?;
+    let checkpoints = Arc::new(app::checkpointer(&config).context("audit signing key")?);
     let audit = Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
     let started = std::time::Instant::now();
     let report = retention::Sweep {

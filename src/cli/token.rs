@@ -78,7 +78,7 @@ pub fn print(config: Config, clock: &Clock, args: TokenArgs) -> anyhow::Result<(
     let key = app::key_file(
         &config.issuer_key_file,
         config.auto_keys,
-        "TOKEN ISSUER KEY",
+        app::KeyFile::Issuer,
     )
     .context("issuer key")?;
     let jwt = token::issue(

@@ -52,9 +52,9 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
-// Transitional: the role checks below move into the service operations
+// Transitional: the role check below moves into the service operations
 // (`crate::service::Services::authorise`), which check the matrix of
-// `crate::policy::access`; they go once no handler calls them.
+// `crate::policy::access`; it goes once no handler calls it.
 
 /// 403 `forbidden` unless the caller has one of `roles`.
 pub fn require_role(actor: &Actor, roles: &[crate::domain::Role]) -> Result<(), ApiError> {
@@ -63,14 +63,4 @@ pub fn require_role(actor: &Actor, roles: &[crate::domain::Role]) -> Result<(), 
     } else {
         Err(ApiError::Forbidden)
     }
-}
-
-/// The customer id of a customer token; 403 for any other role.
-pub fn own_customer_id(actor: &Actor) -> Result<uuid::Uuid, ApiError> {
-    actor.customer.ok_or(ApiError::Forbidden)
-}
-
-/// The customer a `/v1/me` request is about, for its audit entry.
-pub fn own_customer(auth: &Result<Actor, ApiError>) -> Option<uuid::Uuid> {
-    auth.as_ref().ok().and_then(|a| a.customer)
 }

@@ -17,7 +17,6 @@ pub mod customers;
 pub mod docs;
 pub mod dsr;
 pub mod error;
-pub mod export;
 pub mod health;
 pub mod idempotency;
 pub mod interactions;

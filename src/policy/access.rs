@@ -74,7 +74,7 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     (ListOwnConsents, &[Customer], PurposeRule::Own),
     (ReadOwnProfile, &[Customer], PurposeRule::Subject),
     (ExportOwnData, &[Customer], PurposeRule::Subject),
-    (EraseOwnData, &[Customer], PurposeRule::Own),
+    (EraseOwnData, &[Customer], PurposeRule::Subject),
     (ExportCustomer, &[Compliance], PurposeRule::Subject),
     (EraseCustomer, &[Compliance], PurposeRule::Subject),
     (CreateInteraction, &[Agent], PurposeRule::None),

@@ -8,7 +8,7 @@ use crate::domain::ChannelId;
 use crate::policy::{authorise_channel_write, ChannelWrite};
 use crate::{
     domain::{Actor, Purpose},
-    policy::{authorise, Access, Denied, Operation, PurposeDenied},
+    policy::{authorise, Access, Denied, Operation, PurposeDenied, PurposeRule, DSR_PURPOSE},
 };
 
 impl Services {
@@ -25,18 +25,37 @@ impl Services {
         if let Some(p) = purpose.and_then(|p| Purpose::parse(p).ok()) {
             scope.purpose = Some(p.to_string());
         }
-        let access = authorise(&self.policies, actor, op, purpose).map_err(|d| match d {
-            Denied::Role => Error::Forbidden,
-            Denied::PurposeMissing => Error::InvalidRequest("purpose is required".into()),
-            Denied::Purpose(PurposeDenied::Unknown) => {
-                Error::UnknownPurpose(purpose.unwrap_or("dsr").chars().take(32).collect())
+        let access = authorise(&self.policies, actor, op, purpose).map_err(|d| {
+            // A data subject request is for purpose `dsr`, granted or not.
+            if matches!(d, Denied::Purpose(_)) && op.rule().1 == PurposeRule::Subject {
+                scope.purpose = Some(DSR_PURPOSE.to_owned());
             }
-            Denied::Purpose(PurposeDenied::NotAllowed) => Error::PurposeNotAllowed,
+            refusal(d, purpose)
         })?;
         if let Some(g) = access.grant() {
             scope.purpose = Some(g.purpose().to_string());
         }
         Ok(access)
+    }
+
+    /// [`Services::authorise`] for an operation that writes no audit entry:
+    /// reading and verifying the audit log itself, whose entries hold no
+    /// contact data (logging each look at the log would only grow it).
+    /// Such operations read for no purpose.
+    pub fn authorise_unlogged(&self, actor: &Actor, op: Operation) -> Result<Access, Error> {
+        authorise(&self.policies, actor, op, None).map_err(|d| refusal(d, None))
+    }
+}
+
+/// The error a refusal of the matrix answers with.
+fn refusal(d: Denied, purpose: Option<&str>) -> Error {
+    match d {
+        Denied::Role => Error::Forbidden,
+        Denied::PurposeMissing => Error::InvalidRequest("purpose is required".into()),
+        Denied::Purpose(PurposeDenied::Unknown) => {
+            Error::UnknownPurpose(purpose.unwrap_or(DSR_PURPOSE).chars().take(32).collect())
+        }
+        Denied::Purpose(PurposeDenied::NotAllowed) => Error::PurposeNotAllowed,
     }
 }
 

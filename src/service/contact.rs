@@ -1,11 +1,18 @@
 //! Contact points at the service boundary: a channel named in a request
-//! resolved against the policy, and a value parsed by its channel's
-//! normaliser, each once, for every operation that takes one.
+//! resolved against the policy, a value parsed by its channel's normaliser,
+//! and a contact point sealed for storage, each in one place for every
+//! operation that takes one.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::{Error, Services};
 use crate::{
+    crypto::FieldKey,
     domain::{normalise, ChannelId, ChannelKind, ContactError, NormalisedValue},
     policy::MaskMode,
+    store::{self, customers::NewContact},
+    vault::records::{self, field},
 };
 
 /// A contact value parsed for its channel.
@@ -50,5 +57,32 @@ impl Services {
             .channel(channel)
             .map(|(_, p)| p.kind)
             .unwrap_or(ChannelKind::Text)
+    }
+
+    /// Seals a new contact point of `customer_id` for storage, under `key`
+    /// (the data key of the contact's channel for that customer): the blind
+    /// index a lookup finds it by, and the value and label, each bound to
+    /// customer, channel, record id and field. The only place a contact
+    /// point is sealed.
+    pub fn seal_contact(
+        &self,
+        key: &FieldKey,
+        customer_id: Uuid,
+        contact: &ParsedContact,
+        label: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<NewContact, Error> {
+        let id = Uuid::now_v7();
+        let channel = contact.channel.as_str();
+        let seal = |f, plain| records::seal(key, customer_id, channel, id, f, plain);
+        Ok(NewContact {
+            id,
+            customer_id,
+            channel: channel.to_owned(),
+            blind_index: self.blind.compute(channel, contact.value.index_key()),
+            value: seal(field::VALUE, contact.value.value())?,
+            label: label.map(|l| seal(field::LABEL, l)).transpose()?,
+            now: store::to_micros(now),
+        })
     }
 }

@@ -1,13 +1,15 @@
 //! Loading a customer's record for an operation: 404 `not_found` if the
 //! customer never existed, 410 `customer_erased` if erased; and the
-//! retention facts of stored rows that the decisions read.
+//! retention facts and deadlines of stored rows that the decisions read.
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Error, Services};
 use crate::{
-    policy::Retained,
-    store::{self, interactions::InteractionRow},
+    domain::ChannelId,
+    policy::{retention_deadline, Retained},
+    store::{self, customers::ContactRow, interactions::InteractionRow},
 };
 
 /// The live customer row, its contact points and consent facts, in one
@@ -42,4 +44,33 @@ pub fn retained(row: &InteractionRow) -> Retained<'_> {
                 .max(row.created_at),
         ),
     }
+}
+
+/// When a stored contact point's retention ends; `None` for data no policy
+/// covers (a channel since removed from the policy).
+pub fn contact_deadline(s: &Services, c: &ContactRow) -> Option<OffsetDateTime> {
+    let ch = ChannelId::parse(&c.channel).ok()?;
+    let item = Retained::Contact {
+        last_activity_at: store::from_micros(c.last_activity_at),
+    };
+    retention_deadline(&s.policies, &ch, item)
+}
+
+/// When a stored interaction's retention ends; `None` for data no policy covers.
+pub fn interaction_deadline(s: &Services, i: &InteractionRow) -> Option<OffsetDateTime> {
+    let ch = ChannelId::parse(&i.channel).ok()?;
+    retention_deadline(&s.policies, &ch, retained(i))
+}
+
+/// The channel of a stored item that is still held at `now`, given its
+/// retention deadline; `None` once retention has ended, and for data no
+/// policy covers.
+pub fn held_channel(
+    channel: &str,
+    deadline: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Option<ChannelId> {
+    ChannelId::parse(channel)
+        .ok()
+        .filter(|_| deadline.is_some_and(|d| d > now))
 }

@@ -8,15 +8,21 @@
 //! to and from it: no caller touches the store or the keyring.
 
 pub mod access;
+pub mod audit_review;
 pub mod audited;
 pub mod consents;
 pub mod contact;
+pub mod customers;
+pub mod dsr;
 pub mod error;
+pub mod export;
 pub mod input;
 pub mod interactions;
+pub mod keys;
 pub mod ledger;
 pub mod load;
 pub mod lookup;
+pub mod operator;
 pub mod ratelimit;
 pub mod request;
 pub mod views;

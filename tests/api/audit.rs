@@ -1,4 +1,4 @@
-//! The audit log (DESIGN.md §7 and the audit rows of §8): one entry per
+//! The audit log (SECURITY.md, "Audit"): one entry per
 //! customer request, allowed or denied, with nothing secret in it; the
 //! compliance API; verification that names the first bad entry, over HTTP and
 //! with `arkku audit verify`; signed checkpoints; fail-closed appends; export.
@@ -44,6 +44,7 @@ pub fn tests() -> Vec<Scenario> {
         when_audit_appends_fail_requests_answer_503_release_nothing_and_recover_without_a_gap,
         a_write_refused_during_an_audit_outage_changes_nothing,
         export_prints_every_entry_as_one_json_line_in_seq_order,
+        the_operators_export_and_verification_show_what_compliance_sees,
         a_forged_stored_checkpoint_fails_verification_even_with_a_kept_checkpoint_of_that_entry,
         serve_started_on_a_chain_with_an_edited_entry_is_not_ready_and_names_the_entry,
         an_entry_edited_while_serve_runs_is_found_by_a_background_pass,
@@ -1621,6 +1622,31 @@ async fn export_prints_every_entry_as_one_json_line_in_seq_order(b: Backend) {
     let csv = app.cli(&["audit", "export", "--format", "csv"]).await;
     assert!(!csv.status.success());
     assert!(csv.stdout.is_empty(), "{}", csv.stdout);
+}
+
+/// The operator's reads on the vault host (`arkku audit export`, `arkku
+/// audit verify`) through the service: the same entries as `GET /v1/audit`,
+/// the same verification as `GET /v1/audit/verify`.
+async fn the_operators_export_and_verification_show_what_compliance_sees(b: Backend) {
+    let app = spawn_app(b).await;
+    seed(&app).await;
+    let mut exported = Vec::new();
+    let n = arkku::service::audit_review::export_log(app.db(), |e| {
+        exported.push(serde_json::to_value(e).map_err(std::io::Error::other)?);
+        Ok(())
+    })
+    .await
+    .expect("export");
+    assert_eq!(n as i64, app.audit_count().await);
+    assert_eq!(exported, all_entries(&app, "").await);
+
+    let key = app.state.checkpoints.public_key();
+    let report = arkku::service::audit_review::verify_log(app.db(), key, None)
+        .await
+        .expect("verify");
+    let report = serde_json::to_value(&report).expect("report");
+    assert_eq!(report, verify_http(&app).await);
+    assert_good(&report, n as i64);
 }
 
 // --------------------------------------------- integrity at the edges --

@@ -1,4 +1,4 @@
-//! The `arkku` binary (its key files and commands, README "Command line"), run as a user would:
+//! The `arkku` binary (README, "Command line"), run as a user would:
 //! a fresh working directory, no `ARKKU_*` from the outside, and every child
 //! process killed when the test ends, pass or fail.
 

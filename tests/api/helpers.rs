@@ -99,6 +99,18 @@ pub async fn fresh_postgres_database() -> String {
     with_database(&admin, &name)
 }
 
+/// The URL of a PostgreSQL database that does not exist yet, for a test
+/// that expects `arkku` to create it; dropped at the end like the others.
+pub fn unborn_postgres_database() -> String {
+    let admin = postgres_url().expect("ARKKU_TEST_POSTGRES_URL");
+    let name = format!("{DB_PREFIX}{}", uuid::Uuid::now_v7().simple());
+    CREATED
+        .lock()
+        .expect("created databases")
+        .push(name.clone());
+    with_database(&admin, &name)
+}
+
 /// The databases this run created (another run's are not ours to drop).
 static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 

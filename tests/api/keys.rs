@@ -1,5 +1,5 @@
-//! Key rotation while the vault serves (DESIGN.md §4, §9 `arkku keys
-//! rotate`): `arkku serve` keeps answering reads, reveals, lookups and
+//! Key rotation while the vault serves (README and SECURITY.md, "Key
+//! rotation"): `arkku serve` keeps answering reads, reveals, lookups and
 //! creates while `arkku keys rotate` runs beside it on the same data dir and
 //! database; afterwards every data key sits under the new version, the old
 //! one is gone, every customer reads back, and the audit chain verifies.
@@ -41,6 +41,7 @@ pub fn tests() -> Vec<Scenario> {
         a_pending_root_key_that_opens_nothing_is_left_alone_and_blocks_the_next_root_rotation,
         rotation_refuses_an_unknown_channel_the_index_key_a_short_grace_and_an_open_key_file,
         a_write_still_using_a_retired_version_is_wrapped_again_under_the_current_one,
+        the_key_service_refuses_a_short_grace_and_rotates_under_the_operators_name,
     ]
 }
 
@@ -801,4 +802,62 @@ async fn a_write_still_using_a_retired_version_is_wrapped_again_under_the_curren
         assert_eq!(r.json["contacts"][0]["value"], e164, "{}", r.text);
     }
     app.assert_chain_verifies().await;
+}
+
+/// The key operations as the CLI calls them ([`arkku::service::keys`]): a
+/// grace no longer than the key refresh is refused before anything changes;
+/// a rotation is audited under the operator's name; the status shows the new
+/// version as current.
+async fn the_key_service_refuses_a_short_grace_and_rotates_under_the_operators_name(b: Backend) {
+    use arkku::service::{keys, operator::Operator};
+
+    let app = spawn_app_with(b, |c| c.key_refresh = Duration::from_millis(200)).await;
+    let config = &app.state.config;
+    let vault = keys::KeyVault::open(config).await.expect("open the keys");
+    let operator = Operator::cli("keys rotate");
+    let short = rotation::ChannelRotation {
+        grace: Duration::from_millis(200),
+        batch: 100,
+    };
+    let refused = keys::rotate_channel(&vault, &operator, "phone", short).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("--grace") && message.contains("ARKKU_KEY_REFRESH"),
+        "{message}"
+    );
+    assert!(key_rotate_entries(app.db()).await.is_empty());
+
+    let how = rotation::ChannelRotation {
+        grace: Duration::from_millis(300),
+        batch: 100,
+    };
+    let report = keys::rotate_channel(&vault, &operator, "phone", how)
+        .await
+        .expect("rotation");
+    assert_eq!((report.to, report.retired.clone()), (2, vec![1]));
+    let actors: Vec<(String, String, Option<String>)> =
+        store::audit::entries_after(app.db(), 0, 1_000_000)
+            .await
+            .expect("audit")
+            .into_iter()
+            .filter(|r| r.action == "key.rotate")
+            .map(|r| (r.actor_sub, r.actor_role, r.actor_client))
+            .collect();
+    let cli = (
+        "arkku-cli".to_owned(),
+        "admin".to_owned(),
+        Some("keys rotate".to_owned()),
+    );
+    assert_eq!(actors, vec![cli.clone(), cli]);
+
+    let status = keys::status(config, &arkku::clock::Clock::system())
+        .await
+        .expect("status");
+    let phone: Vec<(u32, bool)> = status
+        .versions
+        .iter()
+        .filter(|v| v.domain == "phone")
+        .map(|v| (v.version, v.current))
+        .collect();
+    assert_eq!(phone, vec![(2, true)]);
 }

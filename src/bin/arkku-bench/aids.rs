@@ -56,7 +56,7 @@ pub async fn serve_without_audit() -> anyhow::Result<()> {
 pub async fn rotate_seed(total: usize, channel: &str) -> anyhow::Result<()> {
     let config = config_from_env();
     let policies = config.load_policies()?;
-    let root = app::key_file(&config.root_key_file, true, "ROOT KEY")?;
+    let root = app::key_file(&config.root_key_file, true, app::KeyFile::Root)?;
     let db = app::database(&config).await.context("database")?;
     let keyring = app::keyring(&db, &config, root, &policies).await?;
 

@@ -119,7 +119,8 @@ impl Served {
         )?;
         plain.wait_up("the baseline").await?;
 
-        let issuer = arkku::app::key_file(&config.issuer_key_file, false, "issuer")?;
+        let issuer =
+            arkku::app::key_file(&config.issuer_key_file, false, arkku::app::KeyFile::Issuer)?;
         let agent = token(&issuer, Role::Agent, &["support"], Some("phone"))?;
         Ok(Served {
             arkku,

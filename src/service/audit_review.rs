@@ -1,0 +1,238 @@
+//! The compliance view of the audit log: filtered reads with cursor
+//! pagination (`GET /v1/audit`), and chain verification (`GET
+//! /v1/audit/verify`). Compliance role only.
+//!
+//! Reading the log is not itself logged: entries hold no contact data, and
+//! an entry per look at the log would grow it with every page read. The
+//! operator's reads on the vault host (`arkku audit verify`, `arkku audit
+//! export`) go through the same verification and the same entry view.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{views::rfc3339, Caller, Error, Services};
+use crate::{
+    audit::verify::{verify, VerifyReport},
+    crypto::hex,
+    policy::Operation,
+    store::{
+        self,
+        audit::{AuditFilter, AuditRow, CheckpointRow},
+        Db, StoreError,
+    },
+};
+
+/// Most entries per page.
+const MAX_LIMIT: i64 = 1000;
+/// Entries per read when the operator exports the whole log.
+const EXPORT_PAGE: i64 = 10_000;
+
+/// Filters of `GET /v1/audit`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Entries about this customer.
+    pub customer_id: Option<Uuid>,
+    /// The actor's `sub`.
+    pub actor: Option<String>,
+    /// e.g. `customer.read`.
+    pub action: Option<String>,
+    /// `allow` or `deny`.
+    #[param(value_type = Option<crate::http::openapi::AuditDecision>, inline)]
+    pub decision: Option<String>,
+    /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Who acted.
+#[derive(Serialize, ToSchema)]
+pub struct ActorView {
+    pub sub: String,
+    pub role: String,
+    pub client: Option<String>,
+}
+
+/// One audit entry.
+#[derive(Serialize, ToSchema)]
+pub struct EntryView {
+    pub seq: i64,
+    pub at: String,
+    pub actor: ActorView,
+    pub action: String,
+    pub customer_id: Option<Uuid>,
+    pub channel: Option<String>,
+    pub purpose: Option<String>,
+    pub decision: String,
+    pub reason: Option<String>,
+    pub request_id: String,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditRow> for EntryView {
+    fn from(r: AuditRow) -> Self {
+        EntryView {
+            seq: r.seq,
+            at: rfc3339(store::from_micros(r.at)),
+            actor: ActorView {
+                sub: r.actor_sub,
+                role: r.actor_role,
+                client: r.actor_client,
+            },
+            action: r.action,
+            customer_id: r.customer_id,
+            channel: r.channel,
+            purpose: r.purpose,
+            decision: r.decision,
+            reason: r.reason,
+            request_id: r.request_id,
+            detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+            prev_hash: hex(&r.prev_hash),
+            hash: hex(&r.hash),
+        }
+    }
+}
+
+/// A page of entries.
+#[derive(Serialize, ToSchema)]
+pub struct EntriesView {
+    pub entries: Vec<EntryView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/audit`: entries oldest first, filtered, one page at a time.
+pub async fn list(
+    svc: &Services,
+    caller: &Caller,
+    query: Result<AuditQuery, Error>,
+) -> Result<EntriesView, Error> {
+    let actor = caller.as_ref().map_err(Clone::clone)?;
+    let q = query?;
+    svc.authorise_unlogged(actor, Operation::ReadAudit)?;
+    let limit = q.limit.unwrap_or(100);
+    let filter = filter(q, limit)?;
+    let mut rows = store::audit::query(&svc.db, &filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = if more {
+        rows.last().map(|r| r.seq.to_string())
+    } else {
+        None
+    };
+    Ok(EntriesView {
+        entries: rows.into_iter().map(EntryView::from).collect(),
+        next_cursor,
+    })
+}
+
+/// The store's filter for a page of `limit` entries (one more is read to
+/// tell whether another page follows); 400 `invalid_request` naming the
+/// parameter that is not valid.
+fn filter(q: AuditQuery, limit: i64) -> Result<AuditFilter, Error> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::InvalidRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let after_seq =
+        match q.cursor.as_deref() {
+            None => 0,
+            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                Error::InvalidRequest("cursor is not one this API gave out".into())
+            })?,
+        };
+    if let Some(d) = q.decision.as_deref() {
+        if d != "allow" && d != "deny" {
+            return Err(Error::InvalidRequest(
+                "decision must be allow or deny".into(),
+            ));
+        }
+    }
+    Ok(AuditFilter {
+        after_seq,
+        customer_id: q.customer_id,
+        actor: q.actor,
+        action: q.action,
+        decision: q.decision,
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
+        limit: limit + 1,
+    })
+}
+
+fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, Error> {
+    v.map(|s| {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(store::to_micros)
+            .map_err(|_| Error::InvalidRequest(format!("{name} must be an RFC 3339 time")))
+    })
+    .transpose()
+}
+
+/// `GET /v1/audit/verify`: recomputes the whole chain and checks the stored
+/// checkpoints against the vault's signing key.
+pub async fn verify_chain(svc: &Services, caller: &Caller) -> Result<VerifyReport, Error> {
+    let actor = caller.as_ref().map_err(Clone::clone)?;
+    svc.authorise_unlogged(actor, Operation::VerifyAudit)?;
+    Ok(verify_log(&svc.db, svc.checkpoints.public_key(), None).await?)
+}
+
+// --- the operator's reads ------------------------------------------------------
+
+/// `arkku audit verify`: the same verification for the operator on the
+/// vault host, who may also hold a checkpoint `kept` from before (which
+/// detects a truncated tail). `trusted_key` is the public key that signs
+/// the vault's checkpoints.
+pub async fn verify_log(
+    db: &Db,
+    trusted_key: &[u8],
+    kept: Option<&CheckpointRow>,
+) -> Result<VerifyReport, StoreError> {
+    verify(db, Some(trusted_key), kept).await
+}
+
+/// Why `arkku audit export` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportLogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The entry could not be written where the operator sends the log.
+    #[error(transparent)]
+    Write(#[from] std::io::Error),
+}
+
+/// `arkku audit export`: every entry, in seq order, handed to `each` as it
+/// appears in `GET /v1/audit`. Returns how many there were.
+pub async fn export_log(
+    db: &Db,
+    mut each: impl FnMut(EntryView) -> std::io::Result<()>,
+) -> Result<u64, ExportLogError> {
+    let mut after = 0;
+    let mut count = 0;
+    loop {
+        let rows = store::audit::entries_after(db, after, EXPORT_PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for r in rows {
+            each(EntryView::from(r))?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
