@@ -57,7 +57,16 @@ impl TokenError {
     /// yet come): the one cause a caller can fix by getting a new token.
     pub fn is_expired(&self) -> bool {
         use jsonwebtoken::errors::ErrorKind;
-        matches!(self, TokenError::Jwt(e) if matches!(e.kind(), ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature))
+        match self {
+            TokenError::Expired | TokenError::NotYetValid => true,
+            // Not raised while `check_time` does the library's time checks,
+            // but kept so the answer cannot change if it ever does them again.
+            TokenError::Jwt(e) => matches!(
+                e.kind(),
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature
+            ),
+            _ => false,
+        }
     }
 
     /// Whether the token is not a well-formed JWT at all.
