@@ -2,8 +2,8 @@
 # The cost of the audit log on profile reads, and audit verify speed.
 #
 # For each backend: one database, two servers on it — `arkku serve` (durable,
-# group-committed audit) and examples/serve_without_audit (same stack, audit
-# discarded) — seeded with customers of four channels, then driven one after
+# group-committed audit) and `arkku-bench serve-without-audit` (same stack,
+# audit discarded) — seeded with customers of four channels, then driven one after
 # the other by wrk (closed loop, loopback, on the same 2 cores) reading random
 # profiles as a phone agent. Then 1M audit entries are appended through the
 # real writer and `arkku audit verify` is timed.
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CUSTOMERS=${1:-2000}; SECS=${2:-10}; CONNS=${3:-32}; ENTRIES=${4:-1000000}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
-cargo build --release -q --bin arkku --bin arkku-bench --example serve_without_audit
+cargo build --release -q --features bench --bin arkku --bin arkku-bench
 BIN=target/release/arkku
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -28,7 +28,7 @@ run_backend() {
   ARKKU_LISTEN=127.0.0.1:18080 $BIN serve 2>"$WORK/$name-on.log" &
   local on=$!
   wait_up 127.0.0.1:18080
-  ARKKU_LISTEN=127.0.0.1:18081 target/release/examples/serve_without_audit 2>"$WORK/$name-off.log" &
+  ARKKU_LISTEN=127.0.0.1:18081 target/release/arkku-bench serve-without-audit 2>"$WORK/$name-off.log" &
   local off=$!
   wait_up 127.0.0.1:18081
   local svc agent

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Key rotation speed: seeds N customers with one phone data key each (bulk
-# inserts through the store and keyring, examples/rotate_seed.rs), then times
+# inserts through the store and keyring, `arkku-bench rotate-seed`), then times
 # `arkku keys rotate --channel phone` on them, on SQLite and PostgreSQL.
 #
 #   bash bench/rotate.sh [keys] [batch]
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${1:-100000}; BATCH=${2:-1000}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
-cargo build --release -q --bin arkku --example rotate_seed
+cargo build --release -q --features bench --bin arkku --bin arkku-bench
 BIN=target/release/arkku
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -24,7 +24,7 @@ run_backend() {
   local name=$1 url=$2
   export ARKKU_DATA_DIR=$WORK/$name ARKKU_DATABASE_URL=$url ARKKU_LOG=warn
   export ARKKU_KEY_REFRESH=100ms ARKKU_ROTATE_GRACE=200ms ARKKU_ROTATE_BATCH=$BATCH
-  target/release/examples/rotate_seed "$KEYS" phone | sed "s/^/$name  /"
+  target/release/arkku-bench rotate-seed "$KEYS" phone | sed "s/^/$name  /"
   local t0 t1
   t0=$(date +%s.%N)
   $BIN keys rotate --channel phone | sed "s/^/$name  /"

@@ -1,21 +1,23 @@
 //! Start-up: policies, key files, database, migrations, keyring, verifier,
 //! audit — in that order, each failure named for the operator.
 
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 
 use crate::{
     audit::{Auditor, Checkpointer},
+    clock::Clock,
     config::Config,
     crypto::{
         load_or_create_key_file, BlindIndex, CheckpointSigner, CryptoError, KeyFileOutcome,
         SecretKey,
     },
+    domain::PROFILE_DOMAIN,
     http::AppState,
     policy::{Policies, PolicyError},
     service::Services,
     store::{Db, StoreError},
     token::TokenVerifier,
-    vault::{Keyring, RootKey, VaultError, PROFILE_DOMAIN},
+    vault::{Keyring, RootKey, VaultError},
 };
 
 /// Why the vault could not start.
@@ -31,25 +33,136 @@ pub enum StartError {
     Vault(#[from] VaultError),
 }
 
-/// Loads (or, with auto keys on, creates) a key file, warning loudly on creation.
-pub fn key_file(path: &std::path::Path, auto: bool, what: &str) -> Result<SecretKey, CryptoError> {
+/// The key files the vault reads, each with what losing it costs: the
+/// warning printed when one is generated says so, and only the root key's
+/// loss makes the vault's data unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFile {
+    /// Wraps every channel key, and so every data key and value.
+    Root,
+    /// Signs the tokens of the local issuer.
+    Issuer,
+    /// Signs the audit checkpoints.
+    Audit,
+}
+
+impl KeyFile {
+    /// The name in the warning, in capitals so that it stands out in a log.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyFile::Root => "ROOT KEY",
+            KeyFile::Issuer => "TOKEN ISSUER KEY",
+            KeyFile::Audit => "AUDIT SIGNING KEY",
+        }
+    }
+
+    /// What its loss costs, for the warning.
+    pub fn if_lost(self) -> &'static str {
+        match self {
+            KeyFile::Root => {
+                "Back it up: without it nothing in this vault can be read, and no other key \
+                 brings the data back."
+            }
+            KeyFile::Issuer => {
+                "It signs the tokens this vault accepts: if it is lost or replaced, every \
+                 token signed with it stops working and must be issued again. The vault's \
+                 data is not affected."
+            }
+            KeyFile::Audit => {
+                "Back it up: it signs audit checkpoints, and if it is lost or replaced the \
+                 checkpoints signed before cannot be verified with the new key (`arkku audit \
+                 verify` reports them as not signed by this vault). The vault's data is not \
+                 affected."
+            }
+        }
+    }
+}
+
+/// Loads (or, with auto keys on, creates) a key file, warning loudly on
+/// creation with what the new key's loss would cost.
+pub fn key_file(
+    path: &std::path::Path,
+    auto: bool,
+    which: KeyFile,
+) -> Result<SecretKey, CryptoError> {
     let (key, outcome) = load_or_create_key_file(path, auto)?;
     if outcome == KeyFileOutcome::Created {
         tracing::warn!(
             path = %path.display(),
-            "GENERATED A NEW {what} at {} (mode 0600). Back it up: without it the data in this vault cannot be read. \
+            "GENERATED A NEW {} at {} (mode 0600). {} \
              In production provision keys yourself and run with --no-auto-keys (ARKKU_AUTO_KEYS=false).",
-            path.display()
+            which.name(),
+            path.display(),
+            which.if_lost(),
         );
     }
     Ok(key)
 }
 
-/// Connects to the configured database and applies the migrations.
+/// Checks the key files before the database is touched, and leaves the
+/// creation of missing ones until after it has opened: a vault that cannot
+/// start leaves neither a new database behind for want of a key (automatic
+/// keys off) nor new key files for want of a database. Every key file that
+/// exists must load; a missing one is an error only with automatic keys off.
+pub fn check_key_files(config: &Config) -> Result<(), CryptoError> {
+    for path in [
+        &config.root_key_file,
+        &config.issuer_key_file,
+        &config.audit_key_file,
+    ] {
+        if !config.auto_keys || path.exists() {
+            load_or_create_key_file(path, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// Connects to the configured database, creating a PostgreSQL database that
+/// does not exist yet (as SQLite creates its file), and applies the migrations.
 pub async fn database(config: &Config) -> Result<Db, StoreError> {
-    let db = Db::connect(&config.database_url).await?;
+    let db = match Db::connect(&config.database_url).await {
+        Err(StoreError::Database(e)) if is_missing_database(&e) => {
+            create_postgres_database(&config.database_url).await?;
+            Db::connect(&config.database_url).await?
+        }
+        other => other?,
+    };
     db.migrate().await?;
     Ok(db)
+}
+
+/// PostgreSQL's "database does not exist" (SQLSTATE 3D000).
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "3D000")
+}
+
+/// Creates the database a PostgreSQL URL names, through the server's
+/// maintenance database, as `createdb` does. Another process creating it at
+/// the same moment is not an error. A failure says how to create it by hand.
+async fn create_postgres_database(url: &str) -> Result<(), StoreError> {
+    use sqlx::migrate::MigrateDatabase;
+    let name = sqlx::postgres::PgConnectOptions::from_str(url)
+        .ok()
+        .and_then(|o| o.get_database().map(str::to_owned))
+        .unwrap_or_default();
+    match sqlx::Postgres::create_database(url).await {
+        Ok(()) => {
+            tracing::info!(database = %name, "created the PostgreSQL database");
+            Ok(())
+        }
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => {
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Database(sqlx::Error::Configuration(
+            format!(
+                "database {name:?} does not exist and could not be created ({e}); \
+                 create it (createdb {name}) or give the user the CREATEDB privilege"
+            )
+            .into(),
+        ))),
+    }
 }
 
 /// Opens the keyring for every policy channel plus the profile domain, with
@@ -76,39 +189,43 @@ pub async fn keyring(
 
 /// The checkpoint signer, from the audit key file.
 pub fn checkpointer(config: &Config) -> Result<Checkpointer, CryptoError> {
-    let seed = key_file(
-        &config.audit_key_file,
-        config.auto_keys,
-        "AUDIT SIGNING KEY",
-    )?;
+    let seed = key_file(&config.audit_key_file, config.auto_keys, KeyFile::Audit)?;
     Ok(Checkpointer::new(
         CheckpointSigner::from_seed(&seed)?,
         config.audit_checkpoint_every,
     ))
 }
 
-/// Builds the application state for `serve` (and for the tests).
+/// Builds the application state on the system clock.
 pub async fn open(config: Config) -> Result<AppState, StartError> {
-    open_with(config, true).await
+    open_with_clock(config, Clock::system()).await
 }
 
-/// NOT FOR PRODUCTION: the application state with an auditor that writes
-/// nothing, for measuring the cost of the audit log against the same stack.
-/// Only benchmark code calls this; no flag of `arkku serve` reaches it.
-pub async fn open_without_audit_for_benchmarks(config: Config) -> Result<AppState, StartError> {
-    open_with(config, false).await
+/// Builds the application state for `serve` (and for the tests) on `clock`,
+/// which every operation and the token verifier read.
+pub async fn open_with_clock(config: Config, clock: Clock) -> Result<AppState, StartError> {
+    open_with(config, clock, Audit::Durable).await
 }
 
-async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError> {
+/// Whether the state's auditor writes the log. Only the benchmark module
+/// ([`crate::bench`], behind the `bench` cargo feature) asks for `Discard`.
+pub(crate) enum Audit {
+    Durable,
+    #[cfg(feature = "bench")]
+    Discard,
+}
+
+pub(crate) async fn open_with(
+    config: Config,
+    clock: Clock,
+    audit: Audit,
+) -> Result<AppState, StartError> {
     let policies = config.load_policies()?;
-    let root = key_file(&config.root_key_file, config.auto_keys, "ROOT KEY")?;
-    let issuer = key_file(
-        &config.issuer_key_file,
-        config.auto_keys,
-        "TOKEN ISSUER KEY",
-    )?;
-    let checkpoints = Arc::new(checkpointer(&config)?);
+    check_key_files(&config)?;
     let db = database(&config).await?;
+    let root = key_file(&config.root_key_file, config.auto_keys, KeyFile::Root)?;
+    let issuer = key_file(&config.issuer_key_file, config.auto_keys, KeyFile::Issuer)?;
+    let checkpoints = Arc::new(checkpointer(&config)?);
     let keyring = keyring(&db, &config, root, &policies).await?;
     let blind = BlindIndex::from_prk(
         &*keyring.index_prk()?,
@@ -119,16 +236,17 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         &config.issuer,
         &config.audience,
         policies.limits.token_max_lifetime,
+        clock.clone(),
     );
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
-    let audit = if !audited {
-        Auditor::discarding_for_benchmarks()
-    } else {
-        Auditor::start(
+    let audit = match audit {
+        Audit::Durable => Auditor::start(
             db.clone(),
             config.audit_timeout,
             Some(Arc::clone(&checkpoints)),
-        )
+        ),
+        #[cfg(feature = "bench")]
+        Audit::Discard => Auditor::discarding_for_benchmarks(),
     };
     Ok(AppState::new(Services {
         config,
@@ -141,7 +259,7 @@ async fn open_with(config: Config, audited: bool) -> Result<AppState, StartError
         checkpoints,
         limiter,
         chain: Arc::default(),
-        clock: crate::clock::Clock::from_env(),
+        clock,
     }))
 }
 
@@ -172,7 +290,7 @@ pub fn spawn_retention_sweeper(state: AppState) {
                 db: &state.db,
                 policies: &state.policies,
                 audit: &state.audit,
-                now: time::OffsetDateTime::now_utc(),
+                now: state.clock.now(),
                 dry_run: false,
                 batch: crate::retention::DEFAULT_BATCH,
             };

@@ -11,6 +11,11 @@
 pub mod app;
 /// Hash-chained, fail-closed audit log.
 pub mod audit;
+/// Benchmark-only hooks (the `bench` cargo feature).
+#[cfg(feature = "bench")]
+pub mod bench;
+/// The `arkku` command line.
+pub mod cli;
 /// The one clock every operation reads.
 pub mod clock;
 /// Settings from flags and `ARKKU_*` environment variables.

@@ -1,4 +1,4 @@
-//! The retention sweeper (DESIGN.md §9): deletes what the policies no longer
+//! The retention sweeper (README, "Retention sweeper"): deletes what the policies no longer
 //! allow the vault to keep, in batches, each batch audited before it goes.
 //!
 //! - contact points past their channel's `contact_retention` since their last activity;
@@ -122,130 +122,89 @@ pub struct Sweep<'a> {
     pub batch: usize,
 }
 
+/// The rows one rule lets go: of a channel's contact points, of a channel's
+/// interactions of one kind, or of a purpose's lapsed consent groups.
+#[derive(Clone, Copy)]
+enum Expired<'a> {
+    Contacts(&'a str, Micros),
+    Interactions(&'a str, &'a str, Micros),
+    /// Purpose, maximum age, now.
+    Consents(&'a str, Micros, Micros),
+}
+
+impl Expired<'_> {
+    async fn fetch(self, db: &Db, limit: i64) -> Result<Vec<Doomed>, StoreError> {
+        match self {
+            Expired::Contacts(channel, cutoff) => {
+                queries::expired_contacts(db, channel, cutoff, limit).await
+            }
+            Expired::Interactions(channel, kind, cutoff) => {
+                queries::expired_interactions(db, channel, kind, cutoff, limit).await
+            }
+            Expired::Consents(purpose, age, now) => {
+                queries::lapsed_consents(db, purpose, age, now, limit).await
+            }
+        }
+    }
+
+    fn table(self) -> Table {
+        match self {
+            Expired::Contacts(..) => Table::Contacts,
+            Expired::Interactions(..) => Table::Interactions,
+            Expired::Consents(..) => Table::Consents,
+        }
+    }
+
+    /// The channel the audit entry names (none for consents).
+    fn channel(&self) -> Option<&str> {
+        match *self {
+            Expired::Contacts(channel, _) | Expired::Interactions(channel, _, _) => Some(channel),
+            Expired::Consents(..) => None,
+        }
+    }
+
+    /// What every audit entry of these rows says besides the ids.
+    fn detail(self) -> serde_json::Value {
+        match self {
+            Expired::Contacts(..) => json!({"table": "contacts"}),
+            Expired::Interactions(_, kind, _) => json!({"table": "interactions", "kind": kind}),
+            Expired::Consents(purpose, _, _) => json!({"table": "consents", "purpose": purpose}),
+        }
+    }
+}
+
+/// Milliseconds per part of a sweep, for [`Report::elapsed_ms`].
+struct Laps(std::time::Instant);
+
+impl Laps {
+    fn lap(&mut self, report: &mut Report, part: &'static str) {
+        let ms = u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        report.elapsed_ms.insert(part, ms);
+        self.0 = std::time::Instant::now();
+    }
+}
+
 impl Sweep<'_> {
     /// Runs the sweep to the end.
     pub async fn run(&self) -> Result<Report, SweepError> {
         let c = cutoffs(self.policies, self.now);
         let run_id = format!("retention-{}", Uuid::now_v7());
-        let batch = self.batch.max(1);
-        // Rows fetched, audited batch by batch, and deleted together.
-        let limit = i64::try_from(batch.saturating_mul(BATCHES_PER_DELETE)).unwrap_or(i64::MAX);
-        let customers_limit = i64::try_from(batch).unwrap_or(i64::MAX);
         let mut report = Report {
-            now: crate::http::views::rfc3339(self.now),
+            now: crate::domain::time::rfc3339(self.now),
             dry_run: self.dry_run,
             ..Report::default()
         };
-
-        let mut clock = std::time::Instant::now();
-        let mut lap = |report: &mut Report, part: &'static str| {
-            let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-            report.elapsed_ms.insert(part, ms);
-            clock = std::time::Instant::now();
-        };
-        for (channel, cutoff) in &c.contacts {
-            let n = if self.dry_run {
-                count(queries::count_expired_contacts(self.db, channel, *cutoff).await?)
-            } else {
-                let mut n = 0;
-                loop {
-                    let doomed =
-                        queries::expired_contacts(self.db, channel, *cutoff, limit).await?;
-                    if doomed.is_empty() {
-                        break;
-                    }
-                    let detail = json!({"table": "contacts"});
-                    n += self
-                        .purge(
-                            &run_id,
-                            Table::Contacts,
-                            Some(channel),
-                            detail,
-                            &doomed,
-                            &mut report,
-                        )
-                        .await?;
-                }
-                n
-            };
-            add(&mut report.contacts, channel, n);
-        }
-
-        lap(&mut report, "contacts");
-        for (channel, kind, cutoff) in &c.interactions {
-            let n = if self.dry_run {
-                count(queries::count_expired_interactions(self.db, channel, kind, *cutoff).await?)
-            } else {
-                let mut n = 0;
-                loop {
-                    let doomed =
-                        queries::expired_interactions(self.db, channel, kind, *cutoff, limit)
-                            .await?;
-                    if doomed.is_empty() {
-                        break;
-                    }
-                    let detail = json!({"table": "interactions", "kind": kind});
-                    n += self
-                        .purge(
-                            &run_id,
-                            Table::Interactions,
-                            Some(channel),
-                            detail,
-                            &doomed,
-                            &mut report,
-                        )
-                        .await?;
-                }
-                n
-            };
-            add(&mut report.interactions, &format!("{channel}.{kind}"), n);
-        }
-
-        lap(&mut report, "interactions");
-        for (purpose, age) in &c.consents {
-            let n = if self.dry_run {
-                count(queries::count_lapsed_consents(self.db, purpose, *age, c.now).await?)
-            } else {
-                let mut n = 0;
-                loop {
-                    let doomed =
-                        queries::lapsed_consents(self.db, purpose, *age, c.now, limit).await?;
-                    if doomed.is_empty() {
-                        break;
-                    }
-                    let detail = json!({"table": "consents", "purpose": purpose});
-                    n += self
-                        .purge(&run_id, Table::Consents, None, detail, &doomed, &mut report)
-                        .await?;
-                }
-                n
-            };
-            add(&mut report.consents, purpose, n);
-        }
-
-        lap(&mut report, "consents");
-        let mut after = None;
-        loop {
-            let empty = queries::empty_customers(self.db, &c, after, customers_limit).await?;
-            let Some(last) = empty.last() else { break };
-            after = Some(*last);
-            if self.dry_run {
-                report.customers += empty.len() as u64;
-                continue;
-            }
-            let ids: Vec<String> = empty.iter().map(Uuid::to_string).collect();
-            self.audit(
-                &run_id,
-                None,
-                json!({"table": "customers", "count": empty.len(), "customer_ids": ids}),
-            )
-            .await?;
-            report.batches += 1;
-            report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
-        }
-        lap(&mut report, "customers");
+        let mut laps = Laps(std::time::Instant::now());
+        self.contacts(&c, &run_id, &mut report).await?;
+        laps.lap(&mut report, "contacts");
+        self.interactions(&c, &run_id, &mut report).await?;
+        laps.lap(&mut report, "interactions");
+        self.consents(&c, &run_id, &mut report).await?;
+        laps.lap(&mut report, "consents");
+        self.customers(&c, &run_id, &mut report).await?;
+        laps.lap(&mut report, "customers");
         if !self.dry_run {
-            let before = self.now - crate::http::idempotency::KEEP_FOR;
+            let before = self.now - crate::service::idempotency::KEEP_FOR;
             report.idempotency_keys =
                 crate::store::idempotency::purge_expired(self.db, crate::store::to_micros(before))
                     .await?;
@@ -256,9 +215,129 @@ impl Sweep<'_> {
             if let Err(e) = self.db.scrub_wal().await {
                 tracing::error!(error = %e, "retention purge committed, but the WAL still holds old frames");
             }
-            lap(&mut report, "scrub_wal");
+            laps.lap(&mut report, "scrub_wal");
         }
         Ok(report)
+    }
+
+    /// Rows fetched at once: audited batch by batch, and deleted together.
+    fn limit(&self) -> i64 {
+        i64::try_from(self.batch.max(1).saturating_mul(BATCHES_PER_DELETE)).unwrap_or(i64::MAX)
+    }
+
+    /// Contact points past their channel's retention.
+    async fn contacts(
+        &self,
+        c: &Cutoffs,
+        run_id: &str,
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
+        for (channel, cutoff) in &c.contacts {
+            let n = if self.dry_run {
+                count(queries::count_expired_contacts(self.db, channel, *cutoff).await?)
+            } else {
+                let rows = Expired::Contacts(channel, *cutoff);
+                self.drain(run_id, rows, report).await?
+            };
+            add(&mut report.contacts, channel, n);
+        }
+        Ok(())
+    }
+
+    /// Interactions past their kind's retention.
+    async fn interactions(
+        &self,
+        c: &Cutoffs,
+        run_id: &str,
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
+        for (channel, kind, cutoff) in &c.interactions {
+            let n = if self.dry_run {
+                count(queries::count_expired_interactions(self.db, channel, kind, *cutoff).await?)
+            } else {
+                let rows = Expired::Interactions(channel, kind, *cutoff);
+                self.drain(run_id, rows, report).await?
+            };
+            add(&mut report.interactions, &format!("{channel}.{kind}"), n);
+        }
+        Ok(())
+    }
+
+    /// Consent events of (customer, purpose) groups that have all lapsed.
+    async fn consents(
+        &self,
+        c: &Cutoffs,
+        run_id: &str,
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
+        for (purpose, age) in &c.consents {
+            let n = if self.dry_run {
+                count(queries::count_lapsed_consents(self.db, purpose, *age, c.now).await?)
+            } else {
+                let rows = Expired::Consents(purpose, *age, c.now);
+                self.drain(run_id, rows, report).await?
+            };
+            add(&mut report.consents, purpose, n);
+        }
+        Ok(())
+    }
+
+    /// Customers with nothing left, erased like an erasure request, a batch
+    /// (and an audit entry) at a time.
+    async fn customers(
+        &self,
+        c: &Cutoffs,
+        run_id: &str,
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
+        let customers_limit = i64::try_from(self.batch.max(1)).unwrap_or(i64::MAX);
+        let mut after = None;
+        loop {
+            let empty = queries::empty_customers(self.db, c, after, customers_limit).await?;
+            let Some(last) = empty.last() else { break };
+            after = Some(*last);
+            if self.dry_run {
+                report.customers += empty.len() as u64;
+                continue;
+            }
+            let ids: Vec<String> = empty.iter().map(Uuid::to_string).collect();
+            self.audit(
+                run_id,
+                None,
+                json!({"table": "customers", "count": empty.len(), "customer_ids": ids}),
+            )
+            .await?;
+            report.batches += 1;
+            report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches and purges `rows` until none is left; returns how many went.
+    async fn drain(
+        &self,
+        run_id: &str,
+        rows: Expired<'_>,
+        report: &mut Report,
+    ) -> Result<u64, SweepError> {
+        let limit = self.limit();
+        let mut n = 0;
+        loop {
+            let doomed = rows.fetch(self.db, limit).await?;
+            if doomed.is_empty() {
+                return Ok(n);
+            }
+            n += self
+                .purge(
+                    run_id,
+                    rows.table(),
+                    rows.channel(),
+                    rows.detail(),
+                    &doomed,
+                    report,
+                )
+                .await?;
+        }
     }
 
     /// Audits `doomed` batch by batch, one durable entry each, then deletes

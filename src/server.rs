@@ -26,6 +26,10 @@
 //!
 //! Graceful shutdown keeps axum's behaviour: stop accepting, let every
 //! connection finish its request in progress, then return.
+//!
+//! Longer than 500 lines: the accept loop, its timeouts and its connection caps
+//! interlock (a slot is freed where a timeout fires), so they stay in one file;
+//! its tests are the last 55 lines.
 
 use std::{
     collections::HashMap,

@@ -8,6 +8,10 @@
 //! headers that point at other keys (`jku`, `jwk`, `x5u`, `x5c`) are refused.
 //! A token may live at most the policy's `tokens.max_lifetime` (`exp - iat`;
 //! without `iat`, `exp - now`): a stolen token must not be good for years.
+//!
+//! `exp` and `nbf` are checked here against the vault's [`Clock`], not by
+//! the library against the system time, so that tests can let a token expire
+//! by moving the clock; the rule (and the leeway) is the library's.
 
 use std::time::Duration;
 
@@ -15,6 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    clock::Clock,
     crypto::SecretKey,
     domain::{ChannelId, Purpose, Role},
 };
@@ -41,6 +46,10 @@ pub enum TokenError {
     Claim(&'static str),
     #[error("the token lives longer than the policy allows")]
     Lifetime,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
 }
 
 impl TokenError {
@@ -48,7 +57,16 @@ impl TokenError {
     /// yet come): the one cause a caller can fix by getting a new token.
     pub fn is_expired(&self) -> bool {
         use jsonwebtoken::errors::ErrorKind;
-        matches!(self, TokenError::Jwt(e) if matches!(e.kind(), ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature))
+        match self {
+            TokenError::Expired | TokenError::NotYetValid => true,
+            // Not raised while `check_time` does the library's time checks,
+            // but kept so the answer cannot change if it ever does them again.
+            TokenError::Jwt(e) => matches!(
+                e.kind(),
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature
+            ),
+            _ => false,
+        }
     }
 
     /// Whether the token is not a well-formed JWT at all.
@@ -88,6 +106,8 @@ struct ReceivedClaims {
     exp: u64,
     #[serde(default)]
     iat: Option<u64>,
+    #[serde(default)]
+    nbf: Option<u64>,
     role: String,
     #[serde(default)]
     purposes: Vec<String>,
@@ -102,6 +122,7 @@ pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
     max_lifetime: Duration,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -116,12 +137,14 @@ impl TokenVerifier {
         issuer: &str,
         audience: &str,
         max_lifetime: Duration,
+        clock: Clock,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = LEEWAY_SECS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // Checked against our clock in `check_time` (exp stays required).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -129,6 +152,7 @@ impl TokenVerifier {
             key: DecodingKey::from_secret(issuer_key.expose_secret()),
             validation,
             max_lifetime,
+            clock,
         }
     }
 
@@ -150,7 +174,8 @@ impl TokenVerifier {
         }
         let data = jsonwebtoken::decode::<ReceivedClaims>(token, &self.key, &self.validation)?;
         let c = data.claims;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        let now = self.clock.unix_seconds();
+        check_time(c.exp, c.nbf, now)?;
         check_lifetime(c.iat, c.exp, now, self.max_lifetime)?;
         let role: Role = c.role.parse().map_err(|_| TokenError::Claim("role"))?;
         if c.sub.is_empty() || c.sub.len() > 256 {
@@ -189,6 +214,19 @@ impl TokenVerifier {
     }
 }
 
+/// The validity window, as jsonwebtoken would check it against the system
+/// time: expired once `exp` is more than the leeway in the past, not valid
+/// while `nbf` is more than the leeway in the future.
+pub fn check_time(exp: u64, nbf: Option<u64>, now: u64) -> Result<(), TokenError> {
+    if exp < now.saturating_sub(LEEWAY_SECS) {
+        return Err(TokenError::Expired);
+    }
+    if nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
 /// The lifetime rule: `exp - iat` at most `max` (`exp - now` without
 /// `iat`), and no `iat` in the future, each with the clock-skew leeway.
 pub fn check_lifetime(
@@ -218,14 +256,16 @@ pub struct TokenRequest<'a> {
     pub ttl: Duration,
 }
 
-/// Signs a token with the local issuer key (HS256).
+/// Signs a token with the local issuer key (HS256), issued at `now` (the
+/// vault's [`Clock`]).
 pub fn issue(
     issuer_key: &SecretKey,
     issuer: &str,
     audience: &str,
     req: &TokenRequest<'_>,
+    now: time::OffsetDateTime,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    let now = u64::try_from(now.unix_timestamp()).unwrap_or(0);
     let claims = IssuedClaims {
         sub: req.sub,
         role: req.role.as_str(),
@@ -235,7 +275,7 @@ pub fn issue(
         aud: audience,
         iat: now,
         nbf: now,
-        exp: now + req.ttl.as_secs(),
+        exp: now.saturating_add(req.ttl.as_secs()),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -268,6 +308,21 @@ mod tests {
         assert!(matches!(
             check_lifetime(None, exp, NOW, HOUR),
             Err(TokenError::Lifetime)
+        ));
+    }
+
+    #[test]
+    fn exp_and_nbf_are_checked_with_the_leeway() {
+        let l = LEEWAY_SECS;
+        assert!(check_time(NOW, None, NOW + l).is_ok());
+        assert!(matches!(
+            check_time(NOW, None, NOW + l + 1),
+            Err(TokenError::Expired)
+        ));
+        assert!(check_time(NOW + 60, Some(NOW + l), NOW).is_ok());
+        assert!(matches!(
+            check_time(NOW + 60, Some(NOW + l + 1), NOW),
+            Err(TokenError::NotYetValid)
         ));
     }
 

@@ -7,7 +7,7 @@
 
 use ring::digest;
 
-use crate::store::audit::AuditRow;
+use crate::store::audit::{AuditRow, RawEntry};
 
 /// The first entry's `prev_hash`: 32 zero bytes.
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
@@ -34,6 +34,25 @@ pub struct EntryRef<'a> {
 }
 
 impl<'a> EntryRef<'a> {
+    /// The hashed fields of an entry as the store reads them for verification.
+    pub fn of_raw(e: &RawEntry<'a>) -> Self {
+        EntryRef {
+            seq: e.seq,
+            at: e.at,
+            actor_sub: e.actor_sub,
+            actor_role: e.actor_role,
+            actor_client: e.actor_client,
+            action: e.action,
+            customer_id: e.customer_id,
+            channel: e.channel,
+            purpose: e.purpose,
+            decision: e.decision,
+            reason: e.reason,
+            request_id: e.request_id,
+            detail: e.detail,
+        }
+    }
+
     pub fn of(row: &'a AuditRow) -> Self {
         EntryRef {
             seq: row.seq,

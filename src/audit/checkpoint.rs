@@ -47,7 +47,7 @@ impl CheckpointFile {
             format: FORMAT.to_owned(),
             seq: r.seq,
             hash: hex(&r.hash),
-            at: crate::http::views::rfc3339(store::from_micros(r.at)),
+            at: crate::domain::time::rfc3339(store::from_micros(r.at)),
             at_micros: r.at,
             signature: hex(&r.signature),
             public_key: hex(&r.public_key),
@@ -127,10 +127,9 @@ impl Checkpointer {
 
     /// Signs and stores a checkpoint of the current head (on demand).
     pub async fn checkpoint_head(&self, db: &Db) -> Result<Option<CheckpointFile>, StoreError> {
-        let (seq, hash) = store::audit::head(db).await?;
-        if seq == 0 {
+        let Some((seq, hash)) = store::audit::head(db).await? else {
             return Ok(None);
-        }
+        };
         let c = self.sign(
             seq,
             &hash,

@@ -7,17 +7,18 @@
 //! the service never re-checks it ("parse, don't validate").
 //!
 //! The module is deliberately free of I/O, crypto and storage concerns:
-//! it only depends on `phonenumber`, `unicode-properties`, `serde` and `thiserror`, which keeps the
-//! rules for names, normalisation and masking easy to test in isolation.
+//! it only depends on `phonenumber`, `unicode-properties`, `time`, `serde` and `thiserror`, which
+//! keeps the rules for names, normalisation, masking and time formats easy to test in isolation.
 
 mod actor;
 mod channel;
 mod contact;
 mod names;
 mod text;
+pub mod time;
 
 pub use actor::Actor;
 pub use channel::{ChannelKind, ChannelKindError};
 pub use contact::{mask, normalise, ContactError, NormalisedValue, Region};
-pub use names::{ChannelId, NameError, Purpose, Role, RoleError};
+pub use names::{ChannelId, NameError, Purpose, Role, RoleError, PROFILE_DOMAIN};
 pub use text::{check_chars, short_text, DisplayName, TextError, MAX_DISPLAY_NAME_CHARS};

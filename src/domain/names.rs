@@ -111,6 +111,11 @@ name_type! {
     ChannelId
 }
 
+/// The key domain of profile fields (display name, external reference), which
+/// belong to no channel. A [`ChannelId`] starts with a letter, so no channel
+/// is ever named like it.
+pub const PROFILE_DOMAIN: &str = "_profile";
+
 name_type! {
     /// A purpose name (why contact data is accessed, e.g. `order_delivery`);
     /// same grammar and behaviour as [`ChannelId`].
@@ -196,6 +201,10 @@ mod tests {
         }
         let longest = "a".repeat(32);
         assert!(ChannelId::parse(&longest).is_ok());
+        assert!(
+            ChannelId::parse(PROFILE_DOMAIN).is_err(),
+            "no channel shares the profile's key domain"
+        );
         assert!(Purpose::parse(&longest).is_ok());
     }
 

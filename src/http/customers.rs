@@ -37,7 +37,7 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(remove_contact))
 }
 
-/// `POST /v1/customers` (DESIGN.md §8). The 201 response describes what the
+/// `POST /v1/customers`. The 201 response describes what the
 /// caller just wrote, masked: it releases nothing the caller did not send.
 #[utoipa::path(post, path = "/v1/customers", operation_id = "createCustomer",
     summary = "Create a customer",
@@ -59,7 +59,7 @@ pub async fn create(
     respond(created.map(|view| (StatusCode::CREATED, Json(view))))
 }
 
-/// `GET /v1/customers/{id}` (DESIGN.md §5, §8): the profile filtered by the
+/// `GET /v1/customers/{id}`: the profile filtered by the
 /// integration rule; values masked unless `reveal=true` with a `reason`.
 #[utoipa::path(get, path = "/v1/customers/{id}", operation_id = "readCustomer",
     summary = "Read a customer's profile",

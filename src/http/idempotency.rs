@@ -19,8 +19,6 @@ use axum::{
 use uuid::Uuid;
 
 use super::{error::ApiError, AppState, BODY_LIMIT};
-/// How long a kept answer is replayed (the retention sweep purges older keys).
-pub use crate::service::idempotency::KEEP_FOR;
 use crate::{
     service::idempotency::{self, Claim, Fingerprint, Held, Key, Replayed},
     token::Actor,

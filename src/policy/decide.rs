@@ -1,9 +1,12 @@
-//! The integration rule (DESIGN.md §5) as pure functions: no I/O, no clock.
+//! The integration rule (README "Policies", SECURITY.md "Authorisation") as pure functions: no I/O, no clock.
 //!
 //! Authorisation is a value: [`authorise_purpose`] returns a [`PurposeGrant`]
 //! and [`decide_channel`] a [`Permit`] per channel. Both have private fields,
 //! so the only way to get one is to pass these checks; the vault's decrypting
 //! functions demand them.
+//!
+//! Longer than 500 lines because of its tests: the rule is under 400 lines, and
+//! its unit and property tests stay beside the branches they cover.
 
 use time::OffsetDateTime;
 
@@ -177,7 +180,7 @@ impl ChannelDecision {
 }
 
 /// The retention facts of one stored item: what it is and since when its
-/// retention runs (DESIGN.md §5, §9).
+/// retention runs (README "Retention at read time").
 #[derive(Debug, Clone, Copy)]
 pub enum Retained<'a> {
     /// A contact point, kept for the channel's `contact_retention` after its

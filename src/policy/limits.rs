@@ -11,7 +11,7 @@ use std::{collections::HashMap, num::NonZeroU32, time::Duration};
 
 use toml::{Table, Value};
 
-use super::load::{parse_duration, PolicyError};
+use super::load::{parse_duration, shown, shown_value, PolicyError};
 use crate::domain::Role;
 
 /// The shipped limits, compiled in; used when a policy directory has no
@@ -74,7 +74,77 @@ fn positive(file: &str, key: &str, v: Option<&Value>) -> Result<NonZeroU32, Poli
     v.as_integer()
         .and_then(|n| u32::try_from(n).ok())
         .and_then(NonZeroU32::new)
-        .ok_or_else(|| err(file, key, "must be a whole number from 1 to 4294967295"))
+        .ok_or_else(|| {
+            err(
+                file,
+                key,
+                format!(
+                    "must be a whole number from 1 to 4294967295, not {}",
+                    shown_value(v)
+                ),
+            )
+        })
+}
+
+/// `[rate_limits.<action>]`: a token bucket per role.
+fn parse_rates(
+    file: &str,
+    v: &Value,
+) -> Result<HashMap<(LimitedAction, Role), RateLimit>, PolicyError> {
+    let mut rates = HashMap::new();
+    let t = v
+        .as_table()
+        .ok_or_else(|| err(file, "rate_limits", "must be a table"))?;
+    for (name, v) in t {
+        let prefix = format!("rate_limits.{name}");
+        let action = LimitedAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .ok_or_else(|| {
+                err(
+                    file,
+                    &prefix,
+                    format!("unknown action {} (expected lookup or reveal)", shown(name)),
+                )
+            })?;
+        let roles = v
+            .as_table()
+            .ok_or_else(|| err(file, &prefix, "must be a table of roles"))?;
+        for (role_name, v) in roles {
+            let key = format!("{prefix}.{role_name}");
+            let role: Role = role_name.parse().map_err(|_| {
+                err(
+                    file,
+                    &key,
+                    format!(
+                        "unknown role {} (expected agent, service, compliance, customer or admin)",
+                        shown(role_name)
+                    ),
+                )
+            })?;
+            let t = v.as_table().ok_or_else(|| {
+                err(
+                    file,
+                    &key,
+                    "must be a table like { per_minute = 60, burst = 20 }",
+                )
+            })?;
+            if let Some(k) = t
+                .keys()
+                .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
+            {
+                return Err(err(
+                    file,
+                    format!("{key}.{k}"),
+                    "unknown key (expected per_minute, burst)",
+                ));
+            }
+            let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
+            let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
+            rates.insert((action, role), RateLimit { per_minute, burst });
+        }
+    }
+    Ok(rates)
 }
 
 /// Parses and validates the text of `limits.toml`.
@@ -92,52 +162,10 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
             "unknown key (expected rate_limits or tokens)",
         ));
     }
-    let mut rates = HashMap::new();
-    if let Some(v) = root.get("rate_limits") {
-        let t = v
-            .as_table()
-            .ok_or_else(|| err(file, "rate_limits", "must be a table"))?;
-        for (name, v) in t {
-            let prefix = format!("rate_limits.{name}");
-            let action = LimitedAction::ALL
-                .into_iter()
-                .find(|a| a.as_str() == name)
-                .ok_or_else(|| err(file, &prefix, "unknown action (expected lookup or reveal)"))?;
-            let roles = v
-                .as_table()
-                .ok_or_else(|| err(file, &prefix, "must be a table of roles"))?;
-            for (role_name, v) in roles {
-                let key = format!("{prefix}.{role_name}");
-                let role: Role = role_name.parse().map_err(|_| {
-                    err(
-                        file,
-                        &key,
-                        "unknown role (expected agent, service, compliance, customer or admin)",
-                    )
-                })?;
-                let t = v.as_table().ok_or_else(|| {
-                    err(
-                        file,
-                        &key,
-                        "must be a table like { per_minute = 60, burst = 20 }",
-                    )
-                })?;
-                if let Some(k) = t
-                    .keys()
-                    .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
-                {
-                    return Err(err(
-                        file,
-                        format!("{key}.{k}"),
-                        "unknown key (expected per_minute, burst)",
-                    ));
-                }
-                let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
-                let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
-                rates.insert((action, role), RateLimit { per_minute, burst });
-            }
-        }
-    }
+    let rates = match root.get("rate_limits") {
+        Some(v) => parse_rates(file, v)?,
+        None => HashMap::new(),
+    };
     let tokens = root
         .get("tokens")
         .ok_or_else(|| err(file, "tokens", "is required"))?

@@ -1,14 +1,21 @@
 //! Loads and validates `channels.toml` and `purposes.toml`.
 //!
-//! Every error names the file, the key and the reason, because an operator
+//! Every error names the file, the key, the reason and, where a value was
+//! wrong, the value (quoted and cut at 40 characters), because an operator
 //! reads it at start-up (or from `arkku policy check`) and must fix it quickly.
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path};
 
 use toml::{Table, Value};
 
 use super::model::*;
 use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
+
+mod fields;
+
+pub use fields::parse_duration;
+use fields::{one_of, only_keys, required, string, table, top_table};
+pub(super) use fields::{shown, shown_value};
 
 /// The policies shipped in `policies/`, compiled in so the binary runs
 /// anywhere; an operator's directory replaces them.
@@ -85,149 +92,22 @@ pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Polic
     })
 }
 
-fn table<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a Table, PolicyError> {
-    v.as_table()
-        .ok_or_else(|| err(file, key, "must be a table"))
-}
-
-fn string<'a>(file: &str, key: &str, v: &'a Value) -> Result<&'a str, PolicyError> {
-    v.as_str().ok_or_else(|| err(file, key, "must be a string"))
-}
-
-fn only_keys(file: &str, prefix: &str, t: &Table, allowed: &[&str]) -> Result<(), PolicyError> {
-    for k in t.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(err(
-                file,
-                format!("{prefix}.{k}"),
-                format!("unknown key (expected one of: {})", allowed.join(", ")),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn required<'a>(
-    file: &str,
-    prefix: &str,
-    t: &'a Table,
-    key: &str,
-) -> Result<&'a Value, PolicyError> {
-    t.get(key)
-        .ok_or_else(|| err(file, format!("{prefix}.{key}"), "is required"))
-}
-
-/// Parses a retention or age such as `730d`, `12h` or `90 days`.
-pub fn parse_duration(file: &str, key: &str, v: &Value) -> Result<Duration, PolicyError> {
-    let s = string(file, key, v)?;
-    let d = humantime::parse_duration(s).map_err(|e| {
-        err(
-            file,
-            key,
-            format!("{s:?} is not a duration like \"730d\" or \"12h\" ({e})"),
-        )
-    })?;
-    if d.is_zero() {
-        return Err(err(file, key, "must be longer than zero"));
-    }
-    Ok(d)
-}
-
 fn parse_channels(
     file: &str,
     text: &str,
 ) -> Result<BTreeMap<ChannelId, ChannelPolicy>, PolicyError> {
-    let root: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
-    only_keys(file, "", &root, &["channels"]).map_err(|mut e| {
-        e.key = e.key.trim_start_matches('.').to_owned();
-        e
-    })?;
-    let channels = table(
-        file,
-        "channels",
-        required(file, "", &root, "channels").map_err(|mut e| {
-            e.key = "channels".into();
-            e
-        })?,
-    )?;
+    let channels = top_table(file, text, "channels")?;
     let mut out = BTreeMap::new();
-    for (name, v) in channels {
+    for (name, v) in &channels {
         let prefix = format!("channels.{name}");
-        let id = ChannelId::parse(name)
-            .map_err(|e| err(file, &prefix, format!("bad channel name: {e}")))?;
-        let t = table(file, &prefix, v)?;
-        only_keys(
-            file,
-            &prefix,
-            t,
-            &[
-                "kind",
-                "integration",
-                "mask",
-                "contact_retention",
-                "interactions",
-            ],
-        )?;
-        let key = format!("{prefix}.kind");
-        let kind: ChannelKind = string(file, &key, required(file, &prefix, t, "kind")?)?
-            .parse()
-            .map_err(|_| {
-                err(
-                    file,
-                    &key,
-                    "unknown kind (expected email, phone, handle or text)",
-                )
-            })?;
-        let key = format!("{prefix}.integration");
-        let integration = match string(file, &key, required(file, &prefix, t, "integration")?)? {
-            "always" => Integration::Always,
-            "consent" => Integration::Consent,
-            "never" => Integration::Never,
-            _ => {
-                return Err(err(
-                    file,
-                    key,
-                    "unknown integration mode (expected always, consent or never)",
-                ))
-            }
-        };
-        let key = format!("{prefix}.mask");
-        let mask = match t.get("mask").map(|v| string(file, &key, v)).transpose()? {
-            None | Some("default") => MaskMode::Default,
-            Some("always") => MaskMode::Always,
-            Some("never") => MaskMode::Never,
-            Some(_) => {
-                return Err(err(
-                    file,
-                    key,
-                    "unknown mask mode (expected default, always or never)",
-                ))
-            }
-        };
-        let key = format!("{prefix}.contact_retention");
-        let contact_retention =
-            parse_duration(file, &key, required(file, &prefix, t, "contact_retention")?)?;
-        let mut interaction_retention = BTreeMap::new();
-        let ikey = format!("{prefix}.interactions");
-        let itable = table(file, &ikey, required(file, &prefix, t, "interactions")?)?;
-        only_keys(file, &ikey, itable, &INTERACTION_KINDS)?;
-        for kind in INTERACTION_KINDS {
-            let key = format!("{ikey}.{kind}");
-            let v = required(file, &ikey, itable, kind)?;
-            interaction_retention.insert(kind.to_owned(), parse_duration(file, &key, v)?);
-        }
-        out.insert(
-            id,
-            ChannelPolicy {
-                kind,
-                integration,
-                mask,
-                contact_retention,
-                interaction_retention,
-            },
-        );
+        let id = ChannelId::parse(name).map_err(|e| {
+            err(
+                file,
+                &prefix,
+                format!("bad channel name {}: {e}", shown(name)),
+            )
+        })?;
+        out.insert(id, parse_channel(file, &prefix, table(file, &prefix, v)?)?);
     }
     if out.is_empty() {
         return Err(err(file, "channels", "defines no channel"));
@@ -235,99 +115,94 @@ fn parse_channels(
     Ok(out)
 }
 
-fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePolicy>, PolicyError> {
-    let root: Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
-    if let Some(k) = root.keys().find(|k| k.as_str() != "purposes") {
-        return Err(err(file, k.as_str(), "unknown key (expected purposes)"));
-    }
-    let purposes = table(
+/// One `[channels.<name>]` table.
+fn parse_channel(file: &str, prefix: &str, t: &Table) -> Result<ChannelPolicy, PolicyError> {
+    only_keys(
         file,
-        "purposes",
-        root.get("purposes")
-            .ok_or_else(|| err(file, "purposes", "is required"))?,
+        prefix,
+        t,
+        &[
+            "kind",
+            "integration",
+            "mask",
+            "contact_retention",
+            "interactions",
+        ],
     )?;
-    let mut out = BTreeMap::new();
-    for (name, v) in purposes {
-        let prefix = format!("purposes.{name}");
-        let id = Purpose::parse(name)
-            .map_err(|e| err(file, &prefix, format!("bad purpose name: {e}")))?;
-        let t = table(file, &prefix, v)?;
-        only_keys(
+    let key = format!("{prefix}.kind");
+    let kind = string(file, &key, required(file, prefix, t, "kind")?)?;
+    let kind: ChannelKind = kind.parse().map_err(|_| {
+        err(
             file,
-            &prefix,
-            t,
+            &key,
+            format!(
+                "unknown kind {} (expected email, phone, handle or text)",
+                shown(kind)
+            ),
+        )
+    })?;
+    let key = format!("{prefix}.integration");
+    let integration = one_of(
+        file,
+        &key,
+        "integration mode",
+        string(file, &key, required(file, prefix, t, "integration")?)?,
+        &[
+            ("always", Integration::Always),
+            ("consent", Integration::Consent),
+            ("never", Integration::Never),
+        ],
+    )?;
+    let key = format!("{prefix}.mask");
+    let mask = match t.get("mask") {
+        None => MaskMode::Default,
+        Some(v) => one_of(
+            file,
+            &key,
+            "mask mode",
+            string(file, &key, v)?,
             &[
-                "lawful_basis",
-                "max_age",
-                "roles",
-                "consent_recorders",
-                "immediate_agent_attestation",
-                "description",
+                ("default", MaskMode::Default),
+                ("always", MaskMode::Always),
+                ("never", MaskMode::Never),
             ],
-        )?;
-        let key = format!("{prefix}.lawful_basis");
-        let lawful_basis = match string(file, &key, required(file, &prefix, t, "lawful_basis")?)? {
-            "consent" => LawfulBasis::Consent,
-            "contract" => LawfulBasis::Contract,
-            "legal_obligation" => LawfulBasis::LegalObligation,
-            "vital_interests" => LawfulBasis::VitalInterests,
-            "public_task" => LawfulBasis::PublicTask,
-            "legitimate_interests" => LawfulBasis::LegitimateInterests,
-            _ => return Err(err(
+        )?,
+    };
+    let key = format!("{prefix}.contact_retention");
+    let contact_retention =
+        parse_duration(file, &key, required(file, prefix, t, "contact_retention")?)?;
+    let mut interaction_retention = BTreeMap::new();
+    let ikey = format!("{prefix}.interactions");
+    let itable = table(file, &ikey, required(file, prefix, t, "interactions")?)?;
+    only_keys(file, &ikey, itable, &INTERACTION_KINDS)?;
+    for kind in INTERACTION_KINDS {
+        let key = format!("{ikey}.{kind}");
+        let v = required(file, &ikey, itable, kind)?;
+        interaction_retention.insert(kind.to_owned(), parse_duration(file, &key, v)?);
+    }
+    Ok(ChannelPolicy {
+        kind,
+        integration,
+        mask,
+        contact_retention,
+        interaction_retention,
+    })
+}
+
+fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePolicy>, PolicyError> {
+    let purposes = top_table(file, text, "purposes")?;
+    let mut out = BTreeMap::new();
+    for (name, v) in &purposes {
+        let prefix = format!("purposes.{name}");
+        let id = Purpose::parse(name).map_err(|e| {
+            err(
                 file,
-                key,
-                "unknown lawful basis (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)",
-            )),
-        };
-        // Reported here, before the keys that only consent-based purposes
-        // may carry, so the operator is told the cause rather than a symptom.
-        if CONSENT_PURPOSES.contains(&name.as_str()) && lawful_basis != LawfulBasis::Consent {
-            return Err(err(
-                file,
-                key,
-                "must be \"consent\": the integration rule asks the customer's consent for it",
-            ));
-        }
-        let key = format!("{prefix}.max_age");
-        let max_age = t
-            .get("max_age")
-            .map(|v| parse_duration(file, &key, v))
-            .transpose()?;
-        if max_age.is_some() && lawful_basis != LawfulBasis::Consent {
-            return Err(err(file, key, "only consent-based purposes can lapse"));
-        }
-        let key = format!("{prefix}.roles");
-        let list = required(file, &prefix, t, "roles")?
-            .as_array()
-            .ok_or_else(|| err(file, &key, "must be a list of roles"))?;
-        let mut roles = Vec::new();
-        for r in list {
-            let s = string(file, &key, r)?;
-            let role: Role = s
-                .parse()
-                .map_err(|_| err(file, &key, format!("unknown role {s:?} (expected agent, service, compliance, customer or admin)")))?;
-            roles.push(role);
-        }
-        let (consent_recorders, immediate_agent_attestation) =
-            parse_consent_recording(file, &prefix, t, lawful_basis)?;
-        let key = format!("{prefix}.description");
-        let description = t
-            .get("description")
-            .map(|v| string(file, &key, v).map(str::to_owned))
-            .transpose()?;
-        out.insert(
-            id,
-            PurposePolicy {
-                lawful_basis,
-                max_age,
-                roles,
-                consent_recorders,
-                immediate_agent_attestation,
-                description,
-            },
-        );
+                &prefix,
+                format!("bad purpose name {}: {e}", shown(name)),
+            )
+        })?;
+        let t = table(file, &prefix, v)?;
+        out.insert(id, parse_purpose(file, name, &prefix, t)?);
     }
     for p in REQUIRED_PURPOSES {
         let id = Purpose::parse(p).map_err(|e| err(file, p, e.to_string()))?;
@@ -349,6 +224,103 @@ fn parse_purposes(file: &str, text: &str) -> Result<BTreeMap<Purpose, PurposePol
         }
     }
     Ok(out)
+}
+
+/// One `[purposes.<name>]` table.
+fn parse_purpose(
+    file: &str,
+    name: &str,
+    prefix: &str,
+    t: &Table,
+) -> Result<PurposePolicy, PolicyError> {
+    only_keys(
+        file,
+        prefix,
+        t,
+        &[
+            "lawful_basis",
+            "max_age",
+            "roles",
+            "consent_recorders",
+            "immediate_agent_attestation",
+            "description",
+        ],
+    )?;
+    let key = format!("{prefix}.lawful_basis");
+    let lawful_basis = one_of(
+        file,
+        &key,
+        "lawful basis",
+        string(file, &key, required(file, prefix, t, "lawful_basis")?)?,
+        &[
+            ("consent", LawfulBasis::Consent),
+            ("contract", LawfulBasis::Contract),
+            ("legal_obligation", LawfulBasis::LegalObligation),
+            ("vital_interests", LawfulBasis::VitalInterests),
+            ("public_task", LawfulBasis::PublicTask),
+            ("legitimate_interests", LawfulBasis::LegitimateInterests),
+        ],
+    )?;
+    // Reported here, before the keys that only consent-based purposes
+    // may carry, so the operator is told the cause rather than a symptom.
+    if CONSENT_PURPOSES.contains(&name) && lawful_basis != LawfulBasis::Consent {
+        return Err(err(
+            file,
+            key,
+            "must be \"consent\": the integration rule asks the customer's consent for it",
+        ));
+    }
+    let key = format!("{prefix}.max_age");
+    let max_age = t
+        .get("max_age")
+        .map(|v| parse_duration(file, &key, v))
+        .transpose()?;
+    if max_age.is_some() && lawful_basis != LawfulBasis::Consent {
+        return Err(err(file, key, "only consent-based purposes can lapse"));
+    }
+    let key = format!("{prefix}.roles");
+    let roles = role_list(file, &key, required(file, prefix, t, "roles")?)?;
+    let (consent_recorders, immediate_agent_attestation) =
+        parse_consent_recording(file, prefix, t, lawful_basis)?;
+    let key = format!("{prefix}.description");
+    let description = t
+        .get("description")
+        .map(|v| string(file, &key, v).map(str::to_owned))
+        .transpose()?;
+    Ok(PurposePolicy {
+        lawful_basis,
+        max_age,
+        roles,
+        consent_recorders,
+        immediate_agent_attestation,
+        description,
+    })
+}
+
+/// A list of role names such as `["agent", "service"]`.
+fn role_list(file: &str, key: &str, v: &Value) -> Result<Vec<Role>, PolicyError> {
+    let list = v.as_array().ok_or_else(|| {
+        err(
+            file,
+            key,
+            format!("must be a list of roles, not {}", shown_value(v)),
+        )
+    })?;
+    list.iter()
+        .map(|r| {
+            let s = string(file, key, r)?;
+            s.parse().map_err(|_| {
+                err(
+                    file,
+                    key,
+                    format!(
+                        "unknown role {} (expected agent, service, compliance, customer or admin)",
+                        shown(s)
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The staff roles that may record a customer's consent: an agent the
@@ -384,9 +356,13 @@ fn parse_consent_recording(
     }
     let mut recorders = Vec::new();
     if let Some(v) = t.get("consent_recorders") {
-        let list = v
-            .as_array()
-            .ok_or_else(|| err(file, &rkey, "must be a list of roles"))?;
+        let list = v.as_array().ok_or_else(|| {
+            err(
+                file,
+                &rkey,
+                format!("must be a list of roles, not {}", shown_value(v)),
+            )
+        })?;
         for r in list {
             let s = string(file, &rkey, r)?;
             let role = s
@@ -398,8 +374,9 @@ fn parse_consent_recording(
                         file,
                         &rkey,
                         format!(
-                            "{s:?} may not record consent (expected agent or compliance; \
-                             the customer always may)"
+                            "{} may not record consent (expected agent or compliance; \
+                             the customer always may)",
+                            shown(s)
                         ),
                     )
                 })?;
@@ -410,9 +387,13 @@ fn parse_consent_recording(
     }
     let immediate = match t.get("immediate_agent_attestation") {
         None => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| err(file, &fkey, "must be true or false"))?,
+        Some(v) => v.as_bool().ok_or_else(|| {
+            err(
+                file,
+                &fkey,
+                format!("must be true or false, not {}", shown_value(v)),
+            )
+        })?,
     };
     if immediate && !recorders.contains(&Role::Agent) {
         return Err(err(
@@ -425,174 +406,4 @@ fn parse_consent_recording(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn channels_with(extra: &str) -> String {
-        format!(
-            "[channels.email]\nkind = \"email\"\nintegration = \"consent\"\ncontact_retention = \"730d\"\n{extra}\n\
-             [channels.email.interactions]\ncontact_request = \"90d\"\ncomplaint = \"730d\"\nfeedback = \"365d\"\ntranscript = \"30d\"\n"
-        )
-    }
-
-    fn check_channels(text: &str) -> Result<Policies, PolicyError> {
-        parse("channels.toml", text, "purposes.toml", SHIPPED_PURPOSES)
-    }
-
-    #[test]
-    fn the_shipped_policies_load_with_eight_consent_channels() {
-        let p = load_shipped().expect("shipped policies are valid");
-        assert_eq!(p.channels.len(), 8);
-        assert!(p
-            .channels
-            .values()
-            .all(|c| c.integration == Integration::Consent));
-        for name in REQUIRED_PURPOSES {
-            assert!(p.purpose(name).is_some(), "{name}");
-        }
-    }
-
-    #[test]
-    fn an_unknown_integration_mode_names_file_key_and_reason() {
-        let text =
-            channels_with("").replace("integration = \"consent\"", "integration = \"sometimes\"");
-        let e = check_channels(&text).unwrap_err();
-        assert_eq!(e.file, "channels.toml");
-        assert_eq!(e.key, "channels.email.integration");
-        assert!(e.reason.contains("unknown integration mode"));
-    }
-
-    #[test]
-    fn an_unknown_kind_is_rejected() {
-        let text = channels_with("").replace("kind = \"email\"", "kind = \"pigeon\"");
-        assert_eq!(
-            check_channels(&text).unwrap_err().key,
-            "channels.email.kind"
-        );
-    }
-
-    #[test]
-    fn a_duration_that_does_not_parse_is_rejected() {
-        let text = channels_with("").replace("\"730d\"\n", "\"forever\"\n");
-        let e = check_channels(&text).unwrap_err();
-        assert_eq!(e.key, "channels.email.contact_retention");
-        assert!(e.reason.contains("forever"));
-    }
-
-    #[test]
-    fn an_unknown_key_is_rejected() {
-        let e = check_channels(&channels_with("colour = \"red\"")).unwrap_err();
-        assert_eq!(e.key, "channels.email.colour");
-    }
-
-    #[test]
-    fn an_unknown_role_is_rejected() {
-        let text = SHIPPED_PURPOSES.replace(
-            "roles = [\"agent\", \"service\"]",
-            "roles = [\"agent\", \"janitor\"]",
-        );
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert!(e.key.ends_with(".roles"), "{e}");
-        assert!(e.reason.contains("janitor"));
-    }
-
-    #[test]
-    fn a_missing_required_purpose_is_rejected() {
-        let text = SHIPPED_PURPOSES.replace("[purposes.dsr]", "[purposes.other]");
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert_eq!(e.key, "purposes.dsr");
-    }
-
-    #[test]
-    fn cross_channel_and_marketing_must_rest_on_consent() {
-        let text = SHIPPED_PURPOSES.replacen(
-            "[purposes.cross_channel]\nlawful_basis = \"consent\"\nmax_age = \"365d\"",
-            "[purposes.cross_channel]\nlawful_basis = \"contract\"",
-            1,
-        );
-        assert_ne!(text, SHIPPED_PURPOSES);
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert_eq!(e.key, "purposes.cross_channel.lawful_basis");
-    }
-
-    fn purposes_with(cross_channel_extra: &str) -> Result<Policies, PolicyError> {
-        let text = SHIPPED_PURPOSES.replacen(
-            "[purposes.cross_channel]\n",
-            &format!("[purposes.cross_channel]\n{cross_channel_extra}\n"),
-            1,
-        );
-        let text = text.replacen(
-            "consent_recorders = [\"agent\", \"compliance\"]\nimmediate_agent_attestation = false\n",
-            "",
-            1,
-        );
-        parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text)
-    }
-
-    #[test]
-    fn the_shipped_policies_let_agents_and_compliance_record_consent_with_confirmation() {
-        let p = load_shipped().expect("policies");
-        for name in CONSENT_PURPOSES {
-            let (_, purpose) = p.purpose(name).expect("purpose");
-            assert_eq!(
-                purpose.consent_recorders,
-                [Role::Agent, Role::Compliance],
-                "{name}"
-            );
-            assert!(!purpose.immediate_agent_attestation, "{name}");
-        }
-    }
-
-    #[test]
-    fn without_consent_recorders_only_the_customer_records() {
-        let p = purposes_with("").expect("valid");
-        let (_, purpose) = p.purpose("cross_channel").expect("purpose");
-        assert!(purpose.consent_recorders.is_empty());
-        assert!(!purpose.immediate_agent_attestation);
-    }
-
-    #[test]
-    fn a_service_customer_or_admin_cannot_be_a_consent_recorder() {
-        for role in ["service", "customer", "admin", "janitor"] {
-            let e = purposes_with(&format!("consent_recorders = [\"{role}\"]")).unwrap_err();
-            assert_eq!(e.key, "purposes.cross_channel.consent_recorders", "{e}");
-            assert!(e.reason.contains(role), "{e}");
-        }
-    }
-
-    #[test]
-    fn immediate_attestation_needs_agents_among_the_recorders_and_a_boolean() {
-        let e = purposes_with("immediate_agent_attestation = true").unwrap_err();
-        assert_eq!(e.key, "purposes.cross_channel.immediate_agent_attestation");
-        let e =
-            purposes_with("consent_recorders = [\"agent\"]\nimmediate_agent_attestation = \"yes\"")
-                .unwrap_err();
-        assert!(e.reason.contains("true or false"), "{e}");
-        let p =
-            purposes_with("consent_recorders = [\"agent\"]\nimmediate_agent_attestation = true")
-                .expect("valid");
-        assert!(
-            p.purpose("cross_channel")
-                .expect("purpose")
-                .1
-                .immediate_agent_attestation
-        );
-    }
-
-    #[test]
-    fn a_purpose_not_resting_on_consent_records_none() {
-        let text = SHIPPED_PURPOSES.replacen(
-            "[purposes.support]\n",
-            "[purposes.support]\nconsent_recorders = [\"agent\"]\n",
-            1,
-        );
-        let e = parse("channels.toml", SHIPPED_CHANNELS, "purposes.toml", &text).unwrap_err();
-        assert_eq!(e.key, "purposes.support.consent_recorders");
-    }
-
-    #[test]
-    fn bad_toml_syntax_is_reported() {
-        let e = check_channels("[channels.email\n").unwrap_err();
-        assert_eq!(e.key, "(syntax)");
-    }
-}
+mod tests;

@@ -61,7 +61,7 @@ pub struct PurposePolicy {
     /// Whether a grant an agent records takes effect at once. Off (the
     /// default, and in the shipped policies) an agent-recorded grant waits
     /// for the customer's own confirmation, so the actor who reads cannot
-    /// attest a consent and then use it unchecked (DESIGN.md §6).
+    /// attest a consent and then use it unchecked (README "Consent").
     pub immediate_agent_attestation: bool,
     pub description: Option<String>,
 }

@@ -1,4 +1,4 @@
-//! Who may write what, on which channel (DESIGN.md §6, §8), as pure functions.
+//! Who may write what, on which channel (README "Consent", SECURITY.md "Authorisation"), as pure functions.
 //!
 //! Reading is decided per channel by the integration rule; writing needs a
 //! rule of its own, because a write on a channel is also a way to learn about

@@ -1,8 +1,9 @@
 //! Safe retries of a write: the first answer to a request carrying an
 //! idempotency key is kept, so a client that got no answer (a timeout, a
 //! dropped connection) or a 503 may send the same request again without the
-//! write happening twice. (The JSON API carries the key in the
-//! `Idempotency-Key` header of its write POSTs.)
+//! write happening twice. The JSON API carries the key in the
+//! `Idempotency-Key` header of its write POSTs (SECURITY.md, "Retrying
+//! safely"; the README's walk through the API).
 //!
 //! The rules (after the IETF httpapi draft "The Idempotency-Key HTTP Header
 //! Field"):

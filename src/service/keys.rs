@@ -68,10 +68,12 @@ pub struct KeysReady {
 /// channel key the policies name.
 pub async fn init(config: &Config) -> Result<KeysReady, KeyError> {
     let policies = config.load_policies()?;
-    let root = app::key_file(&config.root_key_file, true, "ROOT KEY").map_err(KeyError::RootKey)?;
-    app::key_file(&config.issuer_key_file, true, "TOKEN ISSUER KEY")
-        .map_err(KeyError::IssuerKey)?;
+    // The database first: no key file is created for a vault that cannot open.
     let db = app::database(config).await.map_err(KeyError::Database)?;
+    let root = app::key_file(&config.root_key_file, true, app::KeyFile::Root)
+        .map_err(KeyError::RootKey)?;
+    app::key_file(&config.issuer_key_file, true, app::KeyFile::Issuer)
+        .map_err(KeyError::IssuerKey)?;
     app::keyring(&db, config, root, &policies)
         .await
         .map_err(KeyError::ChannelKeys)?;

@@ -1,7 +1,6 @@
 //! Response bodies, and the conversions from opened records into them.
 
 use serde::{Deserialize, Serialize, Serializer};
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -12,10 +11,9 @@ use crate::{
     vault::records::{OpenedContact, OpenedInteraction},
 };
 
-/// RFC 3339 UTC.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+/// Kept here for the callers that import it from this module; the format
+/// itself is [`crate::domain::time`].
+pub use crate::domain::time::rfc3339;
 
 pub(crate) fn secret<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)

@@ -1,4 +1,8 @@
-//! The consent ledger: append-only rows, read per customer in order.
+//! The consent ledger (`consents`): append-only rows, read per customer in
+//! order, and appended only as an audit entry's effect (the insert for each
+//! backend is below, side by side; see [`super::audit::Effect`]).
+
+use std::collections::HashSet;
 
 use sqlx::Row;
 use uuid::Uuid;
@@ -55,10 +59,10 @@ pub struct ConsentFact {
 
 /// A customer's facts, oldest first, on a direct SQLite read transaction.
 /// Pending grants are no facts: they open nothing until confirmed.
-pub(super) const FACTS_SQL: &str = "SELECT purpose, channel, action, at, expires_at FROM consents \
+const FACTS_SQL: &str = "SELECT purpose, channel, action, at, expires_at FROM consents \
      WHERE customer_id = $1 AND status = 'effective' ORDER BY at, id";
 
-pub(super) fn facts_sqlite(
+pub(in crate::store) fn facts_sqlite(
     conn: &rusqlite::Connection,
     customer_id: Uuid,
 ) -> rusqlite::Result<Vec<ConsentFact>> {
@@ -75,18 +79,22 @@ pub(super) fn facts_sqlite(
     rows.collect()
 }
 
-/// A PostgreSQL column that folds the facts of the customer `customer` (an
-/// SQL expression) into one JSON array, so they come in the same round trip
-/// as the rows they decide on. Read with [`facts_from_json`].
-pub(super) fn facts_json_pg(customer: &str) -> String {
-    format!(
-        "(SELECT json_agg(json_build_array(f.purpose, f.channel, f.action, f.at, f.expires_at) \
-         ORDER BY f.at, f.id) FROM consents f WHERE f.customer_id = {customer} \
-         AND f.status = 'effective')::text"
-    )
+/// A PostgreSQL column that folds the facts of the customer `$customer` (an
+/// SQL expression, a literal) into one JSON array, so they come in the same
+/// round trip as the rows they decide on. Read with [`facts_from_json`].
+macro_rules! facts_json_pg {
+    ($customer:literal) => {
+        concat!(
+            "(SELECT json_agg(json_build_array(f.purpose, f.channel, f.action, f.at, f.expires_at) \
+             ORDER BY f.at, f.id) FROM consents f WHERE f.customer_id = ",
+            $customer,
+            " AND f.status = 'effective')::text"
+        )
+    };
 }
+pub(in crate::store) use facts_json_pg;
 
-pub(super) fn facts_from_json(json: Option<&str>) -> StoreResult<Vec<ConsentFact>> {
+pub(in crate::store) fn facts_from_json(json: Option<&str>) -> StoreResult<Vec<ConsentFact>> {
     type Raw = (String, String, String, i64, Option<i64>);
     let Some(json) = json else {
         return Ok(Vec::new());
@@ -105,15 +113,23 @@ pub(super) fn facts_from_json(json: Option<&str>) -> StoreResult<Vec<ConsentFact
         .collect())
 }
 
-const COLUMNS: &str =
-    "id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
-                       source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review";
+/// The columns of a ledger row, in [`ConsentRow`]'s order.
+macro_rules! columns {
+    () => {
+        "id, customer_id, purpose, channel, action, notice_id, notice_version, method, \
+         source_channel, actor_sub, actor_role, at, expires_at, status, confirms, review"
+    };
+}
 
 /// A customer's events, oldest first (ids are UUIDv7, so they break ties in order).
 pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<ConsentRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM consents WHERE customer_id = $1 ORDER BY at, id");
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM consents WHERE customer_id = $1 ORDER BY at, id"
+    );
     let rows = on_db!(db, pool => {
-        let rows = sqlx::query(&sql).bind(customer_id).fetch_all(pool).await?;
+        let rows = sqlx::query(SQL).bind(customer_id).fetch_all(pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(ConsentRow {
@@ -138,4 +154,80 @@ pub async fn for_customer(db: &Db, customer_id: Uuid) -> StoreResult<Vec<Consent
         out
     });
     Ok(rows)
+}
+
+/// Appends one event if its customer is live, on the audit writer's SQLite
+/// transaction; whether it did.
+pub(in crate::store) fn insert_if_live_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    c: &ConsentRow,
+) -> StoreResult<bool> {
+    const SQL: &str = concat!(
+        "INSERT INTO consents (",
+        columns!(),
+        ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16 \
+         WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?2 AND erased_at IS NULL)"
+    );
+    let n = tx.prepare_cached(SQL)?.execute(rusqlite::params![
+        c.id,
+        c.customer_id,
+        c.purpose,
+        c.channel,
+        c.action,
+        c.notice_id,
+        c.notice_version,
+        c.method,
+        c.source_channel,
+        c.actor_sub,
+        c.actor_role,
+        c.at,
+        c.expires_at,
+        c.status,
+        c.confirms,
+        c.review,
+    ])?;
+    Ok(n == 1)
+}
+
+/// Appends the events whose customer is live, on the audit writer's
+/// PostgreSQL transaction, in one statement; the ids of those appended.
+pub(in crate::store) async fn insert_if_live_postgres(
+    tx: &mut sqlx::PgConnection,
+    consents: &[&ConsentRow],
+) -> StoreResult<HashSet<Uuid>> {
+    const SQL: &str = concat!(
+        "INSERT INTO consents (",
+        columns!(),
+        ") SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], \
+         $14::text[], $15::uuid[], $16::text[]) AS u(",
+        columns!(),
+        ") WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
+         RETURNING id"
+    );
+    if consents.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let text =
+        |f: fn(&ConsentRow) -> Option<&str>| consents.iter().map(|c| f(c)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = sqlx::query_scalar(SQL)
+        .bind(consents.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(consents.iter().map(|c| c.customer_id).collect::<Vec<_>>())
+        .bind(text(|c| Some(c.purpose.as_str())))
+        .bind(text(|c| Some(c.channel.as_str())))
+        .bind(text(|c| Some(c.action.as_str())))
+        .bind(text(|c| c.notice_id.as_deref()))
+        .bind(text(|c| c.notice_version.as_deref()))
+        .bind(text(|c| Some(c.method.as_str())))
+        .bind(text(|c| c.source_channel.as_deref()))
+        .bind(text(|c| Some(c.actor_sub.as_str())))
+        .bind(text(|c| Some(c.actor_role.as_str())))
+        .bind(consents.iter().map(|c| c.at).collect::<Vec<_>>())
+        .bind(consents.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+        .bind(text(|c| Some(c.status.as_str())))
+        .bind(consents.iter().map(|c| c.confirms).collect::<Vec<_>>())
+        .bind(text(|c| c.review.as_deref()))
+        .fetch_all(&mut *tx)
+        .await?;
+    Ok(ids.into_iter().collect())
 }

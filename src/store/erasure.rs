@@ -28,9 +28,14 @@ pub enum Erasure {
     Missing,
 }
 
-/// The tables that hold a customer's data, in the order they are emptied:
-/// data keys first, so that nothing left behind could still be opened.
-const CUSTOMER_TABLES: [&str; 4] = ["data_keys", "contacts", "interactions", "consents"];
+/// Empties the tables that hold a customer's data, in this order: data keys
+/// first, so that nothing left behind could still be opened.
+const DELETE_CUSTOMER_ROWS: [&str; 4] = [
+    "DELETE FROM data_keys WHERE customer_id = $1",
+    "DELETE FROM contacts WHERE customer_id = $1",
+    "DELETE FROM interactions WHERE customer_id = $1",
+    "DELETE FROM consents WHERE customer_id = $1",
+];
 
 /// Erases a customer at `now`; a second call is a no-op.
 pub async fn erase(db: &Db, id: Uuid, now: Micros) -> StoreResult<Erasure> {
@@ -49,8 +54,8 @@ pub async fn erase(db: &Db, id: Uuid, now: Micros) -> StoreResult<Erasure> {
             Some(Some(erased_at)) => Erasure::Already { erased_at },
             Some(None) => {
                 let mut counts = [0u64; 4];
-                for (table, count) in CUSTOMER_TABLES.iter().zip(counts.iter_mut()) {
-                    *count = sqlx::query(&format!("DELETE FROM {table} WHERE customer_id = $1"))
+                for (sql, count) in DELETE_CUSTOMER_ROWS.iter().zip(counts.iter_mut()) {
+                    *count = sqlx::query(sql)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?

@@ -66,7 +66,7 @@ pub async fn begin(
         Uuid,
         Vec<u8>,
         Option<Uuid>,
-        Option<i32>,
+        Option<i64>,
         Option<Vec<u8>>,
         i64,
     );
@@ -133,7 +133,7 @@ pub async fn finish(
     )
     .bind(record_id)
     .bind(customer_id)
-    .bind(i32::from(status))
+    .bind(i64::from(status))
     .bind(sealed)
     .execute(pool)
     .await

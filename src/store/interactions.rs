@@ -1,4 +1,8 @@
-//! Interactions as ciphertext rows, and the open contact requests past due.
+//! Interactions (`interactions`) as ciphertext rows, and the open contact
+//! requests past due. A new interaction is written only as an audit entry's
+//! effect; its insert for each backend is below, side by side.
+
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::Row;
 use uuid::Uuid;
@@ -54,7 +58,7 @@ pub struct OverdueRow {
 }
 
 /// Inserts an interaction if its customer is live (true if it did).
-pub(super) const INSERT_IF_LIVE: &str =
+const INSERT_IF_LIVE: &str =
     "INSERT INTO interactions (id, customer_id, channel, kind, body, created_at, due_at) \
      SELECT $1, $2, $3, $4, $5, $6, $7 \
      WHERE EXISTS (SELECT 1 FROM customers WHERE id = $2 AND erased_at IS NULL)";
@@ -64,8 +68,102 @@ pub(super) const INSERT_IF_LIVE: &str =
 /// so their `contact_retention` starts again. (The unary `+` keeps SQLite's
 /// planner off the retention index, whose range would scan every contact
 /// point of the channel, and on the customer's own few rows.)
-pub(super) const TOUCH_CONTACTS: &str = "UPDATE contacts SET last_activity_at = $3 \
+const TOUCH_CONTACTS: &str = "UPDATE contacts SET last_activity_at = $3 \
      WHERE customer_id = $1 AND channel = $2 AND +last_activity_at < $3 AND +last_activity_at > $4";
+
+/// Inserts an interaction if its customer is live, and touches the
+/// customer's contact points on its channel, on the audit writer's SQLite
+/// transaction; whether it was inserted.
+pub(super) fn insert_if_live_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    i: &NewInteraction,
+) -> StoreResult<bool> {
+    let n = tx
+        .prepare_cached(INSERT_IF_LIVE)?
+        .execute(rusqlite::named_params! {
+            "$1": i.id, "$2": i.customer_id, "$3": i.channel, "$4": i.kind,
+            "$5": i.body, "$6": i.created_at, "$7": i.due_at,
+        })?;
+    if n == 1 {
+        tx.prepare_cached(TOUCH_CONTACTS)?
+            .execute(rusqlite::named_params! {
+                "$1": i.customer_id, "$2": i.channel, "$3": i.created_at,
+                "$4": i.contacts_live_after,
+            })?;
+    }
+    Ok(n == 1)
+}
+
+/// [`INSERT_IF_LIVE`] for many interactions in one statement.
+const INSERT_IF_LIVE_PG: &str = "INSERT INTO interactions (id, customer_id, channel, kind, body, created_at, due_at) \
+     SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::bigint[]) \
+     AS u(id, customer_id, channel, kind, body, created_at, due_at) \
+     WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id AND c.erased_at IS NULL) \
+     RETURNING id";
+
+/// [`TOUCH_CONTACTS`] for many (customer, channel) pairs in one statement.
+const TOUCH_CONTACTS_PG: &str = "UPDATE contacts c SET last_activity_at = u.at \
+     FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[]) AS u(customer_id, channel, at, live_after) \
+     WHERE c.customer_id = u.customer_id AND c.channel = u.channel \
+       AND c.last_activity_at < u.at AND c.last_activity_at > u.live_after";
+
+/// Inserts the interactions whose customer is live, and touches their
+/// customers' contact points, on the audit writer's PostgreSQL transaction:
+/// two statements for the whole batch. The ids of those inserted.
+pub(super) async fn insert_if_live_postgres(
+    tx: &mut sqlx::PgConnection,
+    interactions: &[&NewInteraction],
+) -> StoreResult<HashSet<Uuid>> {
+    if interactions.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let col =
+        |f: fn(&NewInteraction) -> &str| interactions.iter().map(|i| f(i)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = sqlx::query_scalar(INSERT_IF_LIVE_PG)
+        .bind(interactions.iter().map(|i| i.id).collect::<Vec<_>>())
+        .bind(
+            interactions
+                .iter()
+                .map(|i| i.customer_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|i| &i.channel))
+        .bind(col(|i| &i.kind))
+        .bind(
+            interactions
+                .iter()
+                .map(|i| i.body.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            interactions
+                .iter()
+                .map(|i| i.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(interactions.iter().map(|i| i.due_at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    let inserted: HashSet<Uuid> = ids.into_iter().collect();
+    // One touch per (customer, channel): the latest interaction's time.
+    let mut touch = BTreeMap::new();
+    for i in interactions.iter().filter(|i| inserted.contains(&i.id)) {
+        let t = touch
+            .entry((i.customer_id, i.channel.as_str()))
+            .or_insert((i.created_at, i.contacts_live_after));
+        *t = (t.0.max(i.created_at), t.1.max(i.contacts_live_after));
+    }
+    if !touch.is_empty() {
+        sqlx::query(TOUCH_CONTACTS_PG)
+            .bind(touch.keys().map(|k| k.0).collect::<Vec<_>>())
+            .bind(touch.keys().map(|k| k.1).collect::<Vec<_>>())
+            .bind(touch.values().map(|v| v.0).collect::<Vec<_>>())
+            .bind(touch.values().map(|v| v.1).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(inserted)
+}
 
 /// A customer's interactions with their channels' data keys, oldest first,
 /// in one query.

@@ -5,7 +5,7 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{on_db, Db, Micros, StoreError, StoreResult};
+use super::{on_db, sql::Sql, Db, Micros, StoreError, StoreResult};
 
 /// The foreign key from `data_keys (channel, key_version)` to `channel_keys`
 /// (migration 0006): no data key can name a retired channel-key version.
@@ -237,23 +237,22 @@ pub async fn rewrap_data_keys(
         return Ok(0);
     }
     // `VALUES` names its columns column1, column2 on both backends.
-    let done = on_db!(db, pool => {
-        let mut qb = sqlx::QueryBuilder::new("UPDATE data_keys SET key_version = ");
-        qb.push_bind(i64::from(to))
-            .push(", wrapped = v.column2 FROM (");
-        qb.push_values(rows, |mut b, (id, wrapped)| {
-            b.push_bind(*id).push_bind(wrapped.as_slice());
-        });
-        qb.push(") AS v WHERE data_keys.customer_id = v.column1 AND data_keys.channel = ")
-            .push_bind(channel)
-            .push(" AND data_keys.key_version = ")
-            .push_bind(i64::from(from));
-        qb.build()
-            .execute(pool)
-            .await
-            .map_err(StoreError::from_data_key_insert)?
-            .rows_affected()
-    });
+    let mut sql = Sql::new("UPDATE data_keys SET key_version = ");
+    sql.bind(i64::from(to))
+        .push(", wrapped = v.column2 FROM (VALUES ")
+        .values(rows, |t, (id, wrapped)| {
+            t.bind(*id).bind(wrapped.as_slice());
+        })
+        .push(") AS v WHERE data_keys.customer_id = v.column1 AND data_keys.channel = ")
+        .bind(channel)
+        .push(" AND data_keys.key_version = ")
+        .bind(i64::from(from));
+    let done = on_db!(db, pool => sql
+        .query()
+        .execute(pool)
+        .await
+        .map_err(StoreError::from_data_key_insert)?
+        .rows_affected());
     Ok(done)
 }
 

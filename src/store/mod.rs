@@ -1,9 +1,20 @@
 //! Storage on SQLite (the embedded default) and PostgreSQL (production, scale-out).
 //!
-//! One code path for both: every query is written once with `$n` placeholders,
-//! which both engines accept, and [`on_db!`] runs it on whichever pool is live.
-//! Columns hold ciphertext, blind indexes, ids and timestamps only; this module
-//! never sees a plaintext contact value (see [`crate::vault`] for sealing).
+//! One module per aggregate, holding everything about its tables:
+//! [`customers`] (customers, contact points), [`consents`], [`interactions`],
+//! [`keys`] (channel and data keys), [`idempotency`] and [`audit`] (the audit
+//! log and its checkpoints); [`erasure`] and [`retention`] delete across them.
+//!
+//! One code path for both engines where the SQL is the same: a query is
+//! written once with `$n` placeholders, which both accept, and [`on_db!`]
+//! runs it on whichever pool is live. Where the dialects differ (PostgreSQL's
+//! batch writes through `UNNEST`, its JSON folding of consent facts), or where
+//! SQLite goes through a direct connection (the hot reads in [`sqlite_read`],
+//! the audit writer), the two implementations sit side by side in the
+//! aggregate's module. A statement assembled at run time is built with
+//! [`sql::Sql`], and nowhere else. Columns hold ciphertext, blind indexes,
+//! ids and timestamps only; this module never sees a plaintext contact value
+//! (see [`crate::vault`] for sealing).
 
 pub mod audit;
 pub mod consents;
@@ -13,6 +24,7 @@ pub mod idempotency;
 pub mod interactions;
 pub mod keys;
 pub mod retention;
+pub mod sql;
 pub mod sqlite_read;
 
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
@@ -165,51 +177,13 @@ impl Db {
                         .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
                 }
             }
-            // Pre-create the file owner-only; SQLite gives its -wal and -shm
-            // files the same mode. It holds ciphertext only, but metadata too.
-            if !file.as_os_str().is_empty() && file.to_str() != Some(":memory:") && !file.exists() {
-                use std::os::unix::fs::OpenOptionsExt;
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(file)
-                    .or_else(|e| {
-                        if e.kind() == std::io::ErrorKind::AlreadyExists {
-                            Ok(std::fs::File::open(file)?)
-                        } else {
-                            Err(e)
-                        }
-                    })
-                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-            }
+            create_private_file(file)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(2))
                 .connect_with(opts)
                 .await?;
-            // sqlx applies these per connection; check that they took, because
-            // the audit log's durability rests on them.
-            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&pool)
-                .await?;
-            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&pool)
-                .await?;
-            if !journal.eq_ignore_ascii_case("wal") || synchronous != 2 {
-                return Err(StoreError::Durability(format!(
-                    "SQLite runs with journal_mode={journal}, synchronous={synchronous}; arkku needs wal and 2 (FULL)"
-                )));
-            }
-            // Erasure's promise rests on this one as the audit log's rests on those.
-            let secure_delete: i64 = sqlx::query_scalar("PRAGMA secure_delete")
-                .fetch_one(&pool)
-                .await?;
-            if secure_delete != 1 {
-                return Err(StoreError::Durability(format!(
-                    "SQLite runs with secure_delete={secure_delete}; arkku needs 1 (ON)"
-                )));
-            }
+            check_sqlite_settings(&pool).await?;
             Ok(Db::Sqlite(pool, reader))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
@@ -287,6 +261,54 @@ impl Db {
     pub async fn close(&self) {
         on_db!(self, pool => pool.close().await)
     }
+}
+
+/// Pre-creates a SQLite file owner-only; SQLite gives its -wal and -shm
+/// files the same mode. It holds ciphertext only, but metadata too.
+fn create_private_file(file: &Path) -> StoreResult<()> {
+    if file.as_os_str().is_empty() || file.to_str() == Some(":memory:") || file.exists() {
+        return Ok(());
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map(drop)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))
+}
+
+/// sqlx applies the pool's settings per connection; check that they took,
+/// because the audit log's durability and erasure's promise rest on them.
+async fn check_sqlite_settings(pool: &SqlitePool) -> StoreResult<()> {
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await?;
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(pool)
+        .await?;
+    if !journal.eq_ignore_ascii_case("wal") || synchronous != 2 {
+        return Err(StoreError::Durability(format!(
+            "SQLite runs with journal_mode={journal}, synchronous={synchronous}; arkku needs wal and 2 (FULL)"
+        )));
+    }
+    let secure_delete: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+        .fetch_one(pool)
+        .await?;
+    if secure_delete != 1 {
+        return Err(StoreError::Durability(format!(
+            "SQLite runs with secure_delete={secure_delete}; arkku needs 1 (ON)"
+        )));
+    }
+    Ok(())
 }
 
 /// SQLite's `secure_delete` setting on every connection arkku opens: ON, so

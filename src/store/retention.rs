@@ -7,7 +7,7 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{on_db, Db, Micros, StoreResult};
+use super::{on_db, sql::Sql, Db, Micros, StoreResult};
 
 /// When each kind of row has expired, as of one sweep's `now`.
 #[derive(Debug, Clone, Default)]
@@ -51,76 +51,23 @@ impl Table {
     }
 }
 
-/// A bind parameter of a query built at run time.
-#[derive(Debug, Clone)]
-enum Param {
-    Text(String),
-    Int(i64),
-    Id(Uuid),
-}
-
-/// Binds every [`Param`] in order to a sqlx query of any kind.
-macro_rules! bind_all {
-    ($q:expr, $params:expr) => {{
-        let mut q = $q;
-        for p in &$params {
-            q = match p {
-                Param::Text(s) => q.bind(s.as_str()),
-                Param::Int(i) => q.bind(*i),
-                Param::Id(u) => q.bind(*u),
-            };
+/// Runs a built statement that selects `(id, customer_id)` pairs.
+async fn fetch_pairs(db: &Db, sql: &Sql<'_>) -> StoreResult<Vec<Doomed>> {
+    let rows = on_db!(db, pool => {
+        let rows = sql.query().fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Doomed { id: r.try_get(0)?, customer_id: r.try_get(1)? });
         }
-        q
-    }};
+        out
+    });
+    Ok(rows)
 }
 
-/// SQL text with `$n` placeholders and their values, built in order.
-#[derive(Default)]
-struct Sql {
-    text: String,
-    params: Vec<Param>,
-}
-
-impl Sql {
-    fn push(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-    fn bind(&mut self, p: Param) -> &mut Self {
-        self.params.push(p);
-        let n = self.params.len();
-        self.text.push_str(&format!("${n}"));
-        self
-    }
-
-    async fn fetch_pairs(&self, db: &Db) -> StoreResult<Vec<Doomed>> {
-        let rows = on_db!(db, pool => {
-            let q = bind_all!(sqlx::query(&self.text), self.params);
-            let rows = q.fetch_all(pool).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                out.push(Doomed { id: r.try_get(0)?, customer_id: r.try_get(1)? });
-            }
-            out
-        });
-        Ok(rows)
-    }
-
-    async fn count(&self, db: &Db) -> StoreResult<i64> {
-        let n = on_db!(db, pool => {
-            let q = bind_all!(sqlx::query_scalar::<_, i64>(&self.text), self.params);
-            q.fetch_one(pool).await?
-        });
-        Ok(n)
-    }
-
-    async fn execute(&self, db: &Db) -> StoreResult<u64> {
-        let n = on_db!(db, pool => {
-            let q = bind_all!(sqlx::query(&self.text), self.params);
-            q.execute(pool).await?.rows_affected()
-        });
-        Ok(n)
-    }
+/// Runs a built `SELECT COUNT(*)`.
+async fn count(db: &Db, sql: &Sql<'_>) -> StoreResult<i64> {
+    let n = on_db!(db, pool => sql.query().fetch_one(pool).await?.try_get::<i64, _>(0)?);
+    Ok(n)
 }
 
 /// The time an interaction's retention runs from (see `policy::Retained`).
@@ -128,53 +75,63 @@ const INTERACTION_SINCE: &str = "COALESCE(i.resolved_at, i.created_at)";
 
 /// The moment a consent event (table alias `t`) lapses: `age` after it was
 /// given, or at its own expires_at if sooner.
-fn consent_deadline(sql: &mut Sql, t: &str, age: Micros) {
-    sql.push(&format!(
-        "(CASE WHEN {t}.expires_at IS NOT NULL AND {t}.expires_at < {t}.at + "
-    ))
-    .bind(Param::Int(age))
-    .push(&format!(" THEN {t}.expires_at ELSE {t}.at + "))
-    .bind(Param::Int(age))
-    .push(" END)");
+fn consent_deadline(sql: &mut Sql<'_>, t: &str, age: Micros) {
+    sql.push("(CASE WHEN ")
+        .push(t)
+        .push(".expires_at IS NOT NULL AND ")
+        .push(t)
+        .push(".expires_at < ")
+        .push(t)
+        .push(".at + ")
+        .bind(age)
+        .push(" THEN ")
+        .push(t)
+        .push(".expires_at ELSE ")
+        .push(t)
+        .push(".at + ")
+        .bind(age)
+        .push(" END)");
 }
 
 /// `(k.channel = $a AND k.last_activity_at <= $b) OR …`: an expired contact point.
-fn contact_expired(sql: &mut Sql, c: &Cutoffs) {
+fn contact_expired<'a>(sql: &mut Sql<'a>, c: &'a Cutoffs) {
     sql.push("(1 = 0");
     for (channel, cutoff) in &c.contacts {
         sql.push(" OR (k.channel = ")
-            .bind(Param::Text(channel.clone()))
+            .bind(channel.as_str())
             .push(" AND k.last_activity_at <= ")
-            .bind(Param::Int(*cutoff))
+            .bind(*cutoff)
             .push(")");
     }
     sql.push(")");
 }
 
 /// An expired interaction.
-fn interaction_expired(sql: &mut Sql, c: &Cutoffs) {
+fn interaction_expired<'a>(sql: &mut Sql<'a>, c: &'a Cutoffs) {
     sql.push("(1 = 0");
     for (channel, kind, cutoff) in &c.interactions {
         sql.push(" OR (i.channel = ")
-            .bind(Param::Text(channel.clone()))
+            .bind(channel.as_str())
             .push(" AND i.kind = ")
-            .bind(Param::Text(kind.clone()))
-            .push(&format!(" AND {INTERACTION_SINCE} <= "))
-            .bind(Param::Int(*cutoff))
+            .bind(kind.as_str())
+            .push(" AND ")
+            .push(INTERACTION_SINCE)
+            .push(" <= ")
+            .bind(*cutoff)
             .push(")");
     }
     sql.push(")");
 }
 
 /// A lapsed consent event.
-fn consent_lapsed(sql: &mut Sql, c: &Cutoffs) {
+fn consent_lapsed<'a>(sql: &mut Sql<'a>, c: &'a Cutoffs) {
     sql.push("(1 = 0");
     for (purpose, age) in &c.consents {
         sql.push(" OR (x.purpose = ")
-            .bind(Param::Text(purpose.clone()))
+            .bind(purpose.as_str())
             .push(" AND ");
         consent_deadline(sql, "x", *age);
-        sql.push(" <= ").bind(Param::Int(c.now)).push(")");
+        sql.push(" <= ").bind(c.now).push(")");
     }
     sql.push(")");
 }
@@ -186,33 +143,33 @@ pub async fn expired_contacts(
     cutoff: Micros,
     limit: i64,
 ) -> StoreResult<Vec<Doomed>> {
-    let mut sql = Sql::default();
-    sql.push("SELECT k.id, k.customer_id FROM contacts k WHERE k.channel = ")
-        .bind(Param::Text(channel.to_owned()))
+    let mut sql = Sql::new("SELECT k.id, k.customer_id FROM contacts k WHERE k.channel = ");
+    sql.bind(channel)
         .push(" AND k.last_activity_at <= ")
-        .bind(Param::Int(cutoff))
+        .bind(cutoff)
         .push(" LIMIT ")
-        .bind(Param::Int(limit));
-    sql.fetch_pairs(db).await
+        .bind(limit);
+    fetch_pairs(db, &sql).await
 }
 
 /// How many contact points of one channel are expired.
 pub async fn count_expired_contacts(db: &Db, channel: &str, cutoff: Micros) -> StoreResult<i64> {
-    let mut sql = Sql::default();
-    sql.push("SELECT COUNT(*) FROM contacts k WHERE k.channel = ")
-        .bind(Param::Text(channel.to_owned()))
+    let mut sql = Sql::new("SELECT COUNT(*) FROM contacts k WHERE k.channel = ");
+    sql.bind(channel)
         .push(" AND k.last_activity_at <= ")
-        .bind(Param::Int(cutoff));
-    sql.count(db).await
+        .bind(cutoff);
+    count(db, &sql).await
 }
 
-fn interactions_where(sql: &mut Sql, channel: &str, kind: &str, cutoff: Micros) {
+fn interactions_where<'a>(sql: &mut Sql<'a>, channel: &'a str, kind: &'a str, cutoff: Micros) {
     sql.push(" FROM interactions i WHERE i.channel = ")
-        .bind(Param::Text(channel.to_owned()))
+        .bind(channel)
         .push(" AND i.kind = ")
-        .bind(Param::Text(kind.to_owned()))
-        .push(&format!(" AND {INTERACTION_SINCE} <= "))
-        .bind(Param::Int(cutoff));
+        .bind(kind)
+        .push(" AND ")
+        .push(INTERACTION_SINCE)
+        .push(" <= ")
+        .bind(cutoff);
 }
 
 /// Up to `limit` expired interactions of one channel and kind.
@@ -223,11 +180,10 @@ pub async fn expired_interactions(
     cutoff: Micros,
     limit: i64,
 ) -> StoreResult<Vec<Doomed>> {
-    let mut sql = Sql::default();
-    sql.push("SELECT i.id, i.customer_id");
+    let mut sql = Sql::new("SELECT i.id, i.customer_id");
     interactions_where(&mut sql, channel, kind, cutoff);
-    sql.push(" LIMIT ").bind(Param::Int(limit));
-    sql.fetch_pairs(db).await
+    sql.push(" LIMIT ").bind(limit);
+    fetch_pairs(db, &sql).await
 }
 
 /// How many interactions of one channel and kind are expired.
@@ -237,22 +193,21 @@ pub async fn count_expired_interactions(
     kind: &str,
     cutoff: Micros,
 ) -> StoreResult<i64> {
-    let mut sql = Sql::default();
-    sql.push("SELECT COUNT(*)");
+    let mut sql = Sql::new("SELECT COUNT(*)");
     interactions_where(&mut sql, channel, kind, cutoff);
-    sql.count(db).await
+    count(db, &sql).await
 }
 
 /// Events of (customer, purpose) groups in which every event has lapsed.
 /// Deleting a whole group never changes a decision (nothing in it permits
 /// anything); deleting single events could (a lapsed channel-specific event
 /// shadows `*`, and a withdrawal must outlive the grants it withdrew).
-fn lapsed_groups(sql: &mut Sql, purpose: &str, age: Micros, now: Micros) {
+fn lapsed_groups<'a>(sql: &mut Sql<'a>, purpose: &'a str, age: Micros, now: Micros) {
     sql.push(" FROM consents x WHERE x.purpose = ")
-        .bind(Param::Text(purpose.to_owned()))
+        .bind(purpose)
         .push(" AND NOT EXISTS (SELECT 1 FROM consents y WHERE y.customer_id = x.customer_id AND y.purpose = x.purpose AND ");
     consent_deadline(sql, "y", age);
-    sql.push(" > ").bind(Param::Int(now)).push(")");
+    sql.push(" > ").bind(now).push(")");
 }
 
 /// Up to `limit` consent events of fully lapsed (customer, purpose) groups.
@@ -263,11 +218,10 @@ pub async fn lapsed_consents(
     now: Micros,
     limit: i64,
 ) -> StoreResult<Vec<Doomed>> {
-    let mut sql = Sql::default();
-    sql.push("SELECT x.id, x.customer_id");
+    let mut sql = Sql::new("SELECT x.id, x.customer_id");
     lapsed_groups(&mut sql, purpose, age, now);
-    sql.push(" LIMIT ").bind(Param::Int(limit));
-    sql.fetch_pairs(db).await
+    sql.push(" LIMIT ").bind(limit);
+    fetch_pairs(db, &sql).await
 }
 
 /// How many consent events belong to fully lapsed groups.
@@ -277,31 +231,32 @@ pub async fn count_lapsed_consents(
     age: Micros,
     now: Micros,
 ) -> StoreResult<i64> {
-    let mut sql = Sql::default();
-    sql.push("SELECT COUNT(*)");
+    let mut sql = Sql::new("SELECT COUNT(*)");
     lapsed_groups(&mut sql, purpose, age, now);
-    sql.count(db).await
+    count(db, &sql).await
 }
 
 /// `{column} IN {ids}`, with every id in one parameter: a statement with a
 /// parameter per id costs more to bind than to run once batches grow (the
 /// SQLite driver looks each one up by name), and its text would change
 /// with the batch size.
-fn in_ids(sql: &mut Sql, sqlite: bool, column: &str, ids: &[Uuid]) {
+fn in_ids(sql: &mut Sql<'_>, sqlite: bool, column: &str, ids: &[Uuid]) {
     let simple = ids.iter().map(|id| id.simple().to_string());
     if sqlite {
         let list: Vec<String> = simple.collect();
         let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
-        sql.push(&format!("{column} IN (SELECT unhex(value) FROM json_each("))
-            .bind(Param::Text(json))
+        sql.push(column)
+            .push(" IN (SELECT unhex(value) FROM json_each(")
+            .bind(json)
             .push("))");
     } else {
         let array = format!("{{{}}}", simple.collect::<Vec<_>>().join(","));
         // A subquery, not `= ANY(…)`: without statistics (a small or fresh
         // vault) PostgreSQL scans the table and `ANY` would parse the whole
         // text array again for every row it tests; 20 000 data keys took 55 s.
-        sql.push(&format!("{column} IN (SELECT unnest("))
-            .bind(Param::Text(array))
+        sql.push(column)
+            .push(" IN (SELECT unnest(")
+            .bind(array)
             .push("::text::uuid[]))");
     }
 }
@@ -311,10 +266,11 @@ pub async fn delete(db: &Db, table: Table, ids: &[Uuid]) -> StoreResult<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut sql = Sql::default();
-    sql.push(&format!("DELETE FROM {} WHERE ", table.name()));
+    let mut sql = Sql::new("DELETE FROM ");
+    sql.push(table.name()).push(" WHERE ");
     in_ids(&mut sql, matches!(db, Db::Sqlite(..)), "id", ids);
-    sql.execute(db).await
+    let n = on_db!(db, pool => sql.query().execute(pool).await?.rows_affected());
+    Ok(n)
 }
 
 /// Live customers after `after` (keyset order) with no live data left: every
@@ -328,11 +284,12 @@ pub async fn empty_customers(
     after: Option<Uuid>,
     limit: i64,
 ) -> StoreResult<Vec<Uuid>> {
-    let mut sql = Sql::default();
-    sql.push("SELECT c.id, c.id FROM customers c WHERE c.erased_at IS NULL AND c.updated_at <= ")
-        .bind(Param::Int(c.stale_profile));
+    let mut sql = Sql::new(
+        "SELECT c.id, c.id FROM customers c WHERE c.erased_at IS NULL AND c.updated_at <= ",
+    );
+    sql.bind(c.stale_profile);
     if let Some(after) = after {
-        sql.push(" AND c.id > ").bind(Param::Id(after));
+        sql.push(" AND c.id > ").bind(after);
     }
     sql.push(" AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.customer_id = c.id AND NOT ");
     contact_expired(&mut sql, c);
@@ -340,9 +297,8 @@ pub async fn empty_customers(
     interaction_expired(&mut sql, c);
     sql.push(") AND NOT EXISTS (SELECT 1 FROM consents x WHERE x.customer_id = c.id AND NOT ");
     consent_lapsed(&mut sql, c);
-    sql.push(") ORDER BY c.id LIMIT ").bind(Param::Int(limit));
-    Ok(sql
-        .fetch_pairs(db)
+    sql.push(") ORDER BY c.id LIMIT ").bind(limit);
+    Ok(fetch_pairs(db, &sql)
         .await?
         .into_iter()
         .map(|d| d.id)
@@ -358,21 +314,22 @@ pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<u64>
         return Ok(0);
     }
     let sqlite = matches!(db, Db::Sqlite(..));
-    let mut statements: Vec<Sql> = ["data_keys", "contacts", "interactions", "consents"]
+    let mut statements: Vec<Sql<'_>> = ["data_keys", "contacts", "interactions", "consents"]
         .into_iter()
         .map(|table| {
-            let mut sql = Sql::default();
-            sql.push(&format!("DELETE FROM {table} WHERE "));
+            let mut sql = Sql::new("DELETE FROM ");
+            sql.push(table).push(" WHERE ");
             in_ids(&mut sql, sqlite, "customer_id", ids);
             sql
         })
         .collect();
-    let mut erase = Sql::default();
+    let mut erase = Sql::new(
+        "UPDATE customers SET display_name = NULL, external_ref = NULL, preferred_channel = NULL, updated_at = ",
+    );
     erase
-        .push("UPDATE customers SET display_name = NULL, external_ref = NULL, preferred_channel = NULL, updated_at = ")
-        .bind(Param::Int(now))
+        .bind(now)
         .push(", erased_at = ")
-        .bind(Param::Int(now))
+        .bind(now)
         .push(" WHERE erased_at IS NULL AND ");
     in_ids(&mut erase, sqlite, "id", ids);
     statements.push(erase);
@@ -380,8 +337,7 @@ pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<u64>
         let mut tx = pool.begin().await?;
         let mut affected = 0;
         for sql in &statements {
-            let q = bind_all!(sqlx::query(&sql.text), sql.params);
-            affected = q.execute(&mut *tx).await?.rows_affected();
+            affected = sql.query().execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         // The last statement's count: the customers erased.

@@ -2,7 +2,7 @@
 //! wrapped and unwrapped on demand.
 //!
 //! Several processes share one database, and `arkku keys rotate` changes it
-//! while they run (DESIGN.md §4; docs/decisions.md, "Key rotation"):
+//! while they run (SECURITY.md "Key rotation"; docs/decisions.md, "Key rotation"):
 //!
 //! - a channel-key version this process has not seen is loaded on first use;
 //! - before choosing the version of a new data key, the versions are re-read
@@ -16,6 +16,9 @@
 //! - when the stored channel keys no longer open with the root key in memory
 //!   (a root rotation), the root key file is read again, and `<file>.new`
 //!   should the rotation not have renamed it yet.
+//!
+//! About 500 lines: the keyring's cache, refresh and unwrap paths share one
+//! lock discipline, which reads best in one place.
 
 use std::{
     collections::HashMap,

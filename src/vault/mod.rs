@@ -12,10 +12,8 @@ pub mod status;
 
 pub use keyring::{Keyring, RootKey};
 
-/// The key domain of profile fields (display name, external reference), which
-/// belong to no channel. Channel names cannot start with `_`, so it never
-/// collides with one.
-pub const PROFILE_DOMAIN: &str = "_profile";
+/// Kept at this path for the callers that import it from here.
+pub use crate::domain::PROFILE_DOMAIN;
 
 /// The key domain that holds the blind-index PRK (HKDF-Extract of the root
 /// key the database was created with), wrapped under the root key like a

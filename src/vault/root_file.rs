@@ -1,4 +1,4 @@
-//! The root key file during a root rotation (DESIGN.md §4, SECURITY.md "Key
+//! The root key file during a root rotation (SECURITY.md "Key
 //! rotation").
 //!
 //! A root rotation writes the new key to `<file>.new` (mode 0600, fsynced),

@@ -1,4 +1,4 @@
-//! Key rotation while the vault serves (DESIGN.md §4, §9 `arkku keys rotate`;
+//! Key rotation while the vault serves (README "Key rotation", `arkku keys rotate`;
 //! docs/decisions.md, "Key rotation"; SECURITY.md, "Key rotation").
 //!
 //! **Channel rotation** adds version v+1 of a key domain, then rewraps every
@@ -20,6 +20,9 @@
 //! Both are audited as `key.rotate`: one entry before anything changes and
 //! one with the outcome, sharing a request id. Entries carry domains,
 //! versions and counts, never key material.
+//!
+//! About 500 lines: a rotation's steps (new version, rewrap in batches, retire,
+//! resume after a crash) are one procedure, read top to bottom.
 
 use std::{
     collections::BTreeMap,

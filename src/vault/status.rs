@@ -1,4 +1,4 @@
-//! `arkku keys status` (DESIGN.md §9): per key domain and version, when it was
+//! `arkku keys status` (README "Command line"): per key domain and version, when it was
 //! made, how many data keys it wraps, and whether it is current or waiting to
 //! be retired; then the root key file. Reads metadata only, never a key, so it
 //! needs no root key.

@@ -1,4 +1,4 @@
-//! The audit log (DESIGN.md §7 and the audit rows of §8): one entry per
+//! The audit log (SECURITY.md, "Audit"): one entry per
 //! customer request, allowed or denied, with nothing secret in it; the
 //! compliance API; verification that names the first bad entry, over HTTP and
 //! with `arkku audit verify`; signed checkpoints; fail-closed appends; export.

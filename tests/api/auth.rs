@@ -1,4 +1,4 @@
-//! Bearer tokens (DESIGN.md §8, §11): forged, tampered, foreign-signed,
+//! Bearer tokens (SECURITY.md, "Tokens"): forged, tampered, foreign-signed,
 //! mis-addressed, expired, not-yet-valid and key-pointing tokens are all
 //! 401 `unauthenticated`, look alike, never come back in the answer, and
 //! change nothing. Every refusal is checked against a positive control (the

@@ -1,6 +1,10 @@
 //! The benchmark harness cannot rot: it runs end to end with tiny figures on
 //! each backend. No timing is asserted, only that every scenario ran, hit its
 //! real path without failures, and reported in the documented JSON shape.
+//!
+//! arkku-bench needs the `bench` cargo feature; the crate's dev-dependency on
+//! itself with that feature (Cargo.toml) is what builds it for `cargo test`,
+//! so this runs with the rest of the suite, with no flag to remember.
 
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
-//! The `arkku` binary (DESIGN.md §4 key files, §9 CLI), run as a user would:
+//! The `arkku` binary (README, "Command line"), run as a user would:
 //! a fresh working directory, no `ARKKU_*` from the outside, and every child
 //! process killed when the test ends, pass or fail.
 
@@ -24,7 +24,7 @@ pub fn tests() -> Vec<Scenario> {
         serve_refuses_a_root_key_file_readable_by_group_or_others,
         without_automatic_keys_serve_refuses_to_start_and_creates_nothing,
         policy_check_passes_the_shipped_policies_and_names_file_key_and_reason_of_a_broken_one,
-        policy_check_names_file_key_and_reason_for_every_kind_of_bad_value,
+        policy_check_names_file_key_reason_and_value_for_every_kind_of_bad_value,
         policy_check_refuses_consent_recorders_the_vault_does_not_allow,
         migrate_succeeds_and_running_it_twice_changes_nothing,
         keys_init_then_status_lists_every_channel_and_the_profile_at_version_1,
@@ -413,8 +413,8 @@ async fn policy_check_passes_the_shipped_policies_and_names_file_key_and_reason_
             r.stderr
         );
         assert!(
-            r.stderr.contains("unknown integration mode"),
-            "says why: {}",
+            r.stderr.contains("unknown integration mode \"sometimes\""),
+            "says why, naming the value: {}",
             r.stderr
         );
     }
@@ -431,37 +431,38 @@ async fn policy_check_passes_the_shipped_policies_and_names_file_key_and_reason_
     assert!(err.contains("channels.email.integration"), "{err}");
 }
 
-async fn policy_check_names_file_key_and_reason_for_every_kind_of_bad_value(b: Backend) {
+async fn policy_check_names_file_key_reason_and_value_for_every_kind_of_bad_value(b: Backend) {
     let cli = Cli::new(b).await;
-    // (file, text replaced, replacement, key named, reason named)
+    // (file, text replaced, replacement, key named, reason and value named;
+    // a long value is cut at 40 characters)
     let cases = [
         (
             "channels.toml",
             "kind = \"phone\"",
             "kind = \"pigeon\"",
             "channels.phone.kind",
-            "unknown kind",
+            "unknown kind \"pigeon\"",
         ),
         (
             "channels.toml",
             "contact_retention = \"365d\"",
             "contact_retention = \"a while\"",
             "contact_retention",
-            "not a duration",
+            "\"a while\" is not a duration",
         ),
         (
             "channels.toml",
             "transcript = \"30d\"",
             "transcript = \"30 fortnights\"",
             "interactions.transcript",
-            "not a duration",
+            "\"30 fortnights\" is not a duration",
         ),
         (
             "channels.toml",
             "integration = \"consent\"",
             "integration = \"maybe\"",
             "channels.email.integration",
-            "unknown integration mode",
+            "unknown integration mode \"maybe\"",
         ),
         (
             "purposes.toml",
@@ -475,14 +476,28 @@ async fn policy_check_names_file_key_and_reason_for_every_kind_of_bad_value(b: B
             "roles = [\"compliance\", \"customer\"]",
             "roles = [\"compliance\", \"janitor\"]",
             "purposes.dsr.roles",
-            "unknown role",
+            "unknown role \"janitor\"",
         ),
         (
             "purposes.toml",
             "max_age = \"365d\"",
             "max_age = \"soon\"",
             "purposes.cross_channel.max_age",
-            "not a duration",
+            "\"soon\" is not a duration",
+        ),
+        (
+            "channels.toml",
+            "integration = \"consent\"",
+            "integration = true",
+            "integration",
+            "must be a string, not true",
+        ),
+        (
+            "purposes.toml",
+            "lawful_basis = \"contract\"",
+            "lawful_basis = \"because the contract says so, and then some more words\"",
+            "lawful_basis",
+            "unknown lawful basis \"because the contract says so, and then s\"…",
         ),
     ];
     for (i, (name, from, to, key, reason)) in cases.into_iter().enumerate() {

@@ -1,4 +1,4 @@
-//! Durability under concurrency and failure (DESIGN.md §7, §11): one gap-free,
+//! Durability under concurrency and failure (SECURITY.md, "Audit"): one gap-free,
 //! verifiable audit order under concurrent requests and across two `serve`
 //! processes on one database; no acknowledged write lost when the server is
 //! killed with SIGKILL; a fast 503 without customer data when the database

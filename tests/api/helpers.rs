@@ -11,6 +11,7 @@ use std::{
 };
 
 use arkku::{
+    clock::{Clock, TestTime, TEST_CLOCK_ENV},
     config::Config,
     crypto::{load_key_file, SecretKey},
     domain::{ChannelId, Role},
@@ -91,6 +92,18 @@ pub async fn fresh_postgres_database() -> String {
         .await
         .expect("create test database");
     pool.close().await;
+    CREATED
+        .lock()
+        .expect("created databases")
+        .push(name.clone());
+    with_database(&admin, &name)
+}
+
+/// The URL of a PostgreSQL database that does not exist yet, for a test
+/// that expects `arkku` to create it; dropped at the end like the others.
+pub fn unborn_postgres_database() -> String {
+    let admin = postgres_url().expect("ARKKU_TEST_POSTGRES_URL");
+    let name = format!("{DB_PREFIX}{}", uuid::Uuid::now_v7().simple());
     CREATED
         .lock()
         .expect("created databases")
@@ -195,7 +208,10 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     };
     let mut config = Config::for_data_dir(dir.path().join("data"), database_url.clone());
     adjust(&mut config);
-    let state = arkku::app::open(config).await.expect("vault starts");
+    let clock = Clock::from_file(clock_file(dir.path()));
+    let state = arkku::app::open_with_clock(config, clock)
+        .await
+        .expect("vault starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -300,9 +316,9 @@ impl TestApp {
         load_key_file(&self.dir.path().join("data").join("issuer.key")).expect("issuer key")
     }
 
-    /// A valid token.
+    /// A valid token, issued on the vault's clock.
     pub fn token(&self, t: Tok<'_>) -> String {
-        issue_token(&self.issuer_key(), t)
+        issue_token_at(&self.issuer_key(), t, self.state.clock.now())
     }
 
     /// An agent serving `channel` with purpose `support`.
@@ -351,13 +367,16 @@ impl TestApp {
             ("ARKKU_DATABASE_URL", OsStr::new(&self.database_url)),
             ("ARKKU_DATA_DIR", data.as_os_str()),
         ];
+        let clock = clock_env(self.dir.path());
         let extra = extra.iter().map(|&(k, v)| (k, OsStr::new(v)));
         spawn_arkku(
             args,
             self.dir.path(),
             &logs,
             &name,
-            env.into_iter().chain(extra),
+            env.into_iter()
+                .chain(clock.iter().map(|(k, v)| (*k, v.as_os_str())))
+                .chain(extra),
         )
     }
 
@@ -528,6 +547,11 @@ pub async fn db_scalar(db: &Db, sql: &str) -> i64 {
 
 /// A token signed with `key` by the local issuer, valid for an hour.
 pub fn issue_token(key: &SecretKey, t: Tok<'_>) -> String {
+    issue_token_at(key, t, time::OffsetDateTime::now_utc())
+}
+
+/// Like [`issue_token`], issued at `now` (a test vault's clock).
+pub fn issue_token_at(key: &SecretKey, t: Tok<'_>, now: time::OffsetDateTime) -> String {
     let purposes: Vec<String> = t.purposes.iter().map(|s| s.to_string()).collect();
     let channel = t.channel.map(|c| ChannelId::parse(c).expect("channel"));
     token::issue(
@@ -541,8 +565,51 @@ pub fn issue_token(key: &SecretKey, t: Tok<'_>) -> String {
             channel: channel.as_ref(),
             ttl: Duration::from_secs(3600),
         },
+        now,
     )
     .expect("token")
+}
+
+// --- the test clock --------------------------------------------------------------
+
+/// The test clock file of a test directory: the in-process server of a
+/// [`TestApp`] reads it, and so does every `arkku` the test starts once the
+/// test has moved time ([`set_clock`]). No file: the system time.
+pub fn clock_file(dir: &Path) -> PathBuf {
+    dir.join("clock")
+}
+
+/// Moves the clock of the test directory `dir` (atomically: a reader sees
+/// the old time or the new, never a half-written file).
+pub fn set_clock(dir: &Path, t: TestTime) {
+    let tmp = dir.join("clock.tmp");
+    std::fs::write(&tmp, t.to_file_text()).expect("write clock");
+    std::fs::rename(&tmp, clock_file(dir)).expect("move clock");
+}
+
+/// `ARKKU_TEST_CLOCK_FILE` for a child, once the test has set the clock
+/// (so that the tests that never move time see no warning about it).
+fn clock_env(dir: &Path) -> Option<(&'static str, PathBuf)> {
+    let file = clock_file(dir);
+    file.exists().then_some((TEST_CLOCK_ENV, file))
+}
+
+impl TestApp {
+    /// Runs the vault (and the `arkku` commands the test starts) `ahead` of
+    /// the system time from now on.
+    pub fn set_clock_ahead(&self, ahead: Duration) {
+        let secs = i64::try_from(ahead.as_secs()).expect("seconds");
+        set_clock(self.dir.path(), TestTime::Offset(secs));
+    }
+}
+
+impl Env {
+    /// Runs every `arkku` of this environment (running ones at their next
+    /// reading of the time) `ahead` of the system time.
+    pub fn set_clock_ahead(&self, ahead: Duration) {
+        let secs = i64::try_from(ahead.as_secs()).expect("seconds");
+        set_clock(self.dir.path(), TestTime::Offset(secs));
+    }
 }
 
 // --- the real binary ------------------------------------------------------------
@@ -767,13 +834,16 @@ impl Env {
             ("ARKKU_DATA_DIR", self.data.as_os_str()),
             ("ARKKU_DATABASE_URL", OsStr::new(&self.database_url)),
         ];
+        let clock = clock_env(self.dir.path());
         let extra = extra.iter().map(|&(k, v)| (k, OsStr::new(v)));
         spawn_arkku(
             args,
             self.dir.path(),
             &logs,
             &n.to_string(),
-            own.into_iter().chain(extra),
+            own.into_iter()
+                .chain(clock.iter().map(|(k, v)| (*k, v.as_os_str())))
+                .chain(extra),
         )
     }
 

@@ -1,4 +1,4 @@
-//! Bad input (DESIGN.md §8, §11): malformed, oversized and hostile requests
+//! Bad input (README, the error rules): malformed, oversized and hostile requests
 //! get a clear 4xx problem+json with their stable code, never a 5xx, never
 //! echo a contact value, and change nothing: no customer, no contact point,
 //! no profile field, no `allow` audit entry.

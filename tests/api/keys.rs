@@ -1,5 +1,5 @@
-//! Key rotation while the vault serves (DESIGN.md §4, §9 `arkku keys
-//! rotate`): `arkku serve` keeps answering reads, reveals, lookups and
+//! Key rotation while the vault serves (README and SECURITY.md, "Key
+//! rotation"): `arkku serve` keeps answering reads, reveals, lookups and
 //! creates while `arkku keys rotate` runs beside it on the same data dir and
 //! database; afterwards every data key sits under the new version, the old
 //! one is gone, every customer reads back, and the audit chain verifies.

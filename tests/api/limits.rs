@@ -18,6 +18,7 @@ pub fn tests() -> Vec<Scenario> {
         an_agent_past_its_reveal_limit_gets_429_and_masked_reads_still_work,
         a_token_living_longer_than_the_policy_allows_is_refused,
         arkku_token_refuses_a_ttl_beyond_the_policy_cap,
+        arkku_token_caps_the_ttl_at_a_day_unless_told_otherwise,
         a_request_with_two_authorization_headers_is_refused,
         oversized_tokens_and_headers_get_problem_json,
         policy_check_reports_an_invalid_limits_file,
@@ -224,6 +225,64 @@ async fn arkku_token_refuses_a_ttl_beyond_the_policy_cap(b: Backend) {
         .read_customer(&token, &uuid::Uuid::now_v7().to_string(), "purpose=support")
         .await;
     r.assert_problem(404, "not_found");
+}
+
+async fn arkku_token_caps_the_ttl_at_a_day_unless_told_otherwise(b: Backend) {
+    // Arrange: a policy that accepts tokens of up to three days.
+    let app = spawn_app(b).await;
+    let dir = policy_dir(app.dir.path(), "[tokens]\nmax_lifetime = \"72h\"\n");
+    let env = [("ARKKU_POLICIES", dir.to_str().unwrap())];
+    let token = |ttl: &'static str, more: &'static [&'static str]| {
+        let mut args = vec![
+            "token", "--role", "service", "--sub", "crm-sync", "--ttl", ttl,
+        ];
+        args.extend_from_slice(more);
+        app.cli_proc_with(&args, &env).finish()
+    };
+
+    // Act
+    let day = token("24h", &[]).await;
+    let longer = token("30h", &[]).await;
+    let allowed = token("30h", &["--allow-long-ttl"]).await;
+    let beyond_policy = token("73h", &["--allow-long-ttl"]).await;
+
+    // Assert: a day is fine; longer needs the flag; the policy caps even that.
+    assert!(day.status.success(), "{}", day.stderr);
+    longer.assert_failed();
+    assert!(
+        longer.stderr.contains("longer than 24h") && longer.stderr.contains("--allow-long-ttl"),
+        "{}",
+        longer.stderr
+    );
+    assert!(
+        !longer.stdout.contains("eyJ"),
+        "no token: {}",
+        longer.stdout
+    );
+    assert!(allowed.status.success(), "{}", allowed.stderr);
+    let claims = jwt_claims(allowed.stdout.lines().last().unwrap().trim());
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 30 * 3600, "{claims}");
+    beyond_policy.assert_failed();
+    assert!(
+        beyond_policy
+            .stderr
+            .contains("longer than the policy allows"),
+        "{}",
+        beyond_policy.stderr
+    );
+}
+
+/// The claims of a JWT, read without checking its signature or claims.
+fn jwt_claims(token: &str) -> Value {
+    let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
+    v.insecure_disable_signature_validation();
+    v.validate_aud = false;
+    v.validate_exp = false;
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_secret(&[]), &v)
+        .expect("a JWT")
+        .claims
 }
 
 async fn a_request_with_two_authorization_headers_is_refused(b: Backend) {

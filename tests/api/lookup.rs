@@ -1,4 +1,4 @@
-//! Caller-ID lookup: `POST /v1/lookup` (DESIGN.md §4 blind index, §8).
+//! Caller-ID lookup: `POST /v1/lookup` (SECURITY.md, "Blind index").
 
 use std::collections::BTreeSet;
 

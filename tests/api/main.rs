@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod bench;
 mod cli;
+mod clock;
 mod consents;
 mod customers;
 mod dsr;
@@ -27,6 +28,8 @@ mod limits;
 mod lookup;
 mod openapi;
 mod retention;
+mod schema;
+mod startup;
 mod storage;
 mod truthful;
 
@@ -47,7 +50,9 @@ fn main() {
     if postgres.is_none() {
         println!(
             "\nnote: PostgreSQL run SKIPPED: set ARKKU_TEST_POSTGRES_URL (for example \
-             postgres://postgres@127.0.0.1:5432/test) to run every test on PostgreSQL too.\n"
+             postgres://postgres@127.0.0.1:5432/test) to run every test on PostgreSQL too.\n\
+             note: schema comparison SKIPPED: {} needs both databases.\n",
+            schema::NAME
         );
     }
     let mut all: Vec<(&str, Vec<Scenario>)> = vec![
@@ -65,6 +70,8 @@ fn main() {
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),
         ("cli", cli::tests()),
+        ("startup", startup::tests()),
+        ("clock", clock::tests()),
         ("audit", audit::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
@@ -85,6 +92,7 @@ fn main() {
             }
         }
     }
+    trials.push(schema::trial(postgres.is_some()));
     let conclusion = libtest_mimic::run(&args, trials);
     helpers::drop_test_databases();
     helpers::remove_unlimited_policies();

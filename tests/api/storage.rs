@@ -1,4 +1,5 @@
-//! What the database holds: ciphertext only, bound to its place (DESIGN.md §3, §4).
+//! What the database holds: ciphertext only, bound to its place (SECURITY.md,
+//! "Key hierarchy").
 //!
 //! The leak tests look at the bytes at rest (the SQLite file with its -wal and
 //! -shm, or a `pg_dump` of the test database); the sabotage tests move and

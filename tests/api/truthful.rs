@@ -1,4 +1,4 @@
-//! What a response says is what happened (DESIGN.md §11): a request answered
+//! What a response says is what happened (README, "Retries"): a request answered
 //! 503 changed nothing and released nothing, and its audit entry says it was
 //! refused; `Idempotency-Key` lets a client retry a POST safely.
 //!

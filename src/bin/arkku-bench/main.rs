@@ -1,4 +1,4 @@
-//! `arkku-bench`: the cost of privacy, measured (DESIGN.md §10).
+//! `arkku-bench`: the cost of privacy, measured (docs/PERFORMANCE.md).
 //!
 //! Served scenarios: seeds N customers, starts `arkku serve` and a plaintext
 //! baseline on the same database engine, drives each over loopback with a
@@ -8,14 +8,19 @@
 //! databases of their own and report their rate and peak RSS. Everything is
 //! printed as a table and, with `--json`, written as JSON.
 //!
-//! cargo run --release --bin arkku-bench -- --customers 100000 --seconds 20 --json bench.json
+//! cargo run --release --features bench --bin arkku-bench -- --customers 100000 --seconds 20 --json bench.json
+//!
+//! It needs the `bench` cargo feature, which also compiles the library's
+//! benchmark-only hooks ([`arkku::bench`]); `arkku` itself is built without.
 
 /// The same allocator as `arkku serve`, so the baseline differs from it
 /// only in what privacy costs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod aids;
 mod baseline;
+mod databases;
 mod load;
 mod oneshot;
 mod procs;
@@ -29,7 +34,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 
-use arkku::store::Db;
+use databases::{Databases, WorkDir};
 use load::Outcome;
 
 #[derive(Parser)]
@@ -105,6 +110,16 @@ enum Internal {
         entries: usize,
         #[arg(long)]
         writers: usize,
+    },
+    /// Serve the API with an auditor that writes nothing (for bench/audit_cost.sh;
+    /// ARKKU_* variables as for arkku, ARKKU_LISTEN default 127.0.0.1:8081).
+    ServeWithoutAudit,
+    /// Seed KEYS customers with one data key each in CHANNEL, in bulk (for bench/rotate.sh).
+    RotateSeed {
+        #[arg(default_value_t = 100_000)]
+        keys: usize,
+        #[arg(default_value = "phone")]
+        channel: String,
     },
     /// (internal) Seed the expired data `retention_sweep` purges, and stop:
     /// for profiling `arkku retention run` on a copy.
@@ -184,7 +199,7 @@ impl Scenario {
     }
 }
 
-/// One line of the report (the JSON shape of DESIGN.md §10 / issue 6). The
+/// One line of the report (the JSON shape docs/PERFORMANCE.md describes). The
 /// latencies are null for one-shot scenarios.
 #[derive(Serialize, Clone)]
 struct Row {
@@ -248,8 +263,24 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             records,
         }) => rt.block_on(oneshot::prepare_sweep(database, data_dir, *records)),
+        Some(Internal::ServeWithoutAudit) => {
+            log_to_stderr();
+            rt.block_on(aids::serve_without_audit())
+        }
+        Some(Internal::RotateSeed { keys, channel }) => {
+            log_to_stderr();
+            rt.block_on(aids::rotate_seed(*keys, channel))
+        }
         None => rt.block_on(run(args)),
     }
+}
+
+/// Logs to stderr, filtered by `ARKKU_LOG` like `arkku`.
+fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ARKKU_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The `arkku` binary next to this one.
@@ -261,114 +292,6 @@ fn arkku_bin() -> anyhow::Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
-}
-
-/// A private working directory, removed when dropped.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn new() -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("arkku-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(WorkDir(dir))
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The databases of a run, each created fresh on first use: `main` (the
-/// seeded customers, served), `sweep` and `audit` (one-shot scenarios).
-/// SQLite files live in the work directory; PostgreSQL databases are dropped
-/// at the end.
-struct Databases {
-    engine: Engine,
-    dir: PathBuf,
-    postgres: String,
-    admin: Option<Db>,
-    created: Vec<String>,
-}
-
-/// The PostgreSQL database of this run named `name`.
-fn pg_name(name: &str) -> String {
-    format!("arkku_bench_{}_{name}", std::process::id())
-}
-
-impl Databases {
-    async fn new(args: &Args, dir: &Path) -> anyhow::Result<Self> {
-        let admin = match args.database {
-            Engine::Sqlite => None,
-            Engine::Postgres => Some(
-                Db::connect(&args.postgres)
-                    .await
-                    .with_context(|| format!("connecting to {}", args.postgres))?,
-            ),
-        };
-        Ok(Databases {
-            engine: args.database,
-            dir: dir.to_owned(),
-            postgres: args.postgres.clone(),
-            admin,
-            created: Vec::new(),
-        })
-    }
-
-    /// Creates the database `name` and returns its URL.
-    async fn create(&mut self, name: &str) -> anyhow::Result<String> {
-        let (url, pg_name) = match self.engine {
-            Engine::Sqlite => (
-                format!("sqlite://{}", self.dir.join(format!("{name}.db")).display()),
-                None,
-            ),
-            Engine::Postgres => {
-                let db = pg_name(name);
-                let base = self
-                    .postgres
-                    .rsplit_once('/')
-                    .map_or(self.postgres.as_str(), |(b, _)| b);
-                (format!("{base}/{db}"), Some(db))
-            }
-        };
-        if let (Some(admin), Some(db)) = (&self.admin, pg_name) {
-            arkku::on_db!(admin, pool => sqlx::query(&format!("CREATE DATABASE {db}")).execute(pool).await.map(drop))?;
-            self.created.push(db);
-        }
-        Ok(url)
-    }
-
-    /// Drops the database `name` once its scenario is done, so that what the
-    /// server does after a mass delete (autovacuum, checkpoints) does not run
-    /// under the next scenario.
-    async fn retire(&mut self, name: &str) {
-        match (&self.admin, self.engine) {
-            (Some(admin), Engine::Postgres) => {
-                let db = pg_name(name);
-                let dropped = arkku::on_db!(admin, pool => sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(pool).await.map(drop));
-                if dropped.is_ok() {
-                    self.created.retain(|c| *c != db);
-                }
-            }
-            _ => {
-                for ext in ["db", "db-wal", "db-shm"] {
-                    let _ = std::fs::remove_file(self.dir.join(format!("{name}.{ext}")));
-                }
-            }
-        }
-    }
-
-    async fn drop_all(&self) {
-        if let Some(admin) = &self.admin {
-            for db in &self.created {
-                let _ = arkku::on_db!(admin, pool => sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(pool).await.map(drop));
-            }
-        }
-    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -106,7 +106,7 @@ async fn prepare(url: &str, data: &Path, records: usize) -> anyhow::Result<usize
     let policies = config.load_policies()?;
     // The channel keys the seeded data keys name, and the key `retention run`
     // signs checkpoints with.
-    let root = arkku::app::key_file(&config.root_key_file, true, "root")?;
+    let root = arkku::app::key_file(&config.root_key_file, true, arkku::app::KeyFile::Root)?;
     arkku::app::keyring(&db, &config, root, &policies).await?;
     arkku::app::checkpointer(&config)?;
     let customers = records.max(1).div_ceil(4);

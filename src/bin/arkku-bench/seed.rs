@@ -10,6 +10,7 @@ use arkku::{
         self,
         customers::{NewContact, NewCustomer},
         keys::WrappedDataKey,
+        sql::Sql,
         Db,
     },
     vault::records::{self, field},
@@ -173,58 +174,54 @@ pub async fn seed(state: &AppState, n: usize) -> anyhow::Result<Vec<Uuid>> {
 }
 
 /// The baseline's plaintext copy of a batch, and each customer's consent,
-/// in multi-row statements (one round trip each).
+/// in multi-row statements (one round trip each), built with the store's
+/// statement builder.
 async fn plain_and_consents(db: &Db, ids: &[Uuid], first: usize, now: i64) -> anyhow::Result<()> {
-    let groups = |rows: usize, per: usize| {
-        (0..rows)
-            .map(|r| {
-                let p = r * per + 1;
-                format!(
-                    "({})",
-                    (p..p + per)
-                        .map(|i| format!("${i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for chunk in ids.chunks(100).enumerate() {
-        let (c, chunk) = chunk;
+    for (c, chunk) in ids.chunks(100).enumerate() {
         let base = first + c * 100;
-        let customers = format!(
-            "INSERT INTO bench_plain_customers (id, display_name, created_at) VALUES {}",
-            groups(chunk.len(), 3)
+        let rows: Vec<(usize, String)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(k, id)| (base + k, id.to_string()))
+            .collect();
+        let mut customers =
+            Sql::new("INSERT INTO bench_plain_customers (id, display_name, created_at) VALUES ");
+        customers.values(&rows, |t, (i, id)| {
+            t.bind(id.as_str()).bind(format!("Customer {i}")).bind(now);
+        });
+        let mut contacts =
+            Sql::new("INSERT INTO bench_plain_contacts (id, customer_id, channel, value) VALUES ");
+        let each = rows
+            .iter()
+            .flat_map(|(i, id)| CHANNELS.iter().map(move |ch| (*i, id, *ch)));
+        contacts.values(each, |t, (i, id, channel)| {
+            t.bind(Uuid::now_v7().to_string())
+                .bind(id.as_str())
+                .bind(channel)
+                .bind(value(channel, i));
+        });
+        let mut consents = Sql::new(
+            "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, \
+             notice_version, method, actor_sub, actor_role, at) VALUES ",
         );
-        let contacts = format!(
-            "INSERT INTO bench_plain_contacts (id, customer_id, channel, value) VALUES {}",
-            groups(chunk.len() * CHANNELS.len(), 4)
-        );
-        let consents = format!(
-            "INSERT INTO consents (id, customer_id, purpose, channel, action, notice_id, notice_version, method, actor_sub, actor_role, at) VALUES {}",
-            groups(chunk.len(), 11)
-        );
+        consents.values(chunk, |t, id| {
+            t.bind(Uuid::now_v7())
+                .bind(*id)
+                .bind("cross_channel")
+                .bind("*")
+                .bind("grant")
+                .bind("bench-notice")
+                .bind("1")
+                .bind("web_form")
+                .bind("bench")
+                .bind("customer")
+                .bind(now);
+        });
         arkku::on_db!(db, pool => {
             let mut tx = pool.begin().await?;
-            let mut q = sqlx::query(&customers);
-            for (k, id) in chunk.iter().enumerate() {
-                q = q.bind(id.to_string()).bind(format!("Customer {}", base + k)).bind(now);
+            for sql in [&customers, &contacts, &consents] {
+                sql.query().execute(&mut *tx).await?;
             }
-            q.execute(&mut *tx).await?;
-            let mut q = sqlx::query(&contacts);
-            for (k, id) in chunk.iter().enumerate() {
-                for channel in CHANNELS {
-                    q = q.bind(Uuid::now_v7().to_string()).bind(id.to_string()).bind(channel).bind(value(channel, base + k));
-                }
-            }
-            q.execute(&mut *tx).await?;
-            let mut q = sqlx::query(&consents);
-            for id in chunk {
-                q = q.bind(Uuid::now_v7()).bind(*id).bind("cross_channel").bind("*").bind("grant")
-                    .bind("bench-notice").bind("1").bind("web_form").bind("bench").bind("customer").bind(now);
-            }
-            q.execute(&mut *tx).await?;
             tx.commit().await?;
         });
     }

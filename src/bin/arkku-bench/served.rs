@@ -119,7 +119,8 @@ impl Served {
         )?;
         plain.wait_up("the baseline").await?;
 
-        let issuer = arkku::app::key_file(&config.issuer_key_file, false, "issuer")?;
+        let issuer =
+            arkku::app::key_file(&config.issuer_key_file, false, arkku::app::KeyFile::Issuer)?;
         let agent = token(&issuer, Role::Agent, &["support"], Some("phone"))?;
         Ok(Served {
             arkku,
@@ -179,41 +180,29 @@ impl Served {
                     }),
                 )
             }
-            Scenario::ConsentGrant => {
-                let body = Bytes::from(
+            Scenario::ConsentGrant => (
+                post_to_each(
+                    a,
+                    pick,
+                    "consents",
                     json!({"purpose": "marketing", "channel": "email", "action": "grant", "method": "spoken",
-                           "evidence": {"notice_id": "bench", "notice_version": "1"}})
-                    .to_string(),
-                );
-                (
-                    Arc::new(move |r| Call {
-                        method: Method::POST,
-                        path: format!("/v1/customers/{}/consents", pick(r)),
-                        token: Some(Arc::clone(&a)),
-                        body: Some(body.clone()),
-                    }),
-                    None,
-                    Box::new(|status, v| status == 201 && v["consent_id"].is_string()),
-                )
-            }
+                           "evidence": {"notice_id": "bench", "notice_version": "1"}}),
+                ),
+                None,
+                Box::new(|status, v| status == 201 && v["consent_id"].is_string()),
+            ),
             // The phone agent records a callback promise on its own channel.
-            Scenario::InteractionCreate => {
-                let body = Bytes::from(
+            Scenario::InteractionCreate => (
+                post_to_each(
+                    a,
+                    pick,
+                    "interactions",
                     json!({"channel": "phone", "kind": "contact_request",
-                           "body": "Call back about the invoice: the customer was charged twice."})
-                    .to_string(),
-                );
-                (
-                    Arc::new(move |r| Call {
-                        method: Method::POST,
-                        path: format!("/v1/customers/{}/interactions", pick(r)),
-                        token: Some(Arc::clone(&a)),
-                        body: Some(body.clone()),
-                    }),
-                    None,
-                    Box::new(|status, v| status == 201 && v["id"].is_string()),
-                )
-            }
+                           "body": "Call back about the invoice: the customer was charged twice."}),
+                ),
+                None,
+                Box::new(|status, v| status == 201 && v["id"].is_string()),
+            ),
             Scenario::Export
             | Scenario::RetentionSweep
             | Scenario::AuditAppend
@@ -402,6 +391,23 @@ fn call(method: Method, path: String, token: Option<&Arc<str>>, body: Option<Val
     }
 }
 
+/// The same `body` POSTed by `agent` to `/v1/customers/{id}/{what}` of
+/// customer after customer.
+fn post_to_each(
+    agent: Arc<str>,
+    pick: impl Fn(u64) -> String + Send + Sync + 'static,
+    what: &'static str,
+    body: Value,
+) -> MakeCall {
+    let body = Bytes::from(body.to_string());
+    Arc::new(move |r| Call {
+        method: Method::POST,
+        path: format!("/v1/customers/{}/{what}", pick(r)),
+        token: Some(Arc::clone(&agent)),
+        body: Some(body.clone()),
+    })
+}
+
 /// A token signed by the local issuer key, as `arkku token` makes them.
 fn token(
     issuer: &SecretKey,
@@ -422,5 +428,6 @@ fn token(
             channel: channel.as_ref(),
             ttl: Duration::from_secs(7200),
         },
+        time::OffsetDateTime::now_utc(),
     )?))
 }

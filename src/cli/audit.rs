@@ -1,0 +1,122 @@
+//! `arkku audit`: verify the chain (and a kept checkpoint), sign a checkpoint
+//! of the head, export the log, print the checkpoint public key.
+
+use std::{io::Write, path::PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use crate::{
+    app,
+    audit::{
+        checkpoint::CheckpointFile,
+        verify::{verify, VerifyReport},
+        Checkpointer,
+    },
+    config::Config,
+    store::{self, Db},
+};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the whole chain and the stored checkpoints; exit 1 on the first bad entry.
+    Verify {
+        /// A checkpoint file kept from before (detects a truncated tail).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the current head, store it, and print it (keep the output).
+    Checkpoint,
+    /// Stream the whole log to stdout.
+    Export {
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+    },
+    /// Print the public key that signs checkpoints (hex).
+    PublicKey,
+}
+
+/// What `arkku audit verify` prints: the report, and how long the check took
+/// (without start-up), so that benchmarks read the rate from the output.
+#[derive(serde::Serialize)]
+struct VerifyOutput<'a> {
+    #[serde(flatten)]
+    report: &'a VerifyReport,
+    elapsed_ms: f64,
+}
+
+pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    let signer = app::checkpointer(&config).context("audit signing key")?;
+    if let AuditCommand::PublicKey = command {
+        println!("{}", crate::crypto::hex(signer.public_key()));
+        return Ok(());
+    }
+    let db = app::database(&config).await.context("database")?;
+    match command {
+        AuditCommand::Verify { checkpoint } => check(&db, &signer, checkpoint).await,
+        AuditCommand::Checkpoint => {
+            match signer.checkpoint_head(&db).await? {
+                Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
+                None => bail!("the audit log is empty: nothing to checkpoint"),
+            }
+            Ok(())
+        }
+        AuditCommand::Export { .. } => export(&db).await,
+        AuditCommand::PublicKey => Ok(()),
+    }
+}
+
+async fn check(db: &Db, signer: &Checkpointer, checkpoint: Option<PathBuf>) -> anyhow::Result<()> {
+    let kept = match checkpoint {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: CheckpointFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
+            Some(
+                file.to_row()
+                    .with_context(|| format!("{} holds a malformed checkpoint", path.display()))?,
+            )
+        }
+    };
+    let started = std::time::Instant::now();
+    let report = verify(db, Some(signer.public_key()), kept.as_ref()).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let out = VerifyOutput {
+        report: &report,
+        elapsed_ms: secs * 1000.0,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    eprintln!(
+        "verified {} entries in {:.3} s ({:.0} entries/s)",
+        report.entries_checked,
+        secs,
+        report.entries_checked as f64 / secs.max(1e-9)
+    );
+    if !report.ok {
+        bail!(
+            "the audit chain does not verify: {}",
+            report.problem.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Streams every entry as one JSON line, in chain order.
+async fn export(db: &Db) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut after = 0;
+    loop {
+        let rows = store::audit::entries_after(db, after, 10_000).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for r in rows {
+            let line = serde_json::to_string(&crate::http::audit::EntryView::from(r))?;
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `arkku serve` and `arkku migrate`: run the API, or only prepare its database.
+
+use anyhow::Context;
+
+use crate::{app, clock::Clock, config::Config};
+
+/// `arkku serve`: starts the vault, its background tasks and the listener,
+/// and serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let backend = if config.database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let state = app::open_with_clock(config, clock)
+        .await
+        .context("starting arkku")?;
+    app::spawn_retention_sweeper(state.clone());
+    app::spawn_chain_watch(&state);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, backend, "arkku listening");
+    crate::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// `arkku migrate`: applies the migrations and exits.
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    app::database(&config)
+        .await
+        .context("migrating the database")?;
+    println!("migrations applied");
+    Ok(())
+}

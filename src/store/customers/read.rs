@@ -1,0 +1,287 @@
+//! The read hot paths of a customer: the whole profile with its contact
+//! points and consent facts, and the lookup by blind index. Each is one round
+//! trip: on SQLite two statements on the direct reader's one transaction, on
+//! PostgreSQL one statement with the facts folded into a JSON column.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{wrapped, ContactRow, CustomerRow};
+use crate::store::{
+    consents::{self, facts_json_pg, ConsentFact},
+    Db, Micros, StoreResult,
+};
+
+/// A customer as read for a request: the row, its contact points and the
+/// consent facts that decide which of them may be shown.
+#[derive(Debug)]
+pub struct Profile {
+    pub customer: CustomerRow,
+    pub contacts: Vec<ContactRow>,
+    pub consents: Vec<ConsentFact>,
+}
+
+/// The profile statement: the customer's columns, then one contact point's
+/// per row; `$extra` adds a column (PostgreSQL's consent facts).
+macro_rules! profile_sql {
+    ($($extra:expr)?) => {
+        concat!(
+            "SELECT c.display_name, c.external_ref, c.preferred_channel, c.created_at, c.updated_at, c.erased_at, \
+             pk.key_version, pk.wrapped, \
+             ct.id, ct.channel, ct.value, ct.label, ct.created_at, ct.last_activity_at, dk.key_version, dk.wrapped"
+            $(, ", ", $extra)?,
+            " FROM customers c \
+             LEFT JOIN data_keys pk ON pk.customer_id = c.id AND pk.channel = $2 \
+             LEFT JOIN contacts ct ON ct.customer_id = c.id \
+             LEFT JOIN data_keys dk ON dk.customer_id = c.id AND dk.channel = ct.channel \
+             WHERE c.id = $1 ORDER BY ct.created_at, ct.id"
+        )
+    };
+}
+
+const PROFILE_SQLITE: &str = profile_sql!();
+const PROFILE_POSTGRES: &str = profile_sql!(facts_json_pg!("$1"));
+
+/// The customer, all contact points with their wrapped keys, and the consent
+/// facts (the read hot path). One statement for the rows; on SQLite the facts
+/// come from a second statement in the same read transaction, on PostgreSQL
+/// from a subquery column of the same statement: one round trip either way.
+pub async fn profile(db: &Db, id: Uuid) -> StoreResult<Option<Profile>> {
+    let domain = crate::vault::PROFILE_DOMAIN;
+    let (rows, consents) = match db {
+        Db::Sqlite(_, reader) => reader.read(|tx| profile_sqlite(tx, id, domain))?,
+        Db::Postgres(pool) => profile_postgres(pool, id, domain).await?,
+    };
+    let mut iter = rows.into_iter();
+    let Some((head, first)) = iter.next() else {
+        return Ok(None);
+    };
+    let (
+        display_name,
+        external_ref,
+        preferred_channel,
+        created_at,
+        updated_at,
+        erased_at,
+        pk_version,
+        pk_wrapped,
+    ) = head;
+    let customer = CustomerRow {
+        id,
+        display_name,
+        external_ref,
+        preferred_channel,
+        created_at,
+        updated_at,
+        erased_at,
+        profile_key: wrapped(domain, pk_version, pk_wrapped)?,
+    };
+    let mut contacts = Vec::new();
+    for raw in std::iter::once(first).chain(iter.map(|(_, c)| c)).flatten() {
+        let (cid, channel, value, label, created_at, last_activity_at, v, w) = raw;
+        let key = wrapped(&channel, v, w)?;
+        contacts.push(ContactRow {
+            id: cid,
+            channel,
+            value,
+            label,
+            created_at,
+            last_activity_at,
+            key,
+        });
+    }
+    Ok(Some(Profile {
+        customer,
+        contacts,
+        consents,
+    }))
+}
+
+fn profile_sqlite(
+    tx: &rusqlite::Connection,
+    id: Uuid,
+    domain: &str,
+) -> rusqlite::Result<(Vec<ProfileRaw>, Vec<ConsentFact>)> {
+    let mut stmt = tx.prepare_cached(PROFILE_SQLITE)?;
+    let rows = stmt
+        .query_map(rusqlite::named_params! {"$1": id, "$2": domain}, |r| {
+            let head = (
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            );
+            let contact = match r.get::<_, Option<Uuid>>(8)? {
+                Some(cid) => Some((
+                    cid,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
+                )),
+                None => None,
+            };
+            Ok((head, contact))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let consents = if rows.is_empty() {
+        Vec::new()
+    } else {
+        consents::facts_sqlite(tx, id)?
+    };
+    Ok((rows, consents))
+}
+
+async fn profile_postgres(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+    domain: &str,
+) -> StoreResult<(Vec<ProfileRaw>, Vec<ConsentFact>)> {
+    let rows = sqlx::query(PROFILE_POSTGRES)
+        .bind(id)
+        .bind(domain)
+        .fetch_all(pool)
+        .await?;
+    let consents = match rows.first() {
+        Some(r) => consents::facts_from_json(r.try_get::<Option<&str>, _>(16)?)?,
+        None => Vec::new(),
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let head = (
+            r.try_get(0)?,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            r.try_get(4)?,
+            r.try_get(5)?,
+            r.try_get(6)?,
+            r.try_get(7)?,
+        );
+        let contact = match r.try_get::<Option<Uuid>, _>(8)? {
+            Some(cid) => Some((
+                cid,
+                r.try_get(9)?,
+                r.try_get(10)?,
+                r.try_get(11)?,
+                r.try_get(12)?,
+                r.try_get(13)?,
+                r.try_get(14)?,
+                r.try_get(15)?,
+            )),
+            None => None,
+        };
+        out.push((head, contact));
+    }
+    Ok((out, consents))
+}
+
+/// One row of the profile statement: the customer's columns, then one
+/// contact point's (none if the customer has no contact points).
+type ProfileRaw = (
+    (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<String>,
+        i64,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<Vec<u8>>,
+    ),
+    Option<(
+        Uuid,
+        String,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        i64,
+        i64,
+        Option<i64>,
+        Option<Vec<u8>>,
+    )>,
+);
+
+/// A lookup hit: which customer holds the value, on which contact point,
+/// and the customer's consent facts that decide whether it may be shown.
+#[derive(Debug, Clone)]
+pub struct LookupHit {
+    pub customer_id: Uuid,
+    pub contact_id: Uuid,
+    pub last_activity_at: Micros,
+    pub consents: Vec<ConsentFact>,
+}
+
+/// The lookup statement; `$extra` adds a column (PostgreSQL's consent facts).
+macro_rules! lookup_sql {
+    ($($extra:expr)?) => {
+        concat!(
+            "SELECT ct.customer_id, ct.id, ct.last_activity_at"
+            $(, ", ", $extra)?,
+            " FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
+             WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
+             ORDER BY ct.customer_id, ct.id LIMIT $3"
+        )
+    };
+}
+
+const LOOKUP_SQLITE: &str = lookup_sql!();
+const LOOKUP_POSTGRES: &str = lookup_sql!(facts_json_pg!("ct.customer_id"));
+
+/// Contact points whose blind index matches, on live customers; at most
+/// `limit`. One round trip, as [`profile`].
+pub async fn lookup(
+    db: &Db,
+    channel: &str,
+    blind_index: &[u8; 32],
+    limit: i64,
+) -> StoreResult<Vec<LookupHit>> {
+    let hits =
+        match db {
+            Db::Sqlite(_, reader) => reader.read(|tx| {
+                let mut stmt = tx.prepare_cached(LOOKUP_SQLITE)?;
+                let rows = stmt
+                .query_map(
+                    rusqlite::named_params! {"$1": channel, "$2": &blind_index[..], "$3": limit},
+                    |r| Ok((r.get::<_, Uuid>(0)?, r.get::<_, Uuid>(1)?, r.get::<_, i64>(2)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut out = Vec::with_capacity(rows.len());
+                for (customer_id, contact_id, last_activity_at) in rows {
+                    let consents = consents::facts_sqlite(tx, customer_id)?;
+                    out.push(LookupHit {
+                        customer_id,
+                        contact_id,
+                        last_activity_at,
+                        consents,
+                    });
+                }
+                Ok(out)
+            })?,
+            Db::Postgres(pool) => {
+                let rows = sqlx::query(LOOKUP_POSTGRES)
+                    .bind(channel)
+                    .bind(&blind_index[..])
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(LookupHit {
+                        customer_id: r.try_get(0)?,
+                        contact_id: r.try_get(1)?,
+                        last_activity_at: r.try_get(2)?,
+                        consents: consents::facts_from_json(r.try_get::<Option<&str>, _>(3)?)?,
+                    });
+                }
+                out
+            }
+        };
+    Ok(hits)
+}
