@@ -231,13 +231,14 @@ pub(crate) async fn open_with(
         &*keyring.index_prk()?,
         policies.channels.keys().map(|c| c.as_str()),
     );
-    let tokens = TokenVerifier::new(
+    let auth = crate::identity::Authenticator::new(TokenVerifier::new(
         &issuer,
         &config.issuer,
         &config.audience,
         policies.limits.token_max_lifetime,
         clock.clone(),
-    );
+    ));
+    let hasher = crate::identity::SecretHasher::new().map_err(|_| CryptoError::Rng)?;
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = match audit {
         Audit::Durable => Auditor::start(
@@ -254,7 +255,8 @@ pub(crate) async fn open_with(
         db,
         keyring,
         blind,
-        tokens,
+        auth,
+        hasher,
         audit,
         checkpoints,
         limiter,

@@ -26,6 +26,8 @@ pub mod crypto;
 pub mod domain;
 /// The HTTP API.
 pub mod http;
+/// The ways in: token checks, clients, external issuers, customer and staff sign-in.
+pub mod identity;
 /// Channel and purpose policies and the pure integration rule.
 pub mod policy;
 /// The retention sweeper: purges what the policies no longer allow to keep.

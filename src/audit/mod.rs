@@ -71,6 +71,42 @@ pub enum Action {
     RetentionPurge,
     #[serde(rename = "key.rotate")]
     KeyRotate,
+    // The ways in (DESIGN.md §12): `auth.*`, `client.*`, `user.*`.
+    /// A token issued at `/oauth/token` (allow), or a refused attempt (deny, with the reason).
+    #[serde(rename = "auth.token")]
+    AuthToken,
+    /// A token revoked at `/oauth/revoke` (RFC 7009).
+    #[serde(rename = "auth.revoke")]
+    AuthRevoke,
+    /// A customer asked for a sign-in code (the customer only when the value matched).
+    #[serde(rename = "auth.sign_in_start")]
+    AuthSignInStart,
+    /// A sign-in by a customer's code or a staff account's password and TOTP, allowed or refused.
+    #[serde(rename = "auth.sign_in")]
+    AuthSignIn,
+    /// A staff account locked after repeated failures.
+    #[serde(rename = "auth.lockout")]
+    AuthLockout,
+    #[serde(rename = "client.create")]
+    ClientCreate,
+    /// An admin listed or read integration clients (never their secrets).
+    #[serde(rename = "client.read")]
+    ClientRead,
+    #[serde(rename = "client.revoke")]
+    ClientRevoke,
+    #[serde(rename = "client.rotate_secret")]
+    ClientRotateSecret,
+    #[serde(rename = "user.create")]
+    UserCreate,
+    /// Staff accounts listed (never a password or TOTP secret).
+    #[serde(rename = "user.read")]
+    UserRead,
+    #[serde(rename = "user.disable")]
+    UserDisable,
+    #[serde(rename = "user.reset_password")]
+    UserResetPassword,
+    #[serde(rename = "user.reset_totp")]
+    UserResetTotp,
 }
 
 impl Action {
@@ -93,6 +129,20 @@ impl Action {
             Action::RequestReplay => "request.replay",
             Action::RetentionPurge => "retention.purge",
             Action::KeyRotate => "key.rotate",
+            Action::AuthToken => "auth.token",
+            Action::AuthRevoke => "auth.revoke",
+            Action::AuthSignInStart => "auth.sign_in_start",
+            Action::AuthSignIn => "auth.sign_in",
+            Action::AuthLockout => "auth.lockout",
+            Action::ClientCreate => "client.create",
+            Action::ClientRead => "client.read",
+            Action::ClientRevoke => "client.revoke",
+            Action::ClientRotateSecret => "client.rotate_secret",
+            Action::UserCreate => "user.create",
+            Action::UserRead => "user.read",
+            Action::UserDisable => "user.disable",
+            Action::UserResetPassword => "user.reset_password",
+            Action::UserResetTotp => "user.reset_totp",
         }
     }
 }

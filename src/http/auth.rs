@@ -39,16 +39,7 @@ impl FromRequestParts<AppState> for Actor {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(refuse(AuthFailure::Malformed));
         }
-        state.tokens.verify(token.trim()).map_err(|e| {
-            tracing::debug!(error = %e, "token refused");
-            refuse(if e.is_expired() {
-                AuthFailure::Expired
-            } else if e.is_malformed() {
-                AuthFailure::Malformed
-            } else {
-                AuthFailure::Invalid
-            })
-        })
+        state.auth.authenticate(token.trim()).await.map_err(refuse)
     }
 }
 

@@ -44,7 +44,6 @@ use crate::{
     crypto::BlindIndex,
     policy::Policies,
     store::Db,
-    token::TokenVerifier,
     vault::Keyring,
 };
 
@@ -56,7 +55,10 @@ pub struct Services {
     pub db: Db,
     pub keyring: Keyring,
     pub blind: BlindIndex,
-    pub tokens: TokenVerifier,
+    /// The bearer-token check every route shares.
+    pub auth: crate::identity::Authenticator,
+    /// argon2id for client secrets and staff passwords, bounded per core.
+    pub hasher: crate::identity::SecretHasher,
     pub audit: Auditor,
     pub checkpoints: Arc<Checkpointer>,
     /// Per-actor rate limits on lookups and reveals.

@@ -1,0 +1,14 @@
+//! The ways into the vault (DESIGN.md §12) and the one check every request
+//! passes: whoever issued a token, [`Authenticator::authenticate`] turns it
+//! into the same [`crate::domain::Actor`], and the service layer authorises
+//! and audits that actor as it does any other.
+//!
+//! - [`authenticate`]: the bearer-token check all routes share.
+//! - [`secret_hash`]: argon2id for client secrets and staff passwords, kept
+//!   off the data path.
+
+pub mod authenticate;
+pub mod secret_hash;
+
+pub use authenticate::Authenticator;
+pub use secret_hash::SecretHasher;
