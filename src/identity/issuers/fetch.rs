@@ -107,6 +107,24 @@ async fn get(client: &reqwest::Client, url: &reqwest::Url) -> Result<Vec<u8>, Fe
     Ok(body)
 }
 
+/// [`read_file`] for the CLI, which has no runtime at hand.
+pub fn read_file_blocking(path: &Path) -> Result<Vec<u8>, FetchError> {
+    use std::io::Read;
+    let file_error = |error| FetchError::File {
+        path: path.display().to_string(),
+        error,
+    };
+    let file = std::fs::File::open(path).map_err(file_error)?;
+    let mut body = Vec::new();
+    file.take(MAX_JWKS_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(file_error)?;
+    if body.len() > MAX_JWKS_BYTES {
+        return Err(FetchError::TooLarge);
+    }
+    Ok(body)
+}
+
 /// Reads a key file, at most one byte past the cap (to tell it is too large).
 pub async fn read_file(path: &Path) -> Result<Vec<u8>, FetchError> {
     let file_error = |error| FetchError::File {

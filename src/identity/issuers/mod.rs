@@ -243,6 +243,36 @@ impl Issuers {
     }
 }
 
+/// For `arkku policy check`: what an issuer's keys are, reading a
+/// `jwks_file` (which must hold a usable key) but not fetching a URL.
+pub fn check_key_source(policy: &IssuerPolicy) -> Result<String, String> {
+    use crate::policy::issuers::{KeySource, RoleSource};
+    let algs = policy
+        .algorithms
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let role = match &policy.claims.role {
+        RoleSource::Claim(c) => format!("role from claim {c:?}"),
+        RoleSource::Fixed(r) => format!("role {}", r.as_str()),
+    };
+    let keys = match &policy.keys {
+        KeySource::Uri(url) => format!("keys fetched from {url}"),
+        KeySource::File(path) => {
+            let shown = path.display();
+            let bytes = fetch::read_file_blocking(path).map_err(|e| e.to_string())?;
+            let (set, _) = jwks::KeySet::parse(&bytes, &policy.algorithms, &Default::default())
+                .map_err(|e| format!("{:?}: {e}", shown.to_string()))?;
+            format!("keys {:?} from {shown}", set.kids())
+        }
+    };
+    Ok(format!(
+        "audience {:?}, {algs}, {keys}, {role}",
+        policy.audience
+    ))
+}
+
 /// The validation of a token of `policy` signed with a key pinned to `alg`.
 /// `exp` and `nbf` are checked against the vault's clock afterwards.
 fn validation(policy: &IssuerPolicy, alg: Algorithm) -> Validation {
