@@ -231,13 +231,20 @@ pub(crate) async fn open_with(
         &*keyring.index_prk()?,
         policies.channels.keys().map(|c| c.as_str()),
     );
-    let auth = crate::identity::Authenticator::new(TokenVerifier::new(
-        &issuer,
-        &config.issuer,
-        &config.audience,
-        policies.limits.token_max_lifetime,
-        clock.clone(),
-    ));
+    let auth = crate::identity::Authenticator::with_issuers(
+        TokenVerifier::new(
+            &issuer,
+            &config.issuer,
+            &config.audience,
+            policies.limits.token_max_lifetime,
+            clock.clone(),
+        ),
+        crate::identity::issuers::Issuers::new(
+            &policies.issuers,
+            clock.clone(),
+            policies.limits.token_max_lifetime,
+        ),
+    );
     let hasher = crate::identity::SecretHasher::new().map_err(|_| CryptoError::Rng)?;
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = match audit {
@@ -274,6 +281,13 @@ pub fn spawn_chain_watch(state: &AppState) {
         state.checkpoints.public_key().to_vec(),
         state.config.audit_verify_interval,
     );
+}
+
+/// Starts fetching the keys of the external issuers of auth.toml (at once,
+/// then whenever they are due), in the background: a provider that is down
+/// does not stop the start, its tokens are refused until its keys come.
+pub fn spawn_issuer_refresh(state: &AppState) {
+    state.auth.issuers().spawn_refresh();
 }
 
 /// Runs the retention sweeper every `config.retention_interval` (first run

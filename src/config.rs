@@ -32,8 +32,9 @@ pub struct GlobalArgs {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// Directory holding channels.toml and purposes.toml (default: ./policies if it
-    /// exists, else the policies built into the binary).
+    /// Directory holding channels.toml and purposes.toml, and optionally
+    /// limits.toml and auth.toml (default: ./policies if it exists, else the
+    /// policies built into the binary).
     #[arg(long, env = "ARKKU_POLICIES", global = true)]
     pub policies: Option<PathBuf>,
     /// Root key file (default: <data-dir>/root.key).

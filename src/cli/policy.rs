@@ -3,7 +3,10 @@
 
 use clap::Subcommand;
 
-use crate::config::Config;
+use crate::{
+    config::{Config, PolicySource},
+    policy::{issuers::IssuerPolicy, PolicyError},
+};
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -50,6 +53,37 @@ fn check(config: &Config) -> anyhow::Result<()> {
         } else {
             rates.join("; ")
         }
+    );
+    check_issuers(config, &p.issuers)?;
+    Ok(())
+}
+
+/// Prints the trusted external issuers; the key file of a `jwks_file`
+/// issuer is read and must hold a usable key (a URL is not fetched: the
+/// check runs offline).
+fn check_issuers(config: &Config, issuers: &[IssuerPolicy]) -> anyhow::Result<()> {
+    if issuers.is_empty() {
+        println!("auth ok: only the local issuer (no external issuer in auth.toml)");
+        return Ok(());
+    }
+    let file = match &config.policies {
+        PolicySource::Dir(dir) => dir.join("auth.toml").display().to_string(),
+        PolicySource::BuiltIn => "auth.toml".to_owned(),
+    };
+    let mut lines = Vec::new();
+    for (i, issuer) in issuers.iter().enumerate() {
+        let keys =
+            crate::identity::issuers::check_key_source(issuer).map_err(|reason| PolicyError {
+                file: file.clone(),
+                key: format!("issuers[{i}].jwks_file"),
+                reason,
+            })?;
+        lines.push(format!("  {}: {keys}", issuer.issuer));
+    }
+    println!(
+        "auth ok: {} external issuer(s)\n{}",
+        issuers.len(),
+        lines.join("\n")
     );
     Ok(())
 }

@@ -4,10 +4,13 @@
 //! and audits that actor as it does any other.
 //!
 //! - [`authenticate`]: the bearer-token check all routes share.
+//! - [`issuers`]: tokens of the external identity providers of auth.toml,
+//!   verified with their published keys.
 //! - [`secret_hash`]: argon2id for client secrets and staff passwords, kept
 //!   off the data path.
 
 pub mod authenticate;
+pub mod issuers;
 pub mod secret_hash;
 
 pub use authenticate::Authenticator;

@@ -1,4 +1,5 @@
-//! Loads and validates `channels.toml` and `purposes.toml`.
+//! Loads and validates `channels.toml` and `purposes.toml` (and the
+//! optional `limits.toml` and `auth.toml`).
 //!
 //! Every error names the file, the key, the reason and, where a value was
 //! wrong, the value (quoted and cut at 40 characters), because an operator
@@ -11,8 +12,10 @@ use toml::{Table, Value};
 use super::model::*;
 use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
 
+mod auth;
 mod fields;
 
+pub use auth::parse_auth;
 pub use fields::parse_duration;
 use fields::{one_of, only_keys, required, string, table, top_table};
 pub(super) use fields::{shown, shown_value};
@@ -67,6 +70,11 @@ pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
         let (lfile, ltext) = read("limits.toml")?;
         policies.limits = super::limits::parse_limits(&lfile, &ltext)?;
     }
+    // Optional: without auth.toml only the local issuer is trusted.
+    if dir.join("auth.toml").exists() {
+        let (afile, atext) = read("auth.toml")?;
+        policies.issuers = parse_auth(&afile, &atext, dir)?;
+    }
     Ok(policies)
 }
 
@@ -89,6 +97,7 @@ pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Polic
         channels,
         purposes,
         limits,
+        issuers: Vec::new(),
     })
 }
 

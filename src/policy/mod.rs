@@ -11,6 +11,7 @@ pub mod access;
 pub mod consent;
 pub mod decide;
 pub mod disclosure;
+pub mod issuers;
 pub mod limits;
 pub mod load;
 pub mod model;

@@ -73,6 +73,8 @@ pub struct Policies {
     pub purposes: BTreeMap<Purpose, PurposePolicy>,
     /// Rate limits and the token lifetime cap (`limits.toml`).
     pub limits: super::limits::Limits,
+    /// The external issuers trusted besides the local one (`auth.toml`).
+    pub issuers: Vec<super::issuers::IssuerPolicy>,
 }
 
 impl Policies {

@@ -23,6 +23,7 @@ mod durability;
 mod edge;
 mod input;
 mod interactions;
+mod issuers;
 mod keys;
 mod limits;
 mod lookup;
@@ -61,6 +62,7 @@ fn main() {
         ("customers", customers::tests()),
         ("dsr", dsr::tests()),
         ("input", input::tests()),
+        ("issuers", issuers::tests()),
         ("interactions", interactions::tests()),
         ("keys", keys::tests()),
         ("limits", limits::tests()),
