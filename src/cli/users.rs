@@ -198,7 +198,7 @@ fn qr(uri: &str) -> anyhow::Result<Zeroizing<String>> {
 /// `users list` as a table.
 fn table(accounts: &[StaffAccount], now: time::OffsetDateTime) -> String {
     let mut out = format!(
-        "{:<24} {:<11} {:<36} {:<28} {}\n",
+        "{:<24} {:<11} {:<40} {:<28} {}\n",
         "NAME", "ROLE", "STATUS", "CREATED", "ID"
     );
     for a in accounts {
@@ -208,7 +208,7 @@ fn table(accounts: &[StaffAccount], now: time::OffsetDateTime) -> String {
             _ => "enabled".to_owned(),
         };
         out.push_str(&format!(
-            "{:<24} {:<11} {:<36} {:<28} {}\n",
+            "{:<24} {:<11} {:<40} {:<28} {}\n",
             a.name,
             a.role,
             status,

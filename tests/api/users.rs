@@ -130,6 +130,28 @@ fn code(uri: &str, at: OffsetDateTime) -> String {
     totp.generate(u64::try_from(at.unix_timestamp()).expect("after 1970"))
 }
 
+/// What the QR code drawn in `stdout` (half blocks: each character two
+/// modules, one above the other) says, read as a scanner would.
+fn qr_in(stdout: &str) -> String {
+    const SCALE: usize = 4;
+    let rows: Vec<Vec<char>> = stdout
+        .lines()
+        .filter(|l| l.chars().count() > 20 && l.chars().all(|c| " █▀▄".contains(c)))
+        .map(|l| l.chars().collect())
+        .collect();
+    let width = rows.iter().map(Vec::len).max().expect("a QR code") * SCALE;
+    let height = rows.len() * 2 * SCALE;
+    let mut image = rqrr::PreparedImage::prepare_from_bitmap(width, height, |x, y| {
+        let (row, col) = (y / SCALE, x / SCALE);
+        let c = rows[row / 2].get(col).copied().unwrap_or(' ');
+        let upper = row % 2 == 0;
+        c == '█' || (upper && c == '▀') || (!upper && c == '▄')
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in: {stdout}");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
 /// The base32 secret in an `otpauth://` URI.
 fn secret_of(uri: &str) -> String {
     let (_, query) = uri.split_once('?').expect("a query");
@@ -206,11 +228,7 @@ async fn an_added_account_is_listed_without_secrets_and_its_uri_parses(b: Backen
     assert_eq!((totp.digits, totp.step), (6, 30));
     assert_eq!(totp.algorithm, totp_rs::Algorithm::SHA1);
     assert_eq!(totp.issuer.as_deref(), Some("arkku"));
-    assert!(
-        added.stdout.contains('█'),
-        "a QR code is drawn: {}",
-        added.stdout
-    );
+    assert_eq!(qr_in(&added.stdout), uri, "the QR code holds the URI");
     // The list shows the account, and no secret of it.
     let line = list
         .stdout
