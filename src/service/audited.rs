@@ -73,9 +73,8 @@ impl AuditScope {
         }
     }
 
-    /// A scope for an actor that is not a token's: the operator at the
-    /// vault host ([`super::operator::Operator::actor`]), or a staff
-    /// account signing in.
+    /// A scope for an actor that is not a token's, such as the operator at
+    /// the vault host ([`super::operator::Operator::actor`]).
     pub fn for_actor(actor: ActorRef, action: Action) -> Self {
         AuditScope {
             actor,

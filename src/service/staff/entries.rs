@@ -14,10 +14,10 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::super::{request, Error, Services};
 use crate::{
     audit::{Action, ActorRef, Decision, Entry},
     domain::time::rfc3339,
+    service::{request, Error, Services},
     store::staff::StaffRow,
 };
 
