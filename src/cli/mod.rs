@@ -14,6 +14,7 @@ mod policy;
 mod retention;
 mod serve;
 mod token;
+mod users;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: retention::RetentionCommand,
     },
+    /// Manage the staff accounts that sign in to the console (password + TOTP).
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
 }
 
 /// Runs one command to its end. Tracing must be set up before, so that the
@@ -79,5 +85,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => policy::run(config, command),
         Command::Audit { command } => audit::run(config, command).await,
         Command::Retention { command } => retention::run(config, &clock, command).await,
+        Command::Users { command } => users::run(config, clock, command).await,
     }
 }

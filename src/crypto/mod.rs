@@ -6,11 +6,14 @@
 //! - Every wrap and every field is AES-256-GCM with AAD binding where it belongs, so moved ciphertext fails.
 //! - Lookups use a blind index: HMAC-SHA256 keyed per channel (HKDF from a stored, root-wrapped PRK).
 //! - Audit checkpoints are signed with Ed25519, so anyone holding the public key can check them.
+//! - Secrets the vault reads back itself (staff TOTP secrets) are sealed under a key HKDF-derived
+//!   from the same root-wrapped PRK ([`secret_seal`]).
 
 pub mod blind_index;
 mod envelope;
 pub mod field;
 pub mod keys;
+pub mod secret_seal;
 pub mod signing;
 
 pub use blind_index::*;

@@ -14,6 +14,7 @@ mod actor;
 mod channel;
 mod contact;
 mod names;
+mod staff;
 mod text;
 pub mod time;
 
@@ -21,4 +22,5 @@ pub use actor::Actor;
 pub use channel::{ChannelKind, ChannelKindError};
 pub use contact::{mask, normalise, ContactError, NormalisedValue, Region};
 pub use names::{ChannelId, NameError, Purpose, Role, RoleError, PROFILE_DOMAIN};
+pub use staff::{StaffName, StaffNameError, StaffRole, StaffRoleError, MAX_STAFF_NAME_LEN};
 pub use text::{check_chars, short_text, DisplayName, TextError, MAX_DISPLAY_NAME_CHARS};

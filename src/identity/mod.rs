@@ -8,10 +8,16 @@
 //!   verified with their published keys.
 //! - [`secret_hash`]: argon2id for client secrets and staff passwords, kept
 //!   off the data path.
+//! - [`password`], [`totp`], [`lockout`]: the rules of staff sign-in (a new
+//!   password's length, RFC 6238 codes, ten failures lock for 15 minutes);
+//!   the sign-in itself is [`crate::service::staff`].
 
 pub mod authenticate;
 pub mod issuers;
+pub mod lockout;
+pub mod password;
 pub mod secret_hash;
+pub mod totp;
 
 pub use authenticate::Authenticator;
 pub use secret_hash::SecretHasher;

@@ -73,6 +73,21 @@ impl AuditScope {
         }
     }
 
+    /// A scope for an actor that is not a token's, such as the operator at
+    /// the vault host ([`super::operator::Operator::actor`]).
+    pub fn for_actor(actor: ActorRef, action: Action) -> Self {
+        AuditScope {
+            actor,
+            action,
+            customer_id: None,
+            channel: None,
+            purpose: None,
+            reason: None,
+            detail: Map::new(),
+            written: false,
+        }
+    }
+
     pub fn customer(mut self, id: Option<Uuid>) -> Self {
         self.customer_id = id;
         self

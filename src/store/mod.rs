@@ -2,8 +2,9 @@
 //!
 //! One module per aggregate, holding everything about its tables:
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
-//! [`keys`] (channel and data keys), [`idempotency`] and [`audit`] (the audit
-//! log and its checkpoints); [`erasure`] and [`retention`] delete across them.
+//! [`keys`] (channel and data keys), [`idempotency`], [`staff`] (staff
+//! accounts) and [`audit`] (the audit log and its checkpoints); [`erasure`]
+//! and [`retention`] delete across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
 //! written once with `$n` placeholders, which both accept, and [`on_db!`]
@@ -26,6 +27,7 @@ pub mod keys;
 pub mod retention;
 pub mod sql;
 pub mod sqlite_read;
+pub mod staff;
 
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 

@@ -33,6 +33,7 @@ mod schema;
 mod startup;
 mod storage;
 mod truthful;
+mod users;
 
 use helpers::{Backend, Scenario};
 use libtest_mimic::{Arguments, Trial};
@@ -78,6 +79,7 @@ fn main() {
         ("bench", bench::tests()),
         ("durability", durability::tests()),
         ("edge", edge::tests()),
+        ("users", users::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
