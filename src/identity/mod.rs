@@ -6,9 +6,14 @@
 //! - [`authenticate`]: the bearer-token check all routes share.
 //! - [`secret_hash`]: argon2id for client secrets and staff passwords, kept
 //!   off the data path.
+//! - [`sign_in`]: customer sign-in by one-time code (codes, their keys and
+//!   limits); the operations are in [`crate::service::sign_in`].
+//! - [`notify`]: the notifier that delivers the codes from a durable outbox.
 
 pub mod authenticate;
+pub mod notify;
 pub mod secret_hash;
+pub mod sign_in;
 
 pub use authenticate::Authenticator;
 pub use secret_hash::SecretHasher;
