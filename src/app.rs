@@ -230,7 +230,7 @@ fn sign_in(
                 config.auto_keys,
                 KeyFile::Notify,
             )?;
-            notify::Delivery::Webhook(notify::webhook::Webhook::new(url, &secret)?)
+            notify::Delivery::Webhook(Box::new(notify::webhook::Webhook::new(url, &secret)?))
         }
     };
     Ok(crate::identity::sign_in::SignIn::new(

@@ -35,7 +35,7 @@ pub const SIGN_IN_CODE: &str = "sign_in_code";
 pub enum Delivery {
     None,
     File(std::path::PathBuf),
-    Webhook(webhook::Webhook),
+    Webhook(Box<webhook::Webhook>),
 }
 
 impl std::fmt::Debug for Delivery {
