@@ -52,7 +52,8 @@ impl Worker {
     /// Runs until the process ends.
     pub async fn run(self) {
         if matches!(*self.delivery, Delivery::None) {
-            tracing::warn!(
+            // Not a warning: a vault whose customers do not sign in needs none.
+            tracing::info!(
                 "no notifier configured (ARKKU_NOTIFY_URL, or ARKKU_NOTIFY=file for development): \
                  customer sign-in codes are queued but not delivered by this process"
             );
