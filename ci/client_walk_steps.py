@@ -5,7 +5,8 @@ with the generated package `arkku_client` on PYTHONPATH).
 Each step calls the generated operation, checks the status and the parsed
 answer, and prints one line. The client raises on any status the document
 does not list for the operation, so an undocumented answer fails the walk.
-Tokens come from `arkku token`, as in the README.
+Staff tokens come from `arkku token` and the customer's from signing in with a
+code, as in the README.
 """
 
 import json
