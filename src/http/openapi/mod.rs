@@ -257,7 +257,7 @@ mod tests {
                 assert!(!text.is_empty(), "{id} {status} has no description");
             }
         }
-        assert_eq!(ids.len(), 23);
+        assert_eq!(ids.len(), 25);
     }
 
     #[test]
