@@ -5,16 +5,19 @@ with the generated package `arkku_client` on PYTHONPATH).
 Each step calls the generated operation, checks the status and the parsed
 answer, and prints one line. The client raises on any status the document
 does not list for the operation, so an undocumented answer fails the walk.
-Tokens come from `arkku token`, as in the README.
+Staff tokens come from `arkku token` and the customer's from signing in with a
+code, as in the README.
 """
 
+import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from io import BytesIO
 
-from arkku_client import AuthenticatedClient
+from arkku_client import AuthenticatedClient, Client
 from arkku_client.api.audit import list_audit_entries, verify_audit_chain
 from arkku_client.api.compliance import erase_customer, export_customer
 from arkku_client.api.consents import list_my_consents, record_consent, record_my_consent
@@ -27,6 +30,7 @@ from arkku_client.api.interactions import (
 )
 from arkku_client.api.lookup import lookup_customers
 from arkku_client.api.me import erase_me, export_my_data, read_my_profile
+from arkku_client.api.sign_in import start_customer_sign_in, verify_customer_sign_in
 from arkku_client.models import (
     AcceptedContact,
     Bundle,
@@ -34,6 +38,7 @@ from arkku_client.models import (
     ConsentBody,
     CreateCustomer,
     CreatedInteraction,
+    CustomerToken,
     EntriesView,
     Evidence,
     InteractionsView,
@@ -48,8 +53,11 @@ from arkku_client.models import (
     ProfileView,
     Receipt,
     ResolveBody,
+    SignInStarted,
+    StartSignIn,
     Tombstone,
     VerifyReport,
+    VerifySignIn,
 )
 from arkku_client.models.export_my_data_format import ExportMyDataFormat
 
@@ -88,6 +96,19 @@ def step(what, response, status, parsed_type=None):
 def expect(what, condition):
     if not condition:
         raise WalkFailed(f"{what}: not as the README shows")
+
+
+def last_code(timeout=5.0):
+    """The code of the newest message in the outbox file (the walk's vault
+    runs with ARKKU_NOTIFY=file), once the notifier has written one."""
+    path = os.path.join(os.environ["ARKKU_DATA_DIR"], "outbox.jsonl")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            with open(path) as f:
+                return json.loads(f.read().splitlines()[-1])["code"]
+        time.sleep(0.1)
+    raise WalkFailed("sign-in: no message in the outbox file")
 
 
 def channels(items):
@@ -165,6 +186,17 @@ def walk():
     expect("overdue", made.id in [o.id for o in overdue.overdue])
     step("resolve_interaction", resolve_interaction.sync_detailed(
         cid, made.id, client=agent, body=ResolveBody(resolved=True)), 204)
+
+    # The customer signs in with a code, as in the README; from here on `me`
+    # is the token the sign-in gave.
+    anyone = Client(base_url=URL, raise_on_unexpected_status=True)
+    started = step("start_customer_sign_in", start_customer_sign_in.sync_detailed(
+        client=anyone, body=StartSignIn(channel="email", value="Pena@Example.com")), 202, SignInStarted)
+    signed_in = step("verify_customer_sign_in", verify_customer_sign_in.sync_detailed(
+        client=anyone, body=VerifySignIn(challenge_id=started.challenge_id, code=last_code())),
+        200, CustomerToken)
+    expect("a customer token", signed_in.token_type == "Bearer" and signed_in.expires_in == 900)
+    me = client(signed_in.access_token)
 
     own = step("read_my_profile", read_my_profile.sync_detailed(client=me), 200, ProfileView)
     expect("unmasked", not any(c.masked for c in own.contacts))

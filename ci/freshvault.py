@@ -70,6 +70,9 @@ class FreshVault:
             ARKKU_LISTEN=f"127.0.0.1:{port}",
             ARKKU_DATA_DIR=os.path.join(self.dir, "arkku-data"),
             ARKKU_LOG="info",
+            # Sign-in codes go to <data dir>/outbox.jsonl, where the README's
+            # walk reads them (README "How a customer signs in").
+            ARKKU_NOTIFY="file",
         )
         if postgres:
             self.database = f"arkku_walk_{uuid.uuid4().hex[:12]}"

@@ -16,7 +16,7 @@ use crate::{
     policy::{Policies, PolicyError},
     service::Services,
     store::{Db, StoreError},
-    token::TokenVerifier,
+    token::{LocalIssuer, TokenVerifier},
     vault::{Keyring, RootKey, VaultError},
 };
 
@@ -31,6 +31,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("keys: {0}")]
     Vault(#[from] VaultError),
+    #[error("notifier: {0}")]
+    Notifier(#[from] crate::identity::notify::webhook::WebhookError),
 }
 
 /// The key files the vault reads, each with what losing it costs: the
@@ -44,6 +46,8 @@ pub enum KeyFile {
     Issuer,
     /// Signs the audit checkpoints.
     Audit,
+    /// Signs the notifier's webhook posts.
+    Notify,
 }
 
 impl KeyFile {
@@ -53,6 +57,7 @@ impl KeyFile {
             KeyFile::Root => "ROOT KEY",
             KeyFile::Issuer => "TOKEN ISSUER KEY",
             KeyFile::Audit => "AUDIT SIGNING KEY",
+            KeyFile::Notify => "NOTIFIER SIGNING KEY",
         }
     }
 
@@ -73,6 +78,11 @@ impl KeyFile {
                  checkpoints signed before cannot be verified with the new key (`arkku audit \
                  verify` reports them as not signed by this vault). The vault's data is not \
                  affected."
+            }
+            KeyFile::Notify => {
+                "It signs the notifier's webhook posts: give it to the receiver, which must \
+                 refuse posts signed with any other key (a new key means giving it the new \
+                 one). The vault's data is not affected."
             }
         }
     }
@@ -105,11 +115,16 @@ pub fn key_file(
 /// keys off) nor new key files for want of a database. Every key file that
 /// exists must load; a missing one is an error only with automatic keys off.
 pub fn check_key_files(config: &Config) -> Result<(), CryptoError> {
+    let notify = matches!(config.notify, crate::config::NotifyMode::Webhook(_))
+        .then_some(&config.notify_secret_file);
     for path in [
         &config.root_key_file,
         &config.issuer_key_file,
         &config.audit_key_file,
-    ] {
+    ]
+    .into_iter()
+    .chain(notify)
+    {
         if !config.auto_keys || path.exists() {
             load_or_create_key_file(path, false)?;
         }
@@ -196,6 +211,35 @@ pub fn checkpointer(config: &Config) -> Result<Checkpointer, CryptoError> {
     ))
 }
 
+/// Customer sign-in: its keys (derived from the `_index` key), its rate
+/// limits and where the notifier delivers; a webhook's signing key is read
+/// (or, with automatic keys, created) here, so a bad one stops the start.
+fn sign_in(
+    config: &Config,
+    keyring: &Keyring,
+    policies: &Policies,
+) -> Result<crate::identity::sign_in::SignIn, StartError> {
+    use crate::{config::NotifyMode, identity::notify};
+    let keys = crate::identity::sign_in::SignInKeys::derive(&*keyring.index_prk()?)?;
+    let delivery = match &config.notify {
+        NotifyMode::None => notify::Delivery::None,
+        NotifyMode::File => notify::Delivery::File(config.notify_file()),
+        NotifyMode::Webhook(url) => {
+            let secret = key_file(
+                &config.notify_secret_file,
+                config.auto_keys,
+                KeyFile::Notify,
+            )?;
+            notify::Delivery::Webhook(Box::new(notify::webhook::Webhook::new(url, &secret)?))
+        }
+    };
+    Ok(crate::identity::sign_in::SignIn::new(
+        keys,
+        crate::identity::sign_in::SignInLimiter::new(&policies.limits.sign_in),
+        delivery,
+    ))
+}
+
 /// Builds the application state on the system clock.
 pub async fn open(config: Config) -> Result<AppState, StartError> {
     open_with_clock(config, Clock::system()).await
@@ -245,6 +289,8 @@ pub(crate) async fn open_with(
             policies.limits.token_max_lifetime,
         ),
     );
+    let issuer = LocalIssuer::new(issuer, &config.issuer, &config.audience);
+    let sign_in = sign_in(&config, &keyring, &policies)?;
     let hasher = crate::identity::SecretHasher::new().map_err(|_| CryptoError::Rng)?;
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = match audit {
@@ -263,6 +309,8 @@ pub(crate) async fn open_with(
         keyring,
         blind,
         auth,
+        issuer,
+        sign_in,
         hasher,
         audit,
         checkpoints,
@@ -288,6 +336,21 @@ pub fn spawn_chain_watch(state: &AppState) {
 /// does not stop the start, its tokens are refused until its keys come.
 pub fn spawn_issuer_refresh(state: &AppState) {
     state.auth.issuers().spawn_refresh();
+}
+
+/// Starts the notifier's worker ([`crate::identity::notify::worker`]),
+/// which delivers queued sign-in codes until the process ends. `serve`
+/// calls it after start-up.
+pub fn spawn_notifier(state: &AppState) {
+    let worker = crate::identity::notify::worker::Worker {
+        db: state.db.clone(),
+        clock: state.clock.clone(),
+        keys: std::sync::Arc::clone(&state.sign_in.keys),
+        delivery: std::sync::Arc::clone(&state.sign_in.delivery),
+        wake: state.sign_in.wake_handle(),
+        node: uuid::Uuid::now_v7(),
+    };
+    tokio::spawn(worker.run());
 }
 
 /// Runs the retention sweeper every `config.retention_interval` (first run

@@ -115,6 +115,18 @@ pub struct GlobalArgs {
         global = true
     )]
     pub max_connections_per_peer: usize,
+    /// How `serve` delivers customer sign-in codes: `webhook` posts them to
+    /// --notify-url (the default when that is set), `file` appends them to
+    /// <data-dir>/outbox.jsonl (development only), `none` delivers nothing.
+    #[arg(long, env = "ARKKU_NOTIFY", global = true)]
+    pub notify: Option<String>,
+    /// The URL the notifier posts its signed messages to.
+    #[arg(long, env = "ARKKU_NOTIFY_URL", global = true)]
+    pub notify_url: Option<String>,
+    /// Key that signs the notifier's webhook posts, 64 hex characters, mode
+    /// 0600 (default: <data-dir>/notify.key, created like the other keys).
+    #[arg(long, env = "ARKKU_NOTIFY_SECRET_FILE", global = true)]
+    pub notify_secret_file: Option<PathBuf>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -141,6 +153,49 @@ fn parse_positive(s: &str) -> Result<Duration, String> {
 pub const LOCAL_ISSUER: &str = "arkku-local";
 /// The audience every token must name.
 pub const AUDIENCE: &str = "arkku";
+
+/// How the notifier delivers (README "How a customer signs in").
+#[derive(Clone, PartialEq, Eq)]
+pub enum NotifyMode {
+    /// Nothing is delivered: messages wait in the outbox until they expire.
+    None,
+    /// Appended to `<data-dir>/outbox.jsonl` (development).
+    File,
+    /// Posted, signed, to this URL.
+    Webhook(String),
+}
+
+impl std::fmt::Debug for NotifyMode {
+    /// A webhook URL may carry a token of the receiver's: not printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotifyMode::None => "None",
+            NotifyMode::File => "File",
+            NotifyMode::Webhook(_) => "Webhook(<url>)",
+        })
+    }
+}
+
+impl NotifyMode {
+    /// `ARKKU_NOTIFY` and `ARKKU_NOTIFY_URL` together.
+    pub fn from_args(mode: Option<&str>, url: Option<&str>) -> Result<Self, String> {
+        let url = url.map(str::trim).filter(|u| !u.is_empty());
+        match (mode.map(str::trim).unwrap_or(""), url) {
+            ("", None) | ("none", None) => Ok(NotifyMode::None),
+            ("" | "webhook", Some(u)) => Ok(NotifyMode::Webhook(u.to_owned())),
+            ("file", None) => Ok(NotifyMode::File),
+            ("webhook", None) => Err("ARKKU_NOTIFY=webhook needs ARKKU_NOTIFY_URL".to_owned()),
+            ("file" | "none", Some(_)) => Err(format!(
+                "ARKKU_NOTIFY={} and ARKKU_NOTIFY_URL are both set: choose one",
+                mode.unwrap_or("").trim()
+            )),
+            (other, _) => Err(format!(
+                "ARKKU_NOTIFY: unknown value {:?} (expected webhook, file or none)",
+                other.chars().take(32).collect::<String>()
+            )),
+        }
+    }
+}
 
 /// Where the policies come from.
 #[derive(Debug, Clone)]
@@ -172,6 +227,10 @@ pub struct Config {
     pub edge: crate::server::EdgeLimits,
     pub issuer: String,
     pub audience: String,
+    /// How the notifier delivers sign-in codes.
+    pub notify: NotifyMode,
+    /// The key that signs webhook posts (read only when `notify` is a webhook).
+    pub notify_secret_file: PathBuf,
 }
 
 impl Config {
@@ -191,6 +250,11 @@ impl Config {
         };
         let default_region =
             Region::parse(&a.default_region).map_err(|e| format!("ARKKU_DEFAULT_REGION: {e}"))?;
+        let notify = NotifyMode::from_args(a.notify.as_deref(), a.notify_url.as_deref())?;
+        let notify_secret_file = a
+            .notify_secret_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("notify.key"));
         Ok(Config {
             listen: a.listen,
             database_url,
@@ -224,11 +288,14 @@ impl Config {
             },
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
+            notify,
+            notify_secret_file,
         })
     }
 
     /// A configuration for tests and embedding: everything under `data_dir`.
     pub fn for_data_dir(data_dir: PathBuf, database_url: String) -> Self {
+        let notify_secret_file = data_dir.join("notify.key");
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
@@ -253,7 +320,14 @@ impl Config {
             },
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
+            notify: NotifyMode::None,
+            notify_secret_file,
         }
+    }
+
+    /// The file `ARKKU_NOTIFY=file` appends to.
+    pub fn notify_file(&self) -> PathBuf {
+        self.data_dir.join(crate::identity::notify::file::FILE_NAME)
     }
 
     /// Loads the configured policies.
@@ -262,5 +336,38 @@ impl Config {
             PolicySource::Dir(dir) => crate::policy::load_dir(dir),
             PolicySource::BuiltIn => crate::policy::load_shipped(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NotifyMode;
+
+    #[test]
+    fn the_notifier_is_chosen_by_arkku_notify_and_its_url() {
+        let url = Some("https://notify.example.com/hook");
+        assert_eq!(NotifyMode::from_args(None, None), Ok(NotifyMode::None));
+        assert_eq!(
+            NotifyMode::from_args(Some("none"), None),
+            Ok(NotifyMode::None)
+        );
+        assert_eq!(
+            NotifyMode::from_args(Some("file"), None),
+            Ok(NotifyMode::File)
+        );
+        let hook = Ok(NotifyMode::Webhook(
+            "https://notify.example.com/hook".into(),
+        ));
+        assert_eq!(NotifyMode::from_args(None, url), hook);
+        assert_eq!(NotifyMode::from_args(Some("webhook"), url), hook);
+        assert!(NotifyMode::from_args(Some("webhook"), None).is_err());
+        assert!(NotifyMode::from_args(Some("file"), url).is_err());
+        assert!(NotifyMode::from_args(Some("carrier-pigeon"), None).is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_a_webhook_url() {
+        let m = NotifyMode::Webhook("https://h.example/?token=s3cret".into());
+        assert_eq!(format!("{m:?}"), "Webhook(<url>)");
     }
 }

@@ -213,7 +213,7 @@ pub async fn serve(
         let router = router.clone();
         let watcher = watcher.clone();
         tokio::spawn(async move {
-            serve_connection(stream, router, limits, watcher).await;
+            serve_connection(stream, peer, router, limits, watcher).await;
             drop(admitted);
         });
     }
@@ -270,6 +270,7 @@ async fn accept_error(e: io::Error) {
 /// Serves one connection until it ends, a limit closes it, or shutdown.
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: EdgeLimits,
     mut watcher: watch::Receiver<()>,
@@ -281,7 +282,10 @@ async fn serve_connection(
     let service_clock = Arc::clone(&clock);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let in_flight = InFlight::begin(Arc::clone(&service_clock));
-        let req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)));
+        let mut req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)));
+        // The client address, for per-address limits (`http::peer`).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let mut router = router.clone();
         async move {
             let resp = router.call(req).await;

@@ -22,7 +22,9 @@ pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
 pub mod openapi;
+pub mod peer;
 pub mod request_id;
+pub mod sign_in;
 pub use crate::service::views;
 
 use std::{ops::Deref, sync::Arc};
@@ -71,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(interactions::router())
         .merge(dsr::router())
         .merge(audit::router())
+        .merge(sign_in::router())
         .merge(health::router())
 }
 

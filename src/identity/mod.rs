@@ -11,12 +11,17 @@
 //! - [`password`], [`totp`], [`lockout`]: the rules of staff sign-in (a new
 //!   password's length, RFC 6238 codes, ten failures lock for 15 minutes);
 //!   the sign-in itself is [`crate::service::staff`].
+//! - [`sign_in`]: customer sign-in by one-time code (codes, their keys and
+//!   limits); the operations are in [`crate::service::sign_in`].
+//! - [`notify`]: the notifier that delivers the codes from a durable outbox.
 
 pub mod authenticate;
 pub mod issuers;
 pub mod lockout;
+pub mod notify;
 pub mod password;
 pub mod secret_hash;
+pub mod sign_in;
 pub mod totp;
 
 pub use authenticate::Authenticator;

@@ -1,5 +1,6 @@
 //! `limits.toml`: how fast one actor may look up and reveal contact values,
-//! and how long a token may live. Loaded and validated with the other
+//! how often customer sign-in codes may be asked for and checked, and how
+//! long a token may live. Loaded and validated with the other
 //! policies; every error names file, key and reason.
 //!
 //! Rate limits stop a valid but misused token from enumerating the vault
@@ -45,11 +46,29 @@ pub struct RateLimit {
     pub burst: NonZeroU32,
 }
 
+/// `[sign_in]`: customer sign-in by one-time code, which no token guards,
+/// limited per contact value and per client address (IPv4 address, IPv6
+/// /64). A key left out is not limited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// Codes asked for one contact value (whoever asks, known or not).
+    pub start_per_value: Option<RateLimit>,
+    /// Codes asked for from one client address.
+    pub start_per_peer: Option<RateLimit>,
+    /// Codes checked from one client address.
+    pub verify_per_peer: Option<RateLimit>,
+}
+
+/// The keys of `[sign_in]`.
+const SIGN_IN_KEYS: [&str; 3] = ["start_per_value", "start_per_peer", "verify_per_peer"];
+
 /// The validated `limits.toml`.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Per action and role; a role without an entry is not limited.
     pub rates: HashMap<(LimitedAction, Role), RateLimit>,
+    /// Customer sign-in (`[sign_in]`).
+    pub sign_in: SignInLimits,
     /// Longest token lifetime accepted (`exp - iat`, or `exp - now` without `iat`).
     pub token_max_lifetime: Duration,
 }
@@ -122,29 +141,58 @@ fn parse_rates(
                     ),
                 )
             })?;
-            let t = v.as_table().ok_or_else(|| {
-                err(
-                    file,
-                    &key,
-                    "must be a table like { per_minute = 60, burst = 20 }",
-                )
-            })?;
-            if let Some(k) = t
-                .keys()
-                .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
-            {
-                return Err(err(
-                    file,
-                    format!("{key}.{k}"),
-                    "unknown key (expected per_minute, burst)",
-                ));
-            }
-            let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
-            let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
-            rates.insert((action, role), RateLimit { per_minute, burst });
+            rates.insert((action, role), rate_limit(file, &key, v)?);
         }
     }
     Ok(rates)
+}
+
+/// `{ per_minute = N, burst = M }` at `key`.
+fn rate_limit(file: &str, key: &str, v: &Value) -> Result<RateLimit, PolicyError> {
+    let t = v.as_table().ok_or_else(|| {
+        err(
+            file,
+            key,
+            "must be a table like { per_minute = 60, burst = 20 }",
+        )
+    })?;
+    if let Some(k) = t
+        .keys()
+        .find(|k| !["per_minute", "burst"].contains(&k.as_str()))
+    {
+        return Err(err(
+            file,
+            format!("{key}.{k}"),
+            "unknown key (expected per_minute, burst)",
+        ));
+    }
+    let per_minute = positive(file, &format!("{key}.per_minute"), t.get("per_minute"))?;
+    let burst = positive(file, &format!("{key}.burst"), t.get("burst"))?;
+    Ok(RateLimit { per_minute, burst })
+}
+
+/// `[sign_in]`: one rate per key, each optional.
+fn parse_sign_in(file: &str, v: &Value) -> Result<SignInLimits, PolicyError> {
+    let t = v
+        .as_table()
+        .ok_or_else(|| err(file, "sign_in", "must be a table"))?;
+    if let Some(k) = t.keys().find(|k| !SIGN_IN_KEYS.contains(&k.as_str())) {
+        return Err(err(
+            file,
+            format!("sign_in.{k}"),
+            format!("unknown key (expected one of: {})", SIGN_IN_KEYS.join(", ")),
+        ));
+    }
+    let rate = |name: &str| {
+        t.get(name)
+            .map(|v| rate_limit(file, &format!("sign_in.{name}"), v))
+            .transpose()
+    };
+    Ok(SignInLimits {
+        start_per_value: rate("start_per_value")?,
+        start_per_peer: rate("start_per_peer")?,
+        verify_per_peer: rate("verify_per_peer")?,
+    })
 }
 
 /// Parses and validates the text of `limits.toml`.
@@ -154,17 +202,21 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
         .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
     if let Some(k) = root
         .keys()
-        .find(|k| !["rate_limits", "tokens"].contains(&k.as_str()))
+        .find(|k| !["rate_limits", "sign_in", "tokens"].contains(&k.as_str()))
     {
         return Err(err(
             file,
             k.as_str(),
-            "unknown key (expected rate_limits or tokens)",
+            "unknown key (expected rate_limits, sign_in or tokens)",
         ));
     }
     let rates = match root.get("rate_limits") {
         Some(v) => parse_rates(file, v)?,
         None => HashMap::new(),
+    };
+    let sign_in = match root.get("sign_in") {
+        Some(v) => parse_sign_in(file, v)?,
+        None => SignInLimits::default(),
     };
     let tokens = root
         .get("tokens")
@@ -188,6 +240,7 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
     )?;
     Ok(Limits {
         rates,
+        sign_in,
         token_max_lifetime,
     })
 }
@@ -260,9 +313,50 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_limits_limit_sign_in_per_value_and_per_peer() {
+        let s = shipped_limits().expect("valid").sign_in;
+        assert!(s.start_per_value.is_some());
+        assert!(s.start_per_peer.is_some());
+        assert!(s.verify_per_peer.is_some());
+    }
+
+    #[test]
+    fn a_bad_sign_in_limit_is_named() {
+        let tokens = "[tokens]\nmax_lifetime = \"1h\"\n";
+        let e = parse_limits(
+            "limits.toml",
+            &format!("[sign_in]\nper_value = {{ per_minute = 1, burst = 1 }}\n{tokens}"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sign_in.per_value");
+        let e = parse_limits(
+            "limits.toml",
+            &format!("[sign_in]\nstart_per_peer = {{ per_minute = 0, burst = 1 }}\n{tokens}"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sign_in.start_per_peer.per_minute");
+        let l = parse_limits(
+            "limits.toml",
+            &format!("[sign_in]\nverify_per_peer = {{ per_minute = 9, burst = 3 }}\n{tokens}"),
+        )
+        .unwrap();
+        assert_eq!(
+            l.sign_in.start_per_value, None,
+            "a key left out is not limited"
+        );
+        assert_eq!(
+            l.sign_in
+                .verify_per_peer
+                .map(|r| (r.per_minute.get(), r.burst.get())),
+            Some((9, 3))
+        );
+    }
+
+    #[test]
     fn no_rate_limits_at_all_is_allowed() {
         let l = parse_limits("limits.toml", "[tokens]\nmax_lifetime = \"8h\"\n").unwrap();
         assert!(l.rates.is_empty());
+        assert_eq!(l.sign_in, SignInLimits::default());
         assert_eq!(l.token_max_lifetime, Duration::from_secs(8 * 3600));
     }
 }

@@ -136,6 +136,7 @@ fn parse_channel(file: &str, prefix: &str, t: &Table) -> Result<ChannelPolicy, P
             "mask",
             "contact_retention",
             "interactions",
+            "sign_in",
         ],
     )?;
     let key = format!("{prefix}.kind");
@@ -189,12 +190,24 @@ fn parse_channel(file: &str, prefix: &str, t: &Table) -> Result<ChannelPolicy, P
         let v = required(file, &ikey, itable, kind)?;
         interaction_retention.insert(kind.to_owned(), parse_duration(file, &key, v)?);
     }
+    let key = format!("{prefix}.sign_in");
+    let sign_in = match t.get("sign_in") {
+        None => false,
+        Some(v) => v.as_bool().ok_or_else(|| {
+            err(
+                file,
+                &key,
+                format!("must be true or false, not {}", shown_value(v)),
+            )
+        })?,
+    };
     Ok(ChannelPolicy {
         kind,
         integration,
         mask,
         contact_retention,
         interaction_retention,
+        sign_in,
     })
 }
 

@@ -21,7 +21,7 @@ pub use access::{authorise, Access, Denied, Operation, PurposeRule};
 pub use consent::{ConsentEvent, ConsentLedger, ANY_CHANNEL};
 pub use decide::*;
 pub use disclosure::Disclosure;
-pub use limits::{LimitedAction, Limits, RateLimit};
+pub use limits::{LimitedAction, Limits, RateLimit, SignInLimits};
 pub use load::{load_dir, load_shipped, PolicyError};
 pub use model::*;
 pub use write::{

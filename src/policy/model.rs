@@ -34,6 +34,9 @@ pub struct ChannelPolicy {
     pub mask: MaskMode,
     pub contact_retention: Duration,
     pub interaction_retention: BTreeMap<String, Duration>,
+    /// Whether a customer may sign in with a one-time code sent to a
+    /// contact point of this channel (`sign_in = true`; off by default).
+    pub sign_in: bool,
 }
 
 /// GDPR Art. 6(1) lawful basis of a purpose.

@@ -39,6 +39,15 @@ pub struct AuditScope {
     written: bool,
 }
 
+/// Who an entry names when the caller did not authenticate.
+fn anonymous() -> ActorRef {
+    ActorRef {
+        sub: "anonymous".to_owned(),
+        role: "none".to_owned(),
+        client: None,
+    }
+}
+
 impl AuditScope {
     /// A scope for a request whose caller may not have authenticated: an
     /// unauthenticated request is logged as `anonymous` with role `none`.
@@ -52,14 +61,7 @@ impl AuditScope {
                 },
                 a.channel.as_ref().map(|c| c.to_string()),
             ),
-            Err(_) => (
-                ActorRef {
-                    sub: "anonymous".to_owned(),
-                    role: "none".to_owned(),
-                    client: None,
-                },
-                None,
-            ),
+            Err(_) => (anonymous(), None),
         };
         AuditScope {
             actor,
@@ -78,6 +80,21 @@ impl AuditScope {
     pub fn for_actor(actor: ActorRef, action: Action) -> Self {
         AuditScope {
             actor,
+            action,
+            customer_id: None,
+            channel: None,
+            purpose: None,
+            reason: None,
+            detail: Map::new(),
+            written: false,
+        }
+    }
+
+    /// A scope for an operation that takes no token (customer sign-in): the
+    /// caller is logged as `anonymous` with role `none`.
+    pub fn anonymous(action: Action) -> Self {
+        AuditScope {
+            actor: anonymous(),
             action,
             customer_id: None,
             channel: None,

@@ -43,6 +43,10 @@ pub enum Error {
     ConsentNotPending,
     #[error("the customer has been erased")]
     CustomerErased,
+    /// A sign-in code that does not sign in: wrong, expired, used, or past
+    /// its attempts; which of them is never said (DESIGN.md §12.3).
+    #[error("the code is wrong or no longer valid; ask for a new one")]
+    InvalidCode,
     #[error("the request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("the request body must be application/json")]
@@ -108,6 +112,7 @@ impl Error {
             IdempotencyKeyInUse => "idempotency_key_in_use",
             ConsentNotPending => "consent_not_pending",
             CustomerErased => "customer_erased",
+            InvalidCode => "invalid_code",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             RequestTimeout => "request_timeout",

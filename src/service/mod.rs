@@ -26,6 +26,7 @@ pub mod lookup;
 pub mod operator;
 pub mod ratelimit;
 pub mod request;
+pub mod sign_in;
 pub mod staff;
 pub mod views;
 
@@ -58,6 +59,10 @@ pub struct Services {
     pub blind: BlindIndex,
     /// The bearer-token check every route shares.
     pub auth: crate::identity::Authenticator,
+    /// Signs the tokens the vault hands out itself (a customer's, after sign-in).
+    pub issuer: crate::token::LocalIssuer,
+    /// Customer sign-in: code keys, rate limits, the notifier's delivery.
+    pub sign_in: crate::identity::sign_in::SignIn,
     /// argon2id for client secrets and staff passwords, bounded per core.
     pub hasher: crate::identity::SecretHasher,
     pub audit: Auditor,

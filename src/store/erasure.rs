@@ -1,5 +1,6 @@
 //! Erasure by crypto-shredding: a customer's data keys, ciphertext, blind
-//! indexes, consents and interactions go in one transaction; a tombstone
+//! indexes, consents, interactions, sign-in challenges and undelivered
+//! notifier messages go in one transaction; a tombstone
 //! `{id, erased_at}` stays so the id answers 410 rather than 404. On SQLite
 //! the deleted bytes are zeroed (`secure_delete`) and the WAL is truncated
 //! afterwards ([`Db::scrub_wal`]), so the live files keep no copy.
@@ -69,6 +70,15 @@ pub async fn erase(db: &Db, id: Uuid, now: Micros) -> StoreResult<Erasure> {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                // Sign-in codes: an undelivered message holds the contact
+                // value it goes to (sealed under a vault key, not the
+                // customer's), and a challenge could still be checked.
+                for sql in [
+                    "DELETE FROM notifier_outbox WHERE customer_id = $1",
+                    "DELETE FROM sign_in_challenges WHERE customer_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+                }
                 sqlx::query(
                     "UPDATE customers SET display_name = NULL, external_ref = NULL, \
                      preferred_channel = NULL, updated_at = $2, erased_at = $2 WHERE id = $1",

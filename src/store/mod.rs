@@ -3,8 +3,9 @@
 //! One module per aggregate, holding everything about its tables:
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
 //! [`keys`] (channel and data keys), [`idempotency`], [`staff`] (staff
-//! accounts) and [`audit`] (the audit log and its checkpoints); [`erasure`]
-//! and [`retention`] delete across them.
+//! accounts), [`sign_in`] (customer sign-in challenges), [`outbox`] (the
+//! notifier's messages) and [`audit`] (the audit log and its checkpoints);
+//! [`erasure`] and [`retention`] delete across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
 //! written once with `$n` placeholders, which both accept, and [`on_db!`]
@@ -24,7 +25,9 @@ pub mod erasure;
 pub mod idempotency;
 pub mod interactions;
 pub mod keys;
+pub mod outbox;
 pub mod retention;
+pub mod sign_in;
 pub mod sql;
 pub mod sqlite_read;
 pub mod staff;

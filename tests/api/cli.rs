@@ -465,6 +465,13 @@ async fn policy_check_names_file_key_reason_and_value_for_every_kind_of_bad_valu
             "unknown integration mode \"maybe\"",
         ),
         (
+            "channels.toml",
+            "sign_in = true",
+            "sign_in = \"yes\"",
+            "channels.email.sign_in",
+            "must be true or false, not \"yes\"",
+        ),
+        (
             "purposes.toml",
             "[purposes.dsr]",
             "[purposes.dsr_old]",

@@ -30,6 +30,7 @@ mod lookup;
 mod openapi;
 mod retention;
 mod schema;
+mod sign_in;
 mod startup;
 mod storage;
 mod truthful;
@@ -70,6 +71,7 @@ fn main() {
         ("lookup", lookup::tests()),
         ("openapi", openapi::tests()),
         ("retention", retention::tests()),
+        ("sign_in", sign_in::tests()),
         ("storage", storage::tests()),
         ("truthful", truthful::tests()),
         ("cli", cli::tests()),

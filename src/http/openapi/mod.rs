@@ -54,6 +54,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         (name = "me", description = "The customer's own data: profile, export and erasure."),
         (name = "compliance", description = "Data subject requests handled by compliance staff."),
         (name = "audit", description = "The tamper-evident audit log, for compliance staff."),
+        (name = "sign_in", description = "Customer sign-in by one-time code: no token needed."),
         (name = "health", description = "Liveness and readiness."),
     ),
     components(schemas(Problem))
@@ -256,7 +257,7 @@ mod tests {
                 assert!(!text.is_empty(), "{id} {status} has no description");
             }
         }
-        assert_eq!(ids.len(), 23);
+        assert_eq!(ids.len(), 25);
     }
 
     #[test]

@@ -222,3 +222,31 @@ fn bad_toml_syntax_is_reported() {
     let e = check_channels("[channels.email\n").unwrap_err();
     assert_eq!(e.key, "(syntax)");
 }
+
+#[test]
+fn sign_in_is_off_unless_a_channel_says_true() {
+    let p = check_channels(&channels_with("")).expect("valid");
+    assert!(p.channels.values().all(|c| !c.sign_in));
+    let p = check_channels(&channels_with("sign_in = true")).expect("valid");
+    assert!(p.channels.values().all(|c| c.sign_in));
+}
+
+#[test]
+fn a_sign_in_that_is_not_a_boolean_is_named() {
+    let e = check_channels(&channels_with("sign_in = \"yes\"")).unwrap_err();
+    assert_eq!(e.key, "channels.email.sign_in");
+    assert_eq!(e.reason, "must be true or false, not \"yes\"");
+}
+
+#[test]
+fn the_shipped_policies_allow_sign_in_on_email_phone_and_sms_only() {
+    let p = load_shipped().expect("shipped policies are valid");
+    let mut on: Vec<&str> = p
+        .channels
+        .iter()
+        .filter(|(_, c)| c.sign_in)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    on.sort_unstable();
+    assert_eq!(on, ["email", "phone", "sms"]);
+}
