@@ -215,7 +215,10 @@ mod tests {
     fn the_transition_table_is_as_documented() {
         let table: &[(RequestStatus, &[RequestStatus])] = &[
             (Received, &[IdentityVerified, Refused, Withdrawn]),
-            (IdentityVerified, &[InProgress, Completed, Refused, Withdrawn]),
+            (
+                IdentityVerified,
+                &[InProgress, Completed, Refused, Withdrawn],
+            ),
             (InProgress, &[Completed, Refused, Withdrawn]),
             (Completed, &[]),
             (Refused, &[]),
@@ -244,15 +247,39 @@ mod tests {
 
     #[test]
     fn a_month_ends_on_the_same_date_or_the_last_day_of_a_shorter_month() {
-        assert_eq!(due_date(date!(2026 - 01 - 15), 0), Some(date!(2026 - 02 - 15)));
-        assert_eq!(due_date(date!(2026 - 01 - 31), 0), Some(date!(2026 - 02 - 28)));
-        assert_eq!(due_date(date!(2028 - 01 - 31), 0), Some(date!(2028 - 02 - 29)));
-        assert_eq!(due_date(date!(2026 - 03 - 31), 0), Some(date!(2026 - 04 - 30)));
-        assert_eq!(due_date(date!(2026 - 12 - 20), 0), Some(date!(2027 - 01 - 20)));
+        assert_eq!(
+            due_date(date!(2026 - 01 - 15), 0),
+            Some(date!(2026 - 02 - 15))
+        );
+        assert_eq!(
+            due_date(date!(2026 - 01 - 31), 0),
+            Some(date!(2026 - 02 - 28))
+        );
+        assert_eq!(
+            due_date(date!(2028 - 01 - 31), 0),
+            Some(date!(2028 - 02 - 29))
+        );
+        assert_eq!(
+            due_date(date!(2026 - 03 - 31), 0),
+            Some(date!(2026 - 04 - 30))
+        );
+        assert_eq!(
+            due_date(date!(2026 - 12 - 20), 0),
+            Some(date!(2027 - 01 - 20))
+        );
         // Extensions count from the receipt, not from the first due date.
-        assert_eq!(due_date(date!(2026 - 01 - 31), 1), Some(date!(2026 - 03 - 31)));
-        assert_eq!(due_date(date!(2026 - 01 - 31), 2), Some(date!(2026 - 04 - 30)));
-        assert_eq!(due_date(date!(2026 - 11 - 30), 2), Some(date!(2027 - 02 - 28)));
+        assert_eq!(
+            due_date(date!(2026 - 01 - 31), 1),
+            Some(date!(2026 - 03 - 31))
+        );
+        assert_eq!(
+            due_date(date!(2026 - 01 - 31), 2),
+            Some(date!(2026 - 04 - 30))
+        );
+        assert_eq!(
+            due_date(date!(2026 - 11 - 30), 2),
+            Some(date!(2027 - 02 - 28))
+        );
     }
 
     #[test]
@@ -260,7 +287,10 @@ mod tests {
         let due = due_at(datetime!(2026-01-31 23:59 UTC), 0).unwrap();
         assert_eq!(due, datetime!(2026-03-01 00:00 UTC));
         let day = Duration::days(1);
-        assert_eq!(urgency(Received, due, due - Duration::SECOND), Urgency::DueSoon);
+        assert_eq!(
+            urgency(Received, due, due - Duration::SECOND),
+            Urgency::DueSoon
+        );
         assert_eq!(urgency(Received, due, due), Urgency::Overdue);
         assert_eq!(urgency(Received, due, due - day * 7), Urgency::DueSoon);
         assert_eq!(
