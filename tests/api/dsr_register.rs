@@ -2,6 +2,9 @@
 //! extensions with reasons and their limit, the state machine, the order
 //! by urgency as the clock moves, the CSV download, the customer's own
 //! view, the link to erasure, and the audit entries of every change.
+//!
+//! Over 500 lines because each scenario walks one rule end to end through
+//! HTTP; splitting them would only scatter the register's contract.
 
 use std::time::Duration;
 
