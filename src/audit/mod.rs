@@ -107,6 +107,17 @@ pub enum Action {
     UserResetPassword,
     #[serde(rename = "user.reset_totp")]
     UserResetTotp,
+    // The register of data subject requests (issue 16): ids, kinds, states
+    // and the case reference, never a reason's or note's text.
+    /// A request entered in the register.
+    #[serde(rename = "dsr.request.create")]
+    DsrRequestCreate,
+    /// A request extended or moved to another state.
+    #[serde(rename = "dsr.request.update")]
+    DsrRequestUpdate,
+    /// The register downloaded as CSV.
+    #[serde(rename = "dsr.request.export")]
+    DsrRequestExport,
 }
 
 impl Action {
@@ -143,6 +154,9 @@ impl Action {
             Action::UserDisable => "user.disable",
             Action::UserResetPassword => "user.reset_password",
             Action::UserResetTotp => "user.reset_totp",
+            Action::DsrRequestCreate => "dsr.request.create",
+            Action::DsrRequestUpdate => "dsr.request.update",
+            Action::DsrRequestExport => "dsr.request.export",
         }
     }
 }

@@ -13,6 +13,7 @@
 mod actor;
 mod channel;
 mod contact;
+pub mod dsr;
 mod names;
 mod staff;
 mod text;

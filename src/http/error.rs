@@ -34,6 +34,7 @@ pub fn status(e: &ApiError) -> StatusCode {
         IdempotencyKeyInUse => StatusCode::CONFLICT,
         ConsentNotPending => StatusCode::CONFLICT,
         CustomerErased => StatusCode::GONE,
+        CaseReferenceExists | InvalidTransition(_) => StatusCode::CONFLICT,
         InvalidCode => StatusCode::BAD_REQUEST,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -16,6 +16,7 @@ pub mod consents;
 pub mod customers;
 pub mod docs;
 pub mod dsr;
+pub mod dsr_register;
 pub mod error;
 pub mod health;
 pub mod idempotency;
@@ -72,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(consents::router())
         .merge(interactions::router())
         .merge(dsr::router())
+        .merge(dsr_register::router())
         .merge(audit::router())
         .merge(sign_in::router())
         .merge(health::router())

@@ -39,6 +39,12 @@ pub enum Operation {
     ListOverdueInteractions,
     ReadAudit,
     VerifyAudit,
+    CreateDsrRequest,
+    ListDsrRequests,
+    ReadDsrRequest,
+    UpdateDsrRequest,
+    ExportDsrRequests,
+    ListOwnDsrRequests,
 }
 
 /// How an operation's purpose is settled.
@@ -87,6 +93,14 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     ),
     (ReadAudit, &[Compliance], PurposeRule::None),
     (VerifyAudit, &[Compliance], PurposeRule::None),
+    // The register of data subject requests: compliance staff for purpose
+    // `dsr` (the operation names it), the customer for their own requests.
+    (CreateDsrRequest, &[Compliance], PurposeRule::Named),
+    (ListDsrRequests, &[Compliance], PurposeRule::Named),
+    (ReadDsrRequest, &[Compliance], PurposeRule::Named),
+    (UpdateDsrRequest, &[Compliance], PurposeRule::Named),
+    (ExportDsrRequests, &[Compliance], PurposeRule::Named),
+    (ListOwnDsrRequests, &[Customer], PurposeRule::Own),
 ];
 
 impl Operation {
@@ -208,7 +222,7 @@ mod tests {
             );
             assert!(!roles.is_empty(), "{op:?} has no role");
         }
-        assert_eq!(MATRIX.len(), 21);
+        assert_eq!(MATRIX.len(), 27);
     }
 
     #[test]
@@ -350,6 +364,63 @@ mod tests {
             (Role::Compliance, &[], ReadAudit, None, "ok"),
             (Role::Compliance, &[], VerifyAudit, None, "ok"),
             (Role::Agent, &["support"], ReadAudit, None, "forbidden"),
+            (
+                Role::Compliance,
+                &["dsr"],
+                CreateDsrRequest,
+                Some("dsr"),
+                "ok",
+            ),
+            (
+                Role::Compliance,
+                &["dsr"],
+                ListDsrRequests,
+                Some("dsr"),
+                "ok",
+            ),
+            (
+                Role::Compliance,
+                &["dsr"],
+                UpdateDsrRequest,
+                Some("dsr"),
+                "ok",
+            ),
+            (
+                Role::Compliance,
+                &["dsr"],
+                ExportDsrRequests,
+                Some("dsr"),
+                "ok",
+            ),
+            (
+                Role::Compliance,
+                &[],
+                ListDsrRequests,
+                Some("dsr"),
+                "purpose_not_allowed",
+            ),
+            (
+                Role::Agent,
+                &["support", "dsr"],
+                ReadDsrRequest,
+                Some("dsr"),
+                "forbidden",
+            ),
+            (
+                Role::Customer,
+                &["dsr"],
+                ListDsrRequests,
+                Some("dsr"),
+                "forbidden",
+            ),
+            (Role::Customer, &[], ListOwnDsrRequests, None, "ok"),
+            (
+                Role::Compliance,
+                &["dsr"],
+                ListOwnDsrRequests,
+                None,
+                "forbidden",
+            ),
         ];
         for (role, purposes, op, purpose, want) in cases {
             let got = outcome(authorise(&p, &actor(*role, purposes), *op, *purpose));

@@ -45,6 +45,18 @@ impl Services {
     pub fn authorise_unlogged(&self, actor: &Actor, op: Operation) -> Result<Access, Error> {
         authorise(&self.policies, actor, op, None).map_err(|d| refusal(d, None))
     }
+
+    /// [`Services::authorise_unlogged`] for a look at the register of data
+    /// subject requests, which the operation reads for `purpose` (`dsr`):
+    /// its rows hold ids, kinds, dates and states, no contact data.
+    pub fn authorise_unlogged_for(
+        &self,
+        actor: &Actor,
+        op: Operation,
+        purpose: &str,
+    ) -> Result<Access, Error> {
+        authorise(&self.policies, actor, op, Some(purpose)).map_err(|d| refusal(d, Some(purpose)))
+    }
 }
 
 /// The error a refusal of the matrix answers with.

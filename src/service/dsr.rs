@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{
     audited::AuditScope,
+    dsr_register,
     export::{self, Export, Format},
     input::short_text,
     load::{contact_deadline, held_channel, live_profile},
@@ -245,23 +246,37 @@ pub async fn erase(
     query: Result<EraseQuery, Error>,
 ) -> Result<Tombstone, Error> {
     let named = id.as_ref().ok().copied();
-    svc.audited_for(
-        caller,
-        Action::CustomerErase,
-        named,
-        async |actor, scope| {
-            let id = id?;
-            let reason = query?.reason.ok_or_else(|| {
-                Error::InvalidRequest(
-                    "reason (the case reference of the erasure request) is required".into(),
-                )
-            })?;
-            scope.reason = Some(short_text("reason", &reason, MAX_CASE_REFERENCE)?);
-            subject(svc, actor, Operation::EraseCustomer, scope)?;
-            erase_as(svc, id, scope).await
-        },
-    )
-    .await
+    let case = query.as_ref().ok().and_then(|q| q.reason.clone());
+    let tombstone = svc
+        .audited_for(
+            caller,
+            Action::CustomerErase,
+            named,
+            async |actor, scope| {
+                let id = id?;
+                let reason = query?.reason.ok_or_else(|| {
+                    Error::InvalidRequest(
+                        "reason (the case reference of the erasure request) is required".into(),
+                    )
+                })?;
+                scope.reason = Some(short_text("reason", &reason, MAX_CASE_REFERENCE)?);
+                subject(svc, actor, Operation::EraseCustomer, scope)?;
+                erase_as(svc, id, scope).await
+            },
+        )
+        .await?;
+    // The erasure has run; the register's request under its case reference
+    // is completed by it (its own entry). Should that fail, the erasure
+    // stands and the request stays open for the officer to close.
+    if let (Some(case), Some(id)) = (case, named) {
+        if let Err(e) = dsr_register::settle_erasure(svc, caller, case.trim(), id).await {
+            tracing::warn!(
+                code = e.code(),
+                "the register's erasure request was not completed"
+            );
+        }
+    }
+    Ok(tombstone)
 }
 
 /// Erases by crypto-shredding; a second erasure answers the same tombstone

@@ -43,6 +43,13 @@ pub enum Error {
     ConsentNotPending,
     #[error("the customer has been erased")]
     CustomerErased,
+    /// A register entry already holds this case reference: 409.
+    #[error("a data subject request with this case reference is already registered")]
+    CaseReferenceExists,
+    /// A change the register's state machine or extension rule does not
+    /// allow (which, in words): 409 `invalid_transition`.
+    #[error("{0}")]
+    InvalidTransition(String),
     /// A sign-in code that does not sign in: wrong, expired, used, or past
     /// its attempts; which of them is never said (DESIGN.md §12.3).
     #[error("the code is wrong or no longer valid; ask for a new one")]
@@ -112,6 +119,8 @@ impl Error {
             IdempotencyKeyInUse => "idempotency_key_in_use",
             ConsentNotPending => "consent_not_pending",
             CustomerErased => "customer_erased",
+            CaseReferenceExists => "case_reference_exists",
+            InvalidTransition(_) => "invalid_transition",
             InvalidCode => "invalid_code",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",

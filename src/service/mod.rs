@@ -14,6 +14,7 @@ pub mod consents;
 pub mod contact;
 pub mod customers;
 pub mod dsr;
+pub mod dsr_register;
 pub mod error;
 pub mod export;
 pub mod idempotency;

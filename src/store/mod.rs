@@ -4,7 +4,8 @@
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
 //! [`keys`] (channel and data keys), [`idempotency`], [`staff`] (staff
 //! accounts), [`sign_in`] (customer sign-in challenges), [`outbox`] (the
-//! notifier's messages) and [`audit`] (the audit log and its checkpoints);
+//! notifier's messages), [`dsr_requests`] (the register of data subject
+//! requests) and [`audit`] (the audit log and its checkpoints);
 //! [`erasure`] and [`retention`] delete across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
@@ -21,6 +22,7 @@
 pub mod audit;
 pub mod consents;
 pub mod customers;
+pub mod dsr_requests;
 pub mod erasure;
 pub mod idempotency;
 pub mod interactions;

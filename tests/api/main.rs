@@ -19,6 +19,7 @@ mod clock;
 mod consents;
 mod customers;
 mod dsr;
+mod dsr_register;
 mod durability;
 mod edge;
 mod input;
@@ -63,6 +64,7 @@ fn main() {
         ("consents", consents::tests()),
         ("customers", customers::tests()),
         ("dsr", dsr::tests()),
+        ("dsr_register", dsr_register::tests()),
         ("input", input::tests()),
         ("issuers", issuers::tests()),
         ("interactions", interactions::tests()),

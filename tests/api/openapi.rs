@@ -20,7 +20,7 @@ pub fn tests() -> Vec<Scenario> {
 }
 
 /// Every operation the API serves (and the README lists).
-const SURFACE: [(&str, &str); 25] = [
+const SURFACE: [(&str, &str); 32] = [
     ("POST", "/v1/customers"),
     ("GET", "/v1/customers/{id}"),
     ("PATCH", "/v1/customers/{id}"),
@@ -40,6 +40,13 @@ const SURFACE: [(&str, &str); 25] = [
     ("GET", "/v1/me/consents"),
     ("POST", "/v1/me/consents"),
     ("GET", "/v1/me/export"),
+    ("GET", "/v1/me/requests"),
+    ("GET", "/v1/dsr/requests"),
+    ("POST", "/v1/dsr/requests"),
+    ("GET", "/v1/dsr/requests.csv"),
+    ("GET", "/v1/dsr/requests/{id}"),
+    ("POST", "/v1/dsr/requests/{id}/extend"),
+    ("POST", "/v1/dsr/requests/{id}/transition"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
     ("POST", "/v1/auth/customer/start"),

@@ -53,6 +53,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         (name = "interactions", description = "Contact requests, complaints and other interactions, and the promises past due."),
         (name = "me", description = "The customer's own data: profile, export and erasure."),
         (name = "compliance", description = "Data subject requests handled by compliance staff."),
+        (name = "dsr_register", description = "The register of data subject requests: received, due, extended, where each stands and who handled it."),
         (name = "audit", description = "The tamper-evident audit log, for compliance staff."),
         (name = "sign_in", description = "Customer sign-in by one-time code: no token needed."),
         (name = "health", description = "Liveness and readiness."),
@@ -257,7 +258,7 @@ mod tests {
                 assert!(!text.is_empty(), "{id} {status} has no description");
             }
         }
-        assert_eq!(ids.len(), 25);
+        assert_eq!(ids.len(), 32);
     }
 
     #[test]

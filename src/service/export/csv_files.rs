@@ -12,7 +12,7 @@ use super::Bundle;
 /// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading
 /// `'`, the OWASP advice against CSV injection. A phone number `+358…`
 /// therefore reads `'+358…` in the CSV files (and `+358…` in the JSON).
-fn cell(v: &str) -> Zeroizing<String> {
+pub(crate) fn cell(v: &str) -> Zeroizing<String> {
     if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         Zeroizing::new(format!("'{v}"))
     } else {

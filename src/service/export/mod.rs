@@ -17,6 +17,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 pub use build::build;
+/// The formula-neutralising CSV cell, for the other CSV downloads.
+pub(crate) use csv_files::cell as csv_cell;
 pub use csv_files::ZipError;
 
 use super::{
