@@ -9,12 +9,14 @@
 //!
 //! This module holds the audit concepts: what an entry says (here), how
 //! entries are appended ([`append`]) and chained ([`chain`]), checkpoints
-//! ([`checkpoint`]) and verification ([`verify`], [`watch`]). It runs no SQL:
-//! the rows are stored and read by [`crate::store::audit`].
+//! ([`checkpoint`]), exported files ([`export`]) and verification
+//! ([`verify`], [`watch`]). It runs no SQL: the rows are stored and read by
+//! [`crate::store::audit`].
 
 mod append;
 mod chain;
 pub mod checkpoint;
+pub mod export;
 pub mod verify;
 pub mod watch;
 
@@ -107,6 +109,10 @@ pub enum Action {
     UserResetPassword,
     #[serde(rename = "user.reset_totp")]
     UserResetTotp,
+    /// A filtered view of the audit log downloaded as CSV (the filters and
+    /// the upper bound in the detail; the manifest download is not logged).
+    #[serde(rename = "audit.export")]
+    AuditExport,
 }
 
 impl Action {
@@ -143,6 +149,7 @@ impl Action {
             Action::UserDisable => "user.disable",
             Action::UserResetPassword => "user.reset_password",
             Action::UserResetTotp => "user.reset_totp",
+            Action::AuditExport => "audit.export",
         }
     }
 }
