@@ -20,7 +20,7 @@ pub fn tests() -> Vec<Scenario> {
 }
 
 /// Every operation the API serves (and the README lists).
-const SURFACE: [(&str, &str); 25] = [
+const SURFACE: [(&str, &str); 27] = [
     ("POST", "/v1/customers"),
     ("GET", "/v1/customers/{id}"),
     ("PATCH", "/v1/customers/{id}"),
@@ -42,6 +42,8 @@ const SURFACE: [(&str, &str); 25] = [
     ("GET", "/v1/me/export"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/audit/export"),
+    ("GET", "/v1/audit/export/manifest"),
     ("POST", "/v1/auth/customer/start"),
     ("POST", "/v1/auth/customer/verify"),
     ("GET", "/healthz"),
