@@ -66,12 +66,13 @@ pub struct ExportQuery {
     pub until: Option<String>,
     /// The highest seq to include (default: the last entry now). Pass the
     /// same value to the CSV and the manifest download.
-    #[param(minimum = 1)]
-    pub through: Option<i64>,
+    // Text, so that a bad value is refused naming `through`.
+    #[param(minimum = 1, value_type = Option<i64>)]
+    pub through: Option<String>,
 }
 
 impl ExportQuery {
-    fn split(self) -> (Filters, Option<i64>) {
+    fn split(self) -> (Filters, Option<String>) {
         let f = Filters {
             customer_id: self.customer_id,
             actor: self.actor,
@@ -180,6 +181,14 @@ async fn bounded(
     let (filters, through) = query.split();
     let (filter, record) = filters.validate()?;
     let last = store::audit::max_seq(&svc.db).await?.unwrap_or(0);
+    let range = || {
+        Error::InvalidRequest(format!(
+            "through must be a seq from 1 to the last entry ({last})"
+        ))
+    };
+    let through = through
+        .map(|t| t.parse::<i64>().map_err(|_| range()))
+        .transpose()?;
     let through = match through {
         None if last == 0 => {
             return Err(Error::InvalidRequest(
@@ -188,11 +197,7 @@ async fn bounded(
         }
         None => last,
         Some(t) if (1..=last).contains(&t) => t,
-        Some(_) => {
-            return Err(Error::InvalidRequest(format!(
-                "through must be a seq from 1 to the last entry ({last})"
-            )))
-        }
+        Some(_) => return Err(range()),
     };
     let filter = AuditFilter {
         through: Some(through),
@@ -200,6 +205,14 @@ async fn bounded(
         ..filter
     };
     Ok((filter, record, through))
+}
+
+/// The seq of the last entry now (`None` for an empty log): the bound a page
+/// pins in its CSV and manifest links so that both describe the same file.
+pub async fn current_through(svc: &Services, caller: &Caller) -> Result<Option<i64>, Error> {
+    let actor = caller.as_ref().map_err(Clone::clone)?;
+    svc.authorise_unlogged(actor, Operation::ReadAudit)?;
+    Ok(store::audit::max_seq(&svc.db).await?)
 }
 
 /// The CSV file's name for exports up to `through`.

@@ -2,6 +2,9 @@
 //! /v1/audit`, the CSV export of a filtered view with its signed manifest,
 //! and `arkku audit verify-export`, which proves a download unaltered
 //! offline and names what was changed.
+//!
+//! Over 500 lines: one journey (filter, download, verify, tamper) whose
+//! scenarios share the download and verification helpers below.
 
 use std::path::{Path, PathBuf};
 
@@ -226,7 +229,8 @@ async fn purpose_channel_and_reason_filters_narrow_and_page_correctly(b: Backend
     let app = spawn_app(b).await;
     varied(&app).await;
     let all = walk(&app, &[], 1000).await;
-    let cases: Vec<(Vec<(&str, &str)>, Box<dyn Fn(&Value) -> bool + Send + Sync>)> = vec![
+    type Pred = Box<dyn Fn(&Value) -> bool + Send + Sync>;
+    let cases: Vec<(Vec<(&str, &str)>, Pred)> = vec![
         (
             vec![("purpose", "support")],
             Box::new(|e| e["purpose"] == "support"),
