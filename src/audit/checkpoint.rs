@@ -127,15 +127,30 @@ impl Checkpointer {
 
     /// Signs and stores a checkpoint of the current head (on demand).
     pub async fn checkpoint_head(&self, db: &Db) -> Result<Option<CheckpointFile>, StoreError> {
+        self.checkpoint_head_at(db, time::OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// [`Checkpointer::checkpoint_head`], signed as made at `at` (the
+    /// service's clock).
+    pub async fn checkpoint_head_at(
+        &self,
+        db: &Db,
+        at: time::OffsetDateTime,
+    ) -> Result<Option<CheckpointFile>, StoreError> {
         let Some((seq, hash)) = store::audit::head(db).await? else {
             return Ok(None);
         };
-        let c = self.sign(
-            seq,
-            &hash,
-            store::to_micros(time::OffsetDateTime::now_utc()),
-        );
+        let c = self.sign(seq, &hash, store::to_micros(at));
         store::audit::insert_checkpoint(db, &c).await?;
         Ok(Some(CheckpointFile::from_row(&c)))
+    }
+
+    /// Signs an export manifest with the same key (see
+    /// [`super::export::Manifest::signed_message`], whose domain label
+    /// keeps it apart from a checkpoint's message).
+    pub fn sign_manifest(&self, manifest: &mut super::export::Manifest) {
+        manifest.public_key = hex(self.signer.public_key());
+        manifest.signature = hex(&self.signer.sign(&manifest.signed_message()));
     }
 }

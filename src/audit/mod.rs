@@ -9,12 +9,14 @@
 //!
 //! This module holds the audit concepts: what an entry says (here), how
 //! entries are appended ([`append`]) and chained ([`chain`]), checkpoints
-//! ([`checkpoint`]) and verification ([`verify`], [`watch`]). It runs no SQL:
-//! the rows are stored and read by [`crate::store::audit`].
+//! ([`checkpoint`]), exported files ([`export`]) and verification
+//! ([`verify`], [`watch`]). It runs no SQL: the rows are stored and read by
+//! [`crate::store::audit`].
 
 mod append;
 mod chain;
 pub mod checkpoint;
+pub mod export;
 pub mod verify;
 pub mod watch;
 
@@ -118,6 +120,10 @@ pub enum Action {
     /// The register downloaded as CSV.
     #[serde(rename = "dsr.request.export")]
     DsrRequestExport,
+    /// A filtered view of the audit log downloaded as CSV (the filters and
+    /// the upper bound in the detail; the manifest download is not logged).
+    #[serde(rename = "audit.export")]
+    AuditExport,
 }
 
 impl Action {
@@ -157,6 +163,7 @@ impl Action {
             Action::DsrRequestCreate => "dsr.request.create",
             Action::DsrRequestUpdate => "dsr.request.update",
             Action::DsrRequestExport => "dsr.request.export",
+            Action::AuditExport => "audit.export",
         }
     }
 }

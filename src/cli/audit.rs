@@ -1,7 +1,11 @@
 //! `arkku audit`: verify the chain (and a kept checkpoint), sign a checkpoint
-//! of the head, export the log, print the checkpoint public key.
+//! of the head, export the log, print the checkpoint public key, and check
+//! a downloaded CSV export against its signed manifest (offline).
 
-use std::{io::Write, path::PathBuf};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
@@ -10,10 +14,12 @@ use crate::{
     app,
     audit::{
         checkpoint::CheckpointFile,
+        export::{verify_export as verify_export_files, Manifest},
         verify::{verify, VerifyReport},
         Checkpointer,
     },
     config::Config,
+    crypto::unhex,
     store::{self, Db},
 };
 
@@ -34,6 +40,21 @@ pub enum AuditCommand {
     },
     /// Print the public key that signs checkpoints (hex).
     PublicKey,
+    /// Check a CSV export against its signed manifest, offline (no database);
+    /// exit 1 naming what failed.
+    VerifyExport {
+        /// The CSV file from `GET /v1/audit/export`.
+        #[arg(long)]
+        csv: PathBuf,
+        /// The manifest from `GET /v1/audit/export/manifest`.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// A file holding the vault's audit public key in hex, as `arkku audit
+        /// public-key` prints it (default: derived from the audit key file,
+        /// on the vault host).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
 }
 
 /// What `arkku audit verify` prints: the report, and how long the check took
@@ -46,6 +67,14 @@ struct VerifyOutput<'a> {
 }
 
 pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    if let AuditCommand::VerifyExport {
+        csv,
+        manifest,
+        public_key,
+    } = command
+    {
+        return verify_export(&config, &csv, &manifest, public_key.as_deref());
+    }
     let signer = app::checkpointer(&config).context("audit signing key")?;
     if let AuditCommand::PublicKey = command {
         println!("{}", crate::crypto::hex(signer.public_key()));
@@ -62,7 +91,7 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Export { .. } => export(&db).await,
-        AuditCommand::PublicKey => Ok(()),
+        AuditCommand::PublicKey | AuditCommand::VerifyExport { .. } => Ok(()),
     }
 }
 
@@ -119,4 +148,62 @@ async fn export(db: &Db) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// `arkku audit verify-export`: the files and the trusted key only; prints
+/// what was checked, or fails listing every problem.
+fn verify_export(
+    config: &Config,
+    csv: &Path,
+    manifest: &Path,
+    public_key: Option<&Path>,
+) -> anyhow::Result<()> {
+    let trusted = trusted_key(config, public_key)?;
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an audit export manifest", manifest.display()))?;
+    let mut file =
+        std::fs::File::open(csv).with_context(|| format!("reading {}", csv.display()))?;
+    match verify_export_files(&mut file, &manifest, &trusted) {
+        Ok(check) => {
+            println!("{}", serde_json::to_string_pretty(&check)?);
+            eprintln!(
+                "the export verifies: {} entries, checkpoint {} signed by the vault's audit key",
+                check.entries, check.checkpoint_seq
+            );
+            Ok(())
+        }
+        Err(problems) => bail!(
+            "the export does not verify:\n  - {}",
+            problems.join("\n  - ")
+        ),
+    }
+}
+
+/// The public key to trust: the file given, or the one of the audit key
+/// file on this host. Never the key the manifest names: a forger would name
+/// their own.
+fn trusted_key(config: &Config, public_key: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    if let Some(path) = public_key {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return unhex(text.trim())
+            .filter(|k| k.len() == 32)
+            .with_context(|| {
+                format!(
+                    "{} does not hold a public key (64 hex digits, as `arkku audit public-key` prints)",
+                    path.display()
+                )
+            });
+    }
+    if !config.audit_key_file.exists() {
+        bail!(
+            "no audit key file at {}: pass --public-key FILE (the output of `arkku audit \
+             public-key` on the vault host)",
+            config.audit_key_file.display()
+        );
+    }
+    let signer = app::checkpointer(config).context("audit signing key")?;
+    Ok(signer.public_key().to_vec())
 }

@@ -13,10 +13,14 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{views::rfc3339, Caller, Error, Services};
+use super::{input::short_text, views::rfc3339, Caller, Error, Services};
 use crate::{
-    audit::verify::{verify, VerifyReport},
+    audit::{
+        export::ExportFilters,
+        verify::{verify, VerifyReport},
+    },
     crypto::hex,
+    domain::{ChannelId, Purpose},
     policy::Operation,
     store::{
         self,
@@ -44,6 +48,12 @@ pub struct AuditQuery {
     /// `allow` or `deny`.
     #[param(value_type = Option<crate::http::openapi::AuditDecision>, inline)]
     pub decision: Option<String>,
+    /// The purpose the request named, e.g. `support` (a purpose name).
+    pub purpose: Option<String>,
+    /// The channel acted on or the agent's channel, e.g. `phone` (a channel name).
+    pub channel: Option<String>,
+    /// The reason or case reference recorded, exactly (1 to 200 characters).
+    pub reason: Option<String>,
     /// RFC 3339, inclusive.
     #[param(format = DateTime)]
     pub since: Option<String>,
@@ -55,6 +65,111 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+impl AuditQuery {
+    fn split(self) -> (Filters, Option<i64>, Option<String>) {
+        let f = Filters {
+            customer_id: self.customer_id,
+            actor: self.actor,
+            action: self.action,
+            decision: self.decision,
+            purpose: self.purpose,
+            channel: self.channel,
+            reason: self.reason,
+            since: self.since,
+            until: self.until,
+        };
+        (f, self.limit, self.cursor)
+    }
+}
+
+/// The filters a view of the log takes (the page query, the export and
+/// the console's form), as the request gave them; [`Filters::validate`]
+/// checks each and names the one that is not valid.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub customer_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub decision: Option<String>,
+    pub purpose: Option<String>,
+    pub channel: Option<String>,
+    pub reason: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// Longest `actor` filter (a token's `sub`).
+const MAX_ACTOR: usize = 255;
+/// Longest `reason` filter (reasons are stored up to 200 characters).
+const MAX_REASON: usize = 200;
+
+impl Filters {
+    /// The store's filter (no cursor, bound or limit yet) and its record
+    /// for an export's manifest (times in RFC 3339 UTC); 400
+    /// `invalid_request` naming the parameter that is not valid.
+    pub fn validate(self) -> Result<(AuditFilter, ExportFilters), Error> {
+        let bad = |name: &str, rule: &str| Error::InvalidRequest(format!("{name} {rule}"));
+        let actor = self
+            .actor
+            .map(|a| short_text("actor", &a, MAX_ACTOR))
+            .transpose()?;
+        if let Some(a) = self.action.as_deref() {
+            let ok = (1..=64).contains(&a.len())
+                && a.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'
+                });
+            if !ok {
+                return Err(bad(
+                    "action",
+                    "must be an action name such as customer.read",
+                ));
+            }
+        }
+        if let Some(d) = self.decision.as_deref() {
+            if d != "allow" && d != "deny" {
+                return Err(bad("decision", "must be allow or deny"));
+            }
+        }
+        if let Some(p) = self.purpose.as_deref() {
+            Purpose::parse(p).map_err(|e| bad("purpose", &e.to_string()))?;
+        }
+        if let Some(c) = self.channel.as_deref() {
+            ChannelId::parse(c).map_err(|e| bad("channel", &e.to_string()))?;
+        }
+        let reason = self
+            .reason
+            .map(|r| short_text("reason", &r, MAX_REASON))
+            .transpose()?;
+        let since = time_param("since", self.since.as_deref())?;
+        let until = time_param("until", self.until.as_deref())?;
+        let text = |t: Option<OffsetDateTime>| t.map(rfc3339);
+        let record = ExportFilters {
+            customer_id: self.customer_id.map(|c| c.to_string()),
+            actor: actor.clone(),
+            action: self.action.clone(),
+            decision: self.decision.clone(),
+            purpose: self.purpose.clone(),
+            channel: self.channel.clone(),
+            reason: reason.clone(),
+            since: text(since),
+            until: text(until),
+        };
+        let filter = AuditFilter {
+            customer_id: self.customer_id,
+            actor,
+            action: self.action,
+            decision: self.decision,
+            purpose: self.purpose,
+            channel: self.channel,
+            reason,
+            since: since.map(store::to_micros),
+            until: until.map(store::to_micros),
+            ..AuditFilter::default()
+        };
+        Ok((filter, record))
+    }
 }
 
 /// Who acted.
@@ -125,8 +240,7 @@ pub async fn list(
     let actor = caller.as_ref().map_err(Clone::clone)?;
     let q = query?;
     svc.authorise_unlogged(actor, Operation::ReadAudit)?;
-    let limit = q.limit.unwrap_or(100);
-    let filter = filter(q, limit)?;
+    let (filter, limit) = filter(q)?;
     let mut rows = store::audit::query(&svc.db, &filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
@@ -144,42 +258,35 @@ pub async fn list(
 /// The store's filter for a page of `limit` entries (one more is read to
 /// tell whether another page follows); 400 `invalid_request` naming the
 /// parameter that is not valid.
-fn filter(q: AuditQuery, limit: i64) -> Result<AuditFilter, Error> {
+fn filter(q: AuditQuery) -> Result<(AuditFilter, i64), Error> {
+    let (filters, limit, cursor) = q.split();
+    let limit = limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::InvalidRequest(format!(
             "limit must be 1 to {MAX_LIMIT}"
         )));
     }
     let after_seq =
-        match q.cursor.as_deref() {
+        match cursor.as_deref() {
             None => 0,
             Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
                 Error::InvalidRequest("cursor is not one this API gave out".into())
             })?,
         };
-    if let Some(d) = q.decision.as_deref() {
-        if d != "allow" && d != "deny" {
-            return Err(Error::InvalidRequest(
-                "decision must be allow or deny".into(),
-            ));
-        }
-    }
-    Ok(AuditFilter {
-        after_seq,
-        customer_id: q.customer_id,
-        actor: q.actor,
-        action: q.action,
-        decision: q.decision,
-        since: time_param("since", q.since.as_deref())?,
-        until: time_param("until", q.until.as_deref())?,
-        limit: limit + 1,
-    })
+    let (filter, _) = filters.validate()?;
+    Ok((
+        AuditFilter {
+            after_seq,
+            limit: limit + 1,
+            ..filter
+        },
+        limit,
+    ))
 }
 
-fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, Error> {
+fn time_param(name: &str, v: Option<&str>) -> Result<Option<OffsetDateTime>, Error> {
     v.map(|s| {
         OffsetDateTime::parse(s, &Rfc3339)
-            .map(store::to_micros)
             .map_err(|_| Error::InvalidRequest(format!("{name} must be an RFC 3339 time")))
     })
     .transpose()

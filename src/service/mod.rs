@@ -8,6 +8,7 @@
 //! to and from it: no caller touches the store or the keyring.
 
 pub mod access;
+pub mod audit_export;
 pub mod audit_review;
 pub mod audited;
 pub mod consents;

@@ -12,6 +12,7 @@
 mod helpers;
 
 mod audit;
+mod audit_export;
 mod auth;
 mod bench;
 mod cli;
@@ -80,6 +81,7 @@ fn main() {
         ("startup", startup::tests()),
         ("clock", clock::tests()),
         ("audit", audit::tests()),
+        ("audit_export", audit_export::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
         ("edge", edge::tests()),

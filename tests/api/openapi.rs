@@ -20,7 +20,7 @@ pub fn tests() -> Vec<Scenario> {
 }
 
 /// Every operation the API serves (and the README lists).
-const SURFACE: [(&str, &str); 32] = [
+const SURFACE: [(&str, &str); 34] = [
     ("POST", "/v1/customers"),
     ("GET", "/v1/customers/{id}"),
     ("PATCH", "/v1/customers/{id}"),
@@ -49,6 +49,8 @@ const SURFACE: [(&str, &str); 32] = [
     ("POST", "/v1/dsr/requests/{id}/transition"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
+    ("GET", "/v1/audit/export"),
+    ("GET", "/v1/audit/export/manifest"),
     ("POST", "/v1/auth/customer/start"),
     ("POST", "/v1/auth/customer/verify"),
     ("GET", "/healthz"),

@@ -59,14 +59,9 @@ pub async fn build(
 /// Every audit entry about the customer, oldest first.
 async fn access_log(svc: &Services, id: Uuid) -> Result<Vec<AuditRow>, Error> {
     let filter = AuditFilter {
-        after_seq: 0,
         customer_id: Some(id),
-        actor: None,
-        action: None,
-        decision: None,
-        since: None,
-        until: None,
         limit: i64::MAX,
+        ..AuditFilter::default()
     };
     Ok(store::audit::query(&svc.db, &filter).await?)
 }

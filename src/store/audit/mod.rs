@@ -24,7 +24,8 @@ mod wal;
 
 pub use append::{Appender, Batch, ChainFn, Head};
 pub use read::{
-    checkpoints, entries_after, hash_at, head, insert_checkpoint, max_seq, query, AuditFilter,
+    checkpoint_from, checkpoints, entries_after, hash_at, head, insert_checkpoint, max_seq, query,
+    AuditFilter,
 };
 pub use scan::{scan, RangeVisitor, RawEntry};
 pub use wal::WalCheckpointer;

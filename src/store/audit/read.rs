@@ -83,8 +83,13 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub decision: Option<String>,
+    pub purpose: Option<String>,
+    pub channel: Option<String>,
+    pub reason: Option<String>,
     pub since: Option<Micros>,
     pub until: Option<Micros>,
+    /// The highest seq to include (an export's fixed upper bound).
+    pub through: Option<i64>,
     pub limit: i64,
 }
 
@@ -110,11 +115,23 @@ fn filter_sql(f: &AuditFilter) -> Sql<'_> {
     if let Some(d) = f.decision.as_deref() {
         sql.push(" AND decision = ").bind(d);
     }
+    if let Some(p) = f.purpose.as_deref() {
+        sql.push(" AND purpose = ").bind(p);
+    }
+    if let Some(c) = f.channel.as_deref() {
+        sql.push(" AND channel = ").bind(c);
+    }
+    if let Some(r) = f.reason.as_deref() {
+        sql.push(" AND reason = ").bind(r);
+    }
     if let Some(t) = f.since {
         sql.push(" AND at >= ").bind(t);
     }
     if let Some(t) = f.until {
         sql.push(" AND at < ").bind(t);
+    }
+    if let Some(s) = f.through {
+        sql.push(" AND seq <= ").bind(s);
     }
     sql.push(" ORDER BY seq LIMIT ").bind(f.limit);
     sql
@@ -177,6 +194,23 @@ pub async fn insert_checkpoint(db: &Db, c: &CheckpointRow) -> StoreResult<()> {
     Ok(())
 }
 
+/// The first stored checkpoint at or after `seq`: the one that covers entry `seq`.
+pub async fn checkpoint_from(db: &Db, seq: i64) -> StoreResult<Option<CheckpointRow>> {
+    const SQL: &str = "SELECT seq, hash, at, signature, public_key FROM audit_checkpoints \
+                       WHERE seq >= $1 ORDER BY seq LIMIT 1";
+    let row = on_db!(db, pool => match sqlx::query(SQL).bind(seq).fetch_optional(pool).await? {
+        Some(r) => Some(CheckpointRow {
+            seq: r.try_get(0)?,
+            hash: r.try_get(1)?,
+            at: r.try_get(2)?,
+            signature: r.try_get(3)?,
+            public_key: r.try_get(4)?,
+        }),
+        None => None,
+    });
+    Ok(row)
+}
+
 /// Every stored checkpoint, by seq.
 pub async fn checkpoints(db: &Db) -> StoreResult<Vec<CheckpointRow>> {
     const SQL: &str =
@@ -221,17 +255,20 @@ mod tests {
             customer_id: Some(Uuid::nil()),
             decision: Some("deny".into()),
             until: Some(9),
+            reason: Some("T-9".into()),
+            through: Some(40),
             limit: 10,
             ..AuditFilter::default()
         };
         let sql = filter_sql(&some);
         assert!(
             sql.text().ends_with(
-                "WHERE seq > $1 AND customer_id = $2 AND decision = $3 AND at < $4 ORDER BY seq LIMIT $5"
+                "WHERE seq > $1 AND customer_id = $2 AND decision = $3 AND reason = $4 \
+                 AND at < $5 AND seq <= $6 ORDER BY seq LIMIT $7"
             ),
             "{}",
             sql.text()
         );
-        assert_eq!(sql.params().len(), 5);
+        assert_eq!(sql.params().len(), 7);
     }
 }
