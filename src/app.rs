@@ -231,14 +231,21 @@ pub(crate) async fn open_with(
         &*keyring.index_prk()?,
         policies.channels.keys().map(|c| c.as_str()),
     );
+    let revocations = crate::identity::revocation::Revocations::new(db.clone(), clock.clone());
+    revocations.refresh().await?;
+    revocations.spawn_refresher();
     let auth = crate::identity::Authenticator::new(TokenVerifier::new(
         &issuer,
         &config.issuer,
         &config.audience,
         policies.limits.token_max_lifetime,
         clock.clone(),
-    ));
+    ))
+    .with_revocations(revocations);
+    let token_issuer = crate::token::TokenIssuer::new(&issuer, &config.issuer, &config.audience);
     let hasher = crate::identity::SecretHasher::new().map_err(|_| CryptoError::Rng)?;
+    let client_secrets =
+        crate::identity::verified::VerifiedSecrets::new().map_err(|_| CryptoError::Rng)?;
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = match audit {
         Audit::Durable => Auditor::start(
@@ -257,6 +264,9 @@ pub(crate) async fn open_with(
         blind,
         auth,
         hasher,
+        issuer: token_issuer,
+        client_attempts: Default::default(),
+        client_secrets,
         audit,
         checkpoints,
         limiter,

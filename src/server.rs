@@ -213,7 +213,7 @@ pub async fn serve(
         let router = router.clone();
         let watcher = watcher.clone();
         tokio::spawn(async move {
-            serve_connection(stream, router, limits, watcher).await;
+            serve_connection(stream, peer, router, limits, watcher).await;
             drop(admitted);
         });
     }
@@ -268,8 +268,12 @@ async fn accept_error(e: io::Error) {
 }
 
 /// Serves one connection until it ends, a limit closes it, or shutdown.
+/// Each request carries the peer's address as axum's
+/// [`ConnectInfo`](axum::extract::ConnectInfo), for the handlers that limit
+/// per peer (the OAuth token endpoint).
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: EdgeLimits,
     mut watcher: watch::Receiver<()>,
@@ -281,7 +285,9 @@ async fn serve_connection(
     let service_clock = Arc::clone(&clock);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let in_flight = InFlight::begin(Arc::clone(&service_clock));
-        let req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)));
+        let mut req = req.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)));
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let mut router = router.clone();
         async move {
             let resp = router.call(req).await;

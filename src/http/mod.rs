@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod audited;
 pub mod auth;
+pub mod clients;
 pub mod consents;
 pub mod customers;
 pub mod docs;
@@ -21,6 +22,7 @@ pub mod health;
 pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
+pub mod oauth;
 pub mod openapi;
 pub mod request_id;
 pub use crate::service::views;
@@ -72,6 +74,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(dsr::router())
         .merge(audit::router())
         .merge(health::router())
+        .merge(clients::router())
+        .merge(oauth::router())
 }
 
 /// The OpenAPI document of the API, as `/openapi.json` serves it.

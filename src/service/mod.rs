@@ -10,6 +10,7 @@
 pub mod access;
 pub mod audit_review;
 pub mod audited;
+pub mod clients;
 pub mod consents;
 pub mod contact;
 pub mod customers;
@@ -59,6 +60,12 @@ pub struct Services {
     pub auth: crate::identity::Authenticator,
     /// argon2id for client secrets and staff passwords, bounded per core.
     pub hasher: crate::identity::SecretHasher,
+    /// Signs the tokens the vault issues itself (`POST /oauth/token`).
+    pub issuer: crate::token::TokenIssuer,
+    /// Secret verifications per client id and peer (429 before argon2).
+    pub client_attempts: crate::identity::attempts::AttemptLimiter,
+    /// Client secrets already verified in this process.
+    pub client_secrets: crate::identity::verified::VerifiedSecrets,
     pub audit: Auditor,
     pub checkpoints: Arc<Checkpointer>,
     /// Per-actor rate limits on lookups and reveals.

@@ -2,8 +2,9 @@
 //!
 //! One module per aggregate, holding everything about its tables:
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
-//! [`keys`] (channel and data keys), [`idempotency`] and [`audit`] (the audit
-//! log and its checkpoints); [`erasure`] and [`retention`] delete across them.
+//! [`keys`] (channel and data keys), [`idempotency`], [`clients`] (integration
+//! clients and revoked tokens) and [`audit`] (the audit log and its
+//! checkpoints); [`erasure`] and [`retention`] delete across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
 //! written once with `$n` placeholders, which both accept, and [`on_db!`]
@@ -17,6 +18,7 @@
 //! (see [`crate::vault`] for sealing).
 
 pub mod audit;
+pub mod clients;
 pub mod consents;
 pub mod customers;
 pub mod erasure;
