@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod bench;
 mod cli;
+mod clients;
 mod clock;
 mod consents;
 mod customers;
@@ -26,6 +27,7 @@ mod interactions;
 mod keys;
 mod limits;
 mod lookup;
+mod oauth;
 mod openapi;
 mod retention;
 mod schema;
@@ -76,6 +78,8 @@ fn main() {
         ("bench", bench::tests()),
         ("durability", durability::tests()),
         ("edge", edge::tests()),
+        ("clients", clients::tests()),
+        ("oauth", oauth::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
