@@ -374,3 +374,69 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         Ok(OAuthForm { pairs })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_errors_carry_the_rfcs_status_code_and_headers() {
+        let cases = [
+            (OAuthError::InvalidRequest("x"), 400, "invalid_request"),
+            (OAuthError::InvalidClient, 401, "invalid_client"),
+            (OAuthError::InvalidScope, 400, "invalid_scope"),
+            (
+                OAuthError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                OAuthError::SlowDown {
+                    retry_after_secs: 7,
+                },
+                429,
+                "slow_down",
+            ),
+            (
+                OAuthError::TemporarilyUnavailable {
+                    retry_after_secs: 1,
+                },
+                503,
+                "temporarily_unavailable",
+            ),
+            (OAuthError::ServerError, 500, "server_error"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.code(), code);
+            let r = no_store(Err(e.clone()));
+            assert_eq!(r.status().as_u16(), status, "{code}");
+            assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+            assert_eq!(r.headers()[header::PRAGMA], "no-cache");
+            let www = r.headers().get(header::WWW_AUTHENTICATE);
+            assert_eq!(www.is_some(), status == 401, "{code}");
+            let retry = r.headers().get(header::RETRY_AFTER);
+            assert_eq!(retry.is_some(), status == 429 || status == 503, "{code}");
+        }
+        // A busy hasher is a 503, not a refusal of the client.
+        assert_eq!(
+            OAuthError::from(crate::service::Error::Busy {
+                retry_after_secs: 2
+            }),
+            OAuthError::TemporarilyUnavailable {
+                retry_after_secs: 2
+            }
+        );
+    }
+
+    #[test]
+    fn the_metadata_urls_come_from_a_well_formed_host_only() {
+        let mut h = HeaderMap::new();
+        assert_eq!(base_url(&h), "http://localhost");
+        h.insert(header::HOST, HeaderValue::from_static("vault.example:8080"));
+        assert_eq!(base_url(&h), "http://vault.example:8080");
+        h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
+        assert_eq!(base_url(&h), "https://vault.example:8080");
+        h.insert(header::HOST, HeaderValue::from_static("evil.example/x?y"));
+        assert_eq!(base_url(&h), "https://localhost");
+    }
+}

@@ -214,3 +214,74 @@ impl Revocations {
         self.write().tokens.insert(jti.to_owned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::clients::ClientRow;
+
+    async fn vault() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        (dir, db)
+    }
+
+    async fn add_client(db: &Db) -> Uuid {
+        let id = Uuid::now_v7();
+        let row = ClientRow {
+            id,
+            name: "t".into(),
+            role: "agent".into(),
+            purposes: "support".into(),
+            channel: None,
+            token_ttl_secs: 900,
+            secret_phc: "$argon2id$x".into(),
+            previous_secret_phc: None,
+            previous_valid_until: None,
+            created_at: 0,
+            secret_rotated_at: None,
+            revoked_at: None,
+        };
+        store::clients::insert(db, &row).await.unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn revoked_clients_and_tokens_are_refused_and_a_stale_view_refuses_everything() {
+        let (_dir, db) = vault().await;
+        let live = add_client(&db).await;
+        let r = Revocations::new(db.clone(), Clock::system());
+        r.refresh().await.unwrap();
+        let live_s = live.to_string();
+        assert_eq!(r.check(&live_s, Some("j1")).await, Ok(()));
+        // A token without a jti was not made by the vault.
+        assert_eq!(r.check(&live_s, None).await, Err(Refusal::Token));
+        // Not a client id, or one the vault does not know.
+        assert_eq!(r.check("nope", Some("j1")).await, Err(Refusal::Client));
+        let unknown = Uuid::now_v7().to_string();
+        assert_eq!(r.check(&unknown, Some("j1")).await, Err(Refusal::Client));
+
+        // A client added elsewhere is found by the refresh its token forces.
+        tokio::time::sleep(FORCED_REFRESH_GAP).await;
+        let other = add_client(&db).await.to_string();
+        assert_eq!(r.check(&other, Some("j2")).await, Ok(()));
+
+        // Revoked here: refused at once.
+        r.token_revoked("j1");
+        assert_eq!(r.check(&live_s, Some("j1")).await, Err(Refusal::Token));
+        assert_eq!(r.check(&live_s, Some("j3")).await, Ok(()));
+
+        // Revoked in the database (another process): refused after a refresh.
+        store::clients::revoke(&db, live, 1).await.unwrap();
+        r.refresh().await.unwrap();
+        assert_eq!(r.check(&live_s, Some("j3")).await, Err(Refusal::Client));
+        assert_eq!(r.check(&other, Some("j2")).await, Ok(()));
+
+        // Nobody refreshed for longer than the bound: every client token is refused.
+        r.write().taken_at = Instant::now().checked_sub(STALE_AFTER);
+        assert_eq!(r.check(&other, Some("j2")).await, Err(Refusal::Stale));
+    }
+}
