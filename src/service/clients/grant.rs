@@ -133,11 +133,19 @@ pub struct TokenRevocation {
 }
 
 /// An issued token (RFC 6749 §5.1).
-#[derive(Debug)]
 pub struct IssuedToken {
     pub access_token: Zeroizing<String>,
     pub expires_in: u64,
     pub scope: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /oauth/token`: a token for an authenticated client, once its

@@ -109,13 +109,21 @@ impl From<&ClientRow> for ClientView {
 
 /// A client with the secret just made for it: the only answer that holds a
 /// secret, and only once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ClientWithSecret {
     pub client: ClientView,
     /// Shown once; the vault keeps only an argon2id hash of it.
     #[serde(serialize_with = "reveal_once")]
     #[schema(value_type = String, example = "arkku_cs_Q2hhbmdlIG1lIGFuZCBrZWVwIG1lIHNlY3JldC4uLg")]
     pub client_secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ClientWithSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientWithSecret")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 fn reveal_once<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
