@@ -20,6 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aids;
 mod baseline;
+mod burst;
 mod databases;
 mod load;
 mod oneshot;
@@ -174,6 +175,11 @@ enum Scenario {
     /// `arkku audit verify` over those A entries.
     #[value(name = "audit_verify")]
     AuditVerify,
+    /// Profile reads alone, then during a burst of 1 000 wrong client secrets
+    /// at POST /oauth/token; the token endpoint for a known client; one
+    /// argon2id verification. Not in the default list: run it by name.
+    #[value(name = "token_burst")]
+    TokenBurst,
 }
 
 impl Scenario {
@@ -187,6 +193,7 @@ impl Scenario {
             Scenario::RetentionSweep => "retention_sweep",
             Scenario::AuditAppend => "audit_append",
             Scenario::AuditVerify => "audit_verify",
+            Scenario::TokenBurst => "token_burst",
         }
     }
 
