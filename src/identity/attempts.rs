@@ -23,12 +23,13 @@ use std::{
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Verifications one client id may cause at once, then one per
-/// [`CLIENT_PERIOD`].
-pub const CLIENT_BURST: u32 = 10;
-pub const CLIENT_PERIOD: Duration = Duration::from_secs(6);
+/// [`CLIENT_PERIOD`]: a client's own requests need one per process (see
+/// [`super::verified`]), and each costs a core for tens of milliseconds.
+pub const CLIENT_BURST: u32 = 5;
+pub const CLIENT_PERIOD: Duration = Duration::from_secs(12);
 /// Verifications one peer may cause at once, then one per [`PEER_PERIOD`].
-pub const PEER_BURST: u32 = 20;
-pub const PEER_PERIOD: Duration = Duration::from_secs(2);
+pub const PEER_BURST: u32 = 10;
+pub const PEER_PERIOD: Duration = Duration::from_secs(3);
 
 /// Forget keys idle long enough to have a full bucket every this many checks.
 const PRUNE_EVERY: u64 = 4096;

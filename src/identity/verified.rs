@@ -48,14 +48,14 @@ impl VerifiedSecrets {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The PHC string among `usable` that `secret` was verified against
-    /// before, if any.
-    pub fn recall<'a>(&self, client: &str, secret: &str, usable: &[&'a str]) -> Option<&'a str> {
+    /// The PHC string `secret` was verified against before for `client`, if
+    /// it was; the caller checks that the hash is still one the client may
+    /// use.
+    pub fn recall(&self, client: &str, secret: &str) -> Option<String> {
         let (phc, tag) = self.lock().get(client).cloned()?;
-        let matched = usable.iter().find(|u| **u == phc)?;
         hmac::verify(&self.key, secret.as_bytes(), tag.as_ref())
             .ok()
-            .map(|()| *matched)
+            .map(|()| phc)
     }
 
     /// Remembers that `secret` matched `phc` for `client`.
@@ -79,19 +79,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_remembered_secret_is_recalled_while_its_hash_is_usable() {
+    fn a_remembered_secret_is_recalled_with_the_hash_it_matched() {
         let v = VerifiedSecrets::new().unwrap();
         v.remember("c", "$phc-1", "s3cret");
-        assert_eq!(v.recall("c", "s3cret", &["$phc-1"]), Some("$phc-1"));
-        assert_eq!(
-            v.recall("c", "s3cret", &["$phc-2", "$phc-1"]),
-            Some("$phc-1")
-        );
-        // Another secret, another client, or a hash no longer usable: no.
-        assert_eq!(v.recall("c", "s3cret!", &["$phc-1"]), None);
-        assert_eq!(v.recall("d", "s3cret", &["$phc-1"]), None);
-        assert_eq!(v.recall("c", "s3cret", &["$phc-2"]), None);
+        assert_eq!(v.recall("c", "s3cret").as_deref(), Some("$phc-1"));
+        // Another secret or another client: no.
+        assert_eq!(v.recall("c", "s3cret!"), None);
+        assert_eq!(v.recall("d", "s3cret"), None);
         v.forget("c");
-        assert_eq!(v.recall("c", "s3cret", &["$phc-1"]), None);
+        assert_eq!(v.recall("c", "s3cret"), None);
     }
 }

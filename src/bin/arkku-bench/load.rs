@@ -56,6 +56,18 @@ impl Outcome {
             .filter(|_| self.ok > 0)
             .map(|s| s * 1e6 / self.ok as f64)
     }
+    /// Adds another run's requests, time and CPU to this one's.
+    pub fn absorb(&mut self, other: Outcome) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.seconds += other.seconds;
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        let sum = |a: Option<f64>, b: Option<f64>| Some(a.unwrap_or(0.0) + b?);
+        self.server_cpu_s = sum(self.server_cpu_s, other.server_cpu_s);
+        self.client_cpu_s = sum(self.client_cpu_s, other.client_cpu_s);
+    }
+
     /// The latency at quantile `q` (0..=1), in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.latencies_us.is_empty() {

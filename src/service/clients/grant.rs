@@ -309,6 +309,11 @@ fn credentials(
 }
 
 /// The live client `creds` authenticate, with what its tokens say.
+///
+/// A secret this process verified before is recognised without argon2 and
+/// without counting; any other attempt is counted against the client id
+/// and the peer first, so a guess past their budgets costs neither a query
+/// nor argon2.
 async fn authenticate(
     s: &Services,
     creds: &ClientCredentials,
@@ -319,6 +324,17 @@ async fn authenticate(
     if let Some(id) = id {
         audit.detail("client_id", id.to_string());
     }
+    let count = || {
+        s.client_attempts
+            .check(&creds.id, peer)
+            .map_err(|secs| OAuthError::SlowDown {
+                retry_after_secs: secs,
+            })
+    };
+    let remembered = s.client_secrets.recall(&creds.id, &creds.secret);
+    if remembered.is_none() {
+        count()?;
+    }
     let row = match id {
         Some(id) => store::clients::get(&s.db, id).await?,
         None => None,
@@ -328,16 +344,14 @@ async fn authenticate(
         .as_ref()
         .map(|r| usable_hashes(r, now))
         .unwrap_or_default();
-    let known = s
-        .client_secrets
-        .recall(&creds.id, &creds.secret, &usable)
-        .is_some();
+    let known = remembered
+        .as_deref()
+        .is_some_and(|phc| usable.contains(&phc));
     if !known {
-        s.client_attempts
-            .check(&creds.id, peer)
-            .map_err(|secs| OAuthError::SlowDown {
-                retry_after_secs: secs,
-            })?;
+        if remembered.is_some() {
+            // Verified before, against a hash it may no longer use.
+            count()?;
+        }
         verify(s, creds, row.as_ref(), &usable).await?;
     }
     let row = row
