@@ -55,6 +55,8 @@ async fn the_token_burst_scenario_runs_end_to_end(b: Backend) {
             "2",
             "--scenarios",
             "token_burst",
+            "--token-bursts",
+            "1",
             "--json",
             &json_arg,
         ],

@@ -29,8 +29,6 @@ use crate::load::{self, Call, MakeCall, Outcome, Stop};
 
 /// Wrong secrets in a burst.
 pub const BURST: usize = 1000;
-/// Bursts measured, each against a fresh client.
-pub const ROUNDS: usize = 3;
 /// Seconds the reader runs alone right before each burst.
 pub const ALONE_SECONDS: f64 = 3.0;
 /// The wait between rounds: long enough for the peer's attempt budget (which
@@ -200,6 +198,51 @@ pub async fn read_during_burst(
     running.store(false, Ordering::Relaxed);
     let outcome = drive.await??;
     Ok((outcome, burst?))
+}
+
+/// The reader (over `concurrency` connections) alone for [`ALONE_SECONDS`]
+/// and then during a burst, `rounds` times, each round against a freshly
+/// registered client; the alone and the during runs merged, and the last
+/// client.
+pub async fn rounds(
+    addr: SocketAddr,
+    server: u32,
+    (concurrency, rounds): (usize, usize),
+    reader: MakeCall,
+    admin: &Arc<str>,
+) -> anyhow::Result<(Outcome, Outcome, Client)> {
+    let (mut alone, mut during) = (Outcome::default(), Outcome::default());
+    let mut last = None;
+    for round in 1..=rounds.max(1) {
+        if round > 1 {
+            eprintln!("token_burst: waiting for the peer's attempt budget to refill …");
+            tokio::time::sleep(REFILL).await;
+        }
+        let client = register(addr, admin).await?;
+        let a = load::drive(
+            addr,
+            server,
+            concurrency,
+            ALONE_SECONDS,
+            Arc::clone(&reader),
+        );
+        let a = a.await?;
+        let (d, b) =
+            read_during_burst(addr, server, concurrency, Arc::clone(&reader), &client).await?;
+        eprintln!(
+            "token_burst round {round}: {concurrency} connections; reader p99 {:.2} ms alone, \
+             {:.2} ms during {BURST} wrong secrets answered in {:.2} s ({})",
+            a.quantile_ms(0.99),
+            d.quantile_ms(0.99),
+            b.seconds,
+            b.summary()
+        );
+        alone.absorb(a);
+        during.absorb(d);
+        last = Some(client);
+    }
+    let client = last.context("no round ran")?;
+    Ok((alone, during, client))
 }
 
 /// Milliseconds per argon2id verification with the vault's parameters, one

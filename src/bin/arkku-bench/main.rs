@@ -85,6 +85,10 @@ struct Args {
     /// Concurrent appenders of `audit_append` (requests in flight on a busy server).
     #[arg(long, default_value_t = 256)]
     audit_writers: usize,
+    /// Bursts of wrong client secrets `token_burst` measures (each waits for
+    /// the last one's attempt budget to refill).
+    #[arg(long, default_value_t = 3)]
+    token_bursts: usize,
     /// Write the figures to this JSON file too.
     #[arg(long)]
     json: Option<PathBuf>,

@@ -335,7 +335,7 @@ impl Served {
 
     /// The `token_burst` rows: the profile-read p99 of a parallel reader
     /// alone and while [`burst::BURST`] wrong secrets of one client hit
-    /// `POST /oauth/token`, over [`burst::ROUNDS`] rounds (each a fresh
+    /// `POST /oauth/token`, over `--token-bursts` rounds (each a fresh
     /// client, [`burst::ALONE_SECONDS`] alone right before its burst, so
     /// that both figures come from the same minutes of a machine whose speed
     /// drifts); then the client's own token requests (its secret, verified
@@ -348,33 +348,14 @@ impl Served {
         let v: Value = serde_json::from_slice(&body).unwrap_or_default();
         anyhow::ensure!((reader.expect)(status, &v), "profile_read answers {status}");
         let c = args.concurrency;
-        let (mut alone, mut during) = (load::Outcome::default(), load::Outcome::default());
-        let mut client = None;
-        for round in 1..=burst::ROUNDS {
-            if round > 1 {
-                eprintln!("token_burst: waiting for the peer's attempt budget to refill …");
-                tokio::time::sleep(burst::REFILL).await;
-            }
-            let target = burst::register(addr, &admin).await?;
-            let a = load::drive(addr, pid, c, burst::ALONE_SECONDS, Arc::clone(&reader.mine));
-            let a = a.await?;
-            let (d, b) =
-                burst::read_during_burst(addr, pid, c, Arc::clone(&reader.mine), &target).await?;
-            let p99 = |o: &load::Outcome| o.quantile_ms(0.99);
-            eprintln!(
-                "token_burst round {round}: {c} connections; reader p99 {:.2} ms alone, {:.2} ms \
-                 during {} wrong secrets answered in {:.2} s ({})",
-                p99(&a),
-                p99(&d),
-                burst::BURST,
-                b.seconds,
-                b.summary()
-            );
-            alone.absorb(a);
-            during.absorb(d);
-            client = Some(target);
-        }
-        let client = client.context("no round ran")?;
+        let (alone, during, client) = burst::rounds(
+            addr,
+            pid,
+            (c, args.token_bursts),
+            Arc::clone(&reader.mine),
+            &admin,
+        )
+        .await?;
         eprintln!(
             "token_burst: reader p99 {:.2} ms alone, {:.2} ms during the bursts ({:.2}×)",
             alone.quantile_ms(0.99),
