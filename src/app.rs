@@ -16,7 +16,7 @@ use crate::{
     policy::{Policies, PolicyError},
     service::Services,
     store::{Db, StoreError},
-    token::{LocalIssuer, TokenVerifier},
+    token::TokenVerifier,
     vault::{Keyring, RootKey, VaultError},
 };
 
@@ -275,6 +275,9 @@ pub(crate) async fn open_with(
         &*keyring.index_prk()?,
         policies.channels.keys().map(|c| c.as_str()),
     );
+    let revocations = crate::identity::revocation::Revocations::new(db.clone(), clock.clone());
+    revocations.refresh().await?;
+    revocations.spawn_refresher();
     let auth = crate::identity::Authenticator::with_issuers(
         TokenVerifier::new(
             &issuer,
@@ -288,10 +291,13 @@ pub(crate) async fn open_with(
             clock.clone(),
             policies.limits.token_max_lifetime,
         ),
-    );
-    let issuer = LocalIssuer::new(issuer, &config.issuer, &config.audience);
+    )
+    .with_revocations(revocations);
+    let token_issuer = crate::token::TokenIssuer::new(&issuer, &config.issuer, &config.audience);
     let sign_in = sign_in(&config, &keyring, &policies)?;
     let hasher = crate::identity::SecretHasher::new().map_err(|_| CryptoError::Rng)?;
+    let client_secrets =
+        crate::identity::verified::VerifiedSecrets::new().map_err(|_| CryptoError::Rng)?;
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
     let audit = match audit {
         Audit::Durable => Auditor::start(
@@ -309,9 +315,11 @@ pub(crate) async fn open_with(
         keyring,
         blind,
         auth,
-        issuer,
         sign_in,
         hasher,
+        issuer: token_issuer,
+        client_attempts: Default::default(),
+        client_secrets,
         audit,
         checkpoints,
         limiter,

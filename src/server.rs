@@ -268,6 +268,9 @@ async fn accept_error(e: io::Error) {
 }
 
 /// Serves one connection until it ends, a limit closes it, or shutdown.
+/// Each request carries the peer's address as axum's
+/// [`ConnectInfo`](axum::extract::ConnectInfo), for the handlers that limit
+/// per peer (the OAuth token endpoint).
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,

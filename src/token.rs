@@ -1,5 +1,7 @@
-//! Bearer tokens (JWT): issuing dev tokens with the local issuer key and
-//! verifying every token the API receives.
+//! Bearer tokens (JWT): issuing tokens with the local issuer key (`arkku
+//! token`'s dev tokens, and the integration clients' tokens of `POST
+//! /oauth/token`, which also carry `client` and `jti`) and verifying every
+//! token the API receives.
 //!
 //! jsonwebtoken 9 is used on purpose: it runs on ring, our one crypto stack
 //! (newer releases dropped the ring backend). The algorithm is pinned per key
@@ -98,6 +100,12 @@ struct IssuedClaims<'a> {
     iat: u64,
     nbf: u64,
     exp: u64,
+    /// The integration client the token was issued to (`/oauth/token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<&'a str>,
+    /// The token's own id, by which it can be revoked (RFC 7009).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +123,19 @@ struct ReceivedClaims {
     channel: Option<String>,
     #[serde(default)]
     client: Option<String>,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+/// A verified token: the caller, and what the vault needs to check it
+/// against revocations.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub actor: Actor,
+    /// The token's id, if it has one (every token of `/oauth/token` does).
+    pub jti: Option<String>,
+    /// When it expires (Unix seconds).
+    pub exp: u64,
 }
 
 /// Verifies tokens of the local issuer.
@@ -158,6 +179,11 @@ impl TokenVerifier {
 
     /// Verifies signature, algorithm, header and claims; returns the caller.
     pub fn verify(&self, token: &str) -> Result<Actor, TokenError> {
+        self.verify_claims(token).map(|v| v.actor)
+    }
+
+    /// [`TokenVerifier::verify`], with the token's id and expiry.
+    pub fn verify_claims(&self, token: &str) -> Result<Verified, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
         }
@@ -203,13 +229,23 @@ impl TokenVerifier {
             .client
             .filter(|s| !s.is_empty())
             .map(|s| s.chars().take(128).collect());
-        Ok(Actor {
-            sub: c.sub,
-            role,
-            purposes,
-            channel,
-            client,
-            customer,
+        if c.jti
+            .as_ref()
+            .is_some_and(|j| j.is_empty() || j.len() > 128)
+        {
+            return Err(TokenError::Claim("jti"));
+        }
+        Ok(Verified {
+            actor: Actor {
+                sub: c.sub,
+                role,
+                purposes,
+                channel,
+                client,
+                customer,
+            },
+            jti: c.jti,
+            exp: c.exp,
         })
     }
 }
@@ -265,6 +301,66 @@ pub fn issue(
     req: &TokenRequest<'_>,
     now: time::OffsetDateTime,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    sign(
+        &EncodingKey::from_secret(issuer_key.expose_secret()),
+        issuer,
+        audience,
+        req,
+        &Provenance::default(),
+        now,
+    )
+}
+
+/// Where a token of an integration client comes from: the client and the
+/// token's own id (`client` and `jti` claims).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Provenance<'a> {
+    pub client: Option<&'a str>,
+    pub jti: Option<&'a str>,
+}
+
+/// The local issuer as the server holds it, for the tokens it issues itself
+/// (`POST /oauth/token`).
+pub struct TokenIssuer {
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenIssuer(<redacted>)")
+    }
+}
+
+impl TokenIssuer {
+    pub fn new(issuer_key: &SecretKey, issuer: &str, audience: &str) -> Self {
+        TokenIssuer {
+            key: EncodingKey::from_secret(issuer_key.expose_secret()),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// Signs `req` with `from`'s `client` and `jti`, issued at `now`.
+    pub fn issue(
+        &self,
+        req: &TokenRequest<'_>,
+        from: &Provenance<'_>,
+        now: time::OffsetDateTime,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        sign(&self.key, &self.issuer, &self.audience, req, from, now)
+    }
+}
+
+fn sign(
+    key: &EncodingKey,
+    issuer: &str,
+    audience: &str,
+    req: &TokenRequest<'_>,
+    from: &Provenance<'_>,
+    now: time::OffsetDateTime,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let now = u64::try_from(now.unix_timestamp()).unwrap_or(0);
     let claims = IssuedClaims {
         sub: req.sub,
@@ -276,45 +372,10 @@ pub fn issue(
         iat: now,
         nbf: now,
         exp: now.saturating_add(req.ttl.as_secs()),
+        client: from.client,
+        jti: from.jti,
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(issuer_key.expose_secret()),
-    )
-}
-
-/// The local issuer as the vault holds it: signs the tokens the vault itself
-/// hands out (a customer's after a sign-in), with the key `arkku token` uses.
-pub struct LocalIssuer {
-    key: SecretKey,
-    issuer: String,
-    audience: String,
-}
-
-impl std::fmt::Debug for LocalIssuer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalIssuer(<redacted>)")
-    }
-}
-
-impl LocalIssuer {
-    pub fn new(key: SecretKey, issuer: &str, audience: &str) -> Self {
-        LocalIssuer {
-            key,
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
-        }
-    }
-
-    /// A token for `req`, issued at `now` (the vault's [`Clock`]).
-    pub fn issue(
-        &self,
-        req: &TokenRequest<'_>,
-        now: time::OffsetDateTime,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
-        issue(&self.key, &self.issuer, &self.audience, req, now)
-    }
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
 }
 
 #[cfg(test)]

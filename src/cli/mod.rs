@@ -9,6 +9,7 @@
 //! ends in a message for the operator, not in a typed error for a caller.
 
 mod audit;
+mod clients;
 mod keys;
 mod policy;
 mod retention;
@@ -70,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Manage integration clients (their tokens come from POST /oauth/token).
+    Clients {
+        #[command(subcommand)]
+        command: clients::ClientsCommand,
+    },
 }
 
 /// Runs one command to its end. Tracing must be set up before, so that the
@@ -86,5 +92,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => audit::run(config, command).await,
         Command::Retention { command } => retention::run(config, &clock, command).await,
         Command::Users { command } => users::run(config, clock, command).await,
+        Command::Clients { command } => clients::run(config, clock, command).await,
     }
 }

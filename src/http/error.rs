@@ -41,6 +41,7 @@ pub fn status(e: &ApiError) -> StatusCode {
         RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,7 +88,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs } | ApiError::Busy { retry_after_secs } =
+            self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }

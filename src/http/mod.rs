@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod audited;
 pub mod auth;
+pub mod clients;
 pub mod consents;
 pub mod customers;
 pub mod docs;
@@ -22,6 +23,7 @@ pub mod health;
 pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
+pub mod oauth;
 pub mod openapi;
 pub mod peer;
 pub mod request_id;
@@ -77,6 +79,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(sign_in::router())
         .merge(health::router())
+        .merge(clients::router())
+        .merge(oauth::router())
 }
 
 /// The OpenAPI document of the API, as `/openapi.json` serves it.

@@ -3,9 +3,19 @@
 //!
 //! A token is verified by the issuer that signed it — an external issuer of
 //! auth.toml ([`super::issuers`]) or else the local one — and then checked
-//! against what the vault has revoked since it was issued.
+//! against what the vault has revoked since it was issued: a token of an
+//! integration client (one with a `client` claim, from `POST /oauth/token`)
+//! passes only while its client is known and not revoked and the token
+//! itself is not revoked ([`super::revocation`]). Rotating a client's secret
+//! does not touch the tokens already issued: only revocation ends them
+//! before they expire. A provider's tokens never carry `client`.
 
-use super::issuers::Issuers;
+use std::sync::Arc;
+
+use super::{
+    issuers::Issuers,
+    revocation::{Refusal, Revocations},
+};
 use crate::{
     domain::Actor,
     service::error::AuthFailure,
@@ -16,6 +26,9 @@ use crate::{
 pub struct Authenticator {
     local: TokenVerifier,
     external: Issuers,
+    /// Without it (a vault built without the clients' snapshot), every
+    /// client token is refused.
+    revocations: Option<Arc<Revocations>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -31,12 +44,33 @@ impl Authenticator {
 
     /// Also trusting the external issuers of auth.toml.
     pub fn with_issuers(local: TokenVerifier, external: Issuers) -> Self {
-        Authenticator { local, external }
+        Authenticator {
+            local,
+            external,
+            revocations: None,
+        }
     }
 
     /// The external issuers (to start their key refresh).
     pub fn issuers(&self) -> &Issuers {
         &self.external
+    }
+
+    /// Checks client tokens against `revocations`.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The revocation snapshot, for the operations that revoke.
+    pub fn revocations(&self) -> Option<&Arc<Revocations>> {
+        self.revocations.as_ref()
+    }
+
+    /// The local issuer's verifier (token revocation reads the tokens it
+    /// is handed with it).
+    pub fn local(&self) -> &TokenVerifier {
+        &self.local
     }
 
     /// The caller `token` speaks for, or why it is refused. The precise
@@ -48,10 +82,22 @@ impl Authenticator {
                 e.failure()
             });
         }
-        self.local.verify(token).map_err(|e| {
+        let verified = self.local.verify_claims(token).map_err(|e| {
             tracing::debug!(error = %e, "token refused");
             failure(&e)
-        })
+        })?;
+        let Some(client) = verified.actor.client.as_deref() else {
+            return Ok(verified.actor);
+        };
+        let checked = match &self.revocations {
+            Some(r) => r.check(client, verified.jti.as_deref()).await,
+            None => Err(Refusal::Stale),
+        };
+        checked.map_err(|r| {
+            tracing::debug!(refusal = ?r, "client token refused");
+            AuthFailure::Invalid
+        })?;
+        Ok(verified.actor)
     }
 }
 

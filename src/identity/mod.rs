@@ -14,15 +14,26 @@
 //! - [`sign_in`]: customer sign-in by one-time code (codes, their keys and
 //!   limits); the operations are in [`crate::service::sign_in`].
 //! - [`notify`]: the notifier that delivers the codes from a durable outbox.
+//! - Integration clients (the client-credentials grant of `POST
+//!   /oauth/token`): [`client_credentials`] (secrets, and reading them from
+//!   a request), [`scope`] (narrowing a client's purposes), [`attempts`]
+//!   (429 before argon2), [`verified`] (argon2 once per secret and
+//!   process), [`revocation`] (revoked clients and tokens refused on every
+//!   node within two seconds).
 
+pub mod attempts;
 pub mod authenticate;
+pub mod client_credentials;
 pub mod issuers;
 pub mod lockout;
 pub mod notify;
 pub mod password;
+pub mod revocation;
+pub mod scope;
 pub mod secret_hash;
 pub mod sign_in;
 pub mod totp;
+pub mod verified;
 
 pub use authenticate::Authenticator;
 pub use secret_hash::SecretHasher;

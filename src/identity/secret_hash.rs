@@ -3,7 +3,8 @@
 //! argon2 is made to be slow and memory-hard, which is what keeps a stolen
 //! hash from being cracked and also what could starve the data path. So:
 //! every hash and verification runs on the blocking pool, at most
-//! `permits` at a time (one per core by default), and a caller that would
+//! `permits` at a time (one per core but one by default, so that one core
+//! always serves requests), and a caller that would
 //! wait longer than [`MAX_QUEUE_WAIT`] for its turn is told the hasher is
 //! busy rather than queued without bound. A verification for an unknown
 //! account runs against a dummy hash with the same parameters, so that the
@@ -92,10 +93,14 @@ fn verify_blocking(phc: &str, secret: &[u8]) -> bool {
 }
 
 impl SecretHasher {
-    /// A hasher with one slot per core.
+    /// A hasher with one slot per core but one (at least one): argon2 must
+    /// never hold every core, or a burst of guesses stalls every request
+    /// (measured with `arkku-bench --scenarios token_burst` on two cores:
+    /// with both cores hashing, a parallel reader's p99 rose sevenfold
+    /// during a burst of wrong client secrets).
     pub fn new() -> Result<Self, HashError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_permits(cores, MAX_QUEUE_WAIT)
+        Self::with_permits(cores.saturating_sub(1).max(1), MAX_QUEUE_WAIT)
     }
 
     /// A hasher with `permits` slots (at least one), whose callers wait at

@@ -45,6 +45,12 @@ pub enum Operation {
     UpdateDsrRequest,
     ExportDsrRequests,
     ListOwnDsrRequests,
+    /// Register an integration client (its secret is shown once).
+    CreateClient,
+    /// List integration clients or read one (never a secret).
+    ReadClients,
+    RevokeClient,
+    RotateClientSecret,
 }
 
 /// How an operation's purpose is settled.
@@ -64,7 +70,7 @@ pub enum PurposeRule {
 }
 
 use Operation::*;
-use Role::{Agent, Compliance, Customer, Service};
+use Role::{Admin, Agent, Compliance, Customer, Service};
 
 /// The matrix: each operation, the roles that may call it, its purpose rule.
 pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
@@ -101,6 +107,10 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     (UpdateDsrRequest, &[Compliance], PurposeRule::Named),
     (ExportDsrRequests, &[Compliance], PurposeRule::Named),
     (ListOwnDsrRequests, &[Customer], PurposeRule::Own),
+    (CreateClient, &[Admin], PurposeRule::None),
+    (ReadClients, &[Admin], PurposeRule::None),
+    (RevokeClient, &[Admin], PurposeRule::None),
+    (RotateClientSecret, &[Admin], PurposeRule::None),
 ];
 
 impl Operation {
@@ -222,18 +232,42 @@ mod tests {
             );
             assert!(!roles.is_empty(), "{op:?} has no role");
         }
-        assert_eq!(MATRIX.len(), 27);
+        assert_eq!(MATRIX.len(), 31);
     }
+
+    /// The operations that administer the vault rather than touch its data.
+    const ADMINISTRATION: [Operation; 4] =
+        [CreateClient, ReadClients, RevokeClient, RotateClientSecret];
 
     #[test]
     fn admins_may_call_no_data_operation() {
         let p = crate::policy::load_shipped().unwrap();
         let admin = actor(Role::Admin, &["support", "dsr"]);
         for (op, _, _) in MATRIX {
+            let want = if ADMINISTRATION.contains(op) {
+                "ok"
+            } else {
+                "forbidden"
+            };
             assert_eq!(
                 outcome(authorise(&p, &admin, *op, Some("support"))),
-                "forbidden"
+                want,
+                "{op:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_admins_administer() {
+        let p = crate::policy::load_shipped().unwrap();
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Admin) {
+            for op in ADMINISTRATION {
+                assert_eq!(
+                    outcome(authorise(&p, &actor(role, &["support", "dsr"]), op, None)),
+                    "forbidden",
+                    "{role:?} {op:?}"
+                );
+            }
         }
     }
 

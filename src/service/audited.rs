@@ -105,6 +105,33 @@ impl AuditScope {
         }
     }
 
+    /// The entry names `actor` from now on: for an operation whose caller
+    /// authenticates inside it (the OAuth endpoints' clients).
+    pub fn act_as(&mut self, actor: &Actor) {
+        let named = AuditScope::new(&Ok(actor.clone()), self.action);
+        self.actor = named.actor;
+        self.channel = named.channel;
+    }
+
+    /// Appends the entry with `decision`, unless it was committed already
+    /// ([`AuditScope::commit_before_write`]): for an operation whose errors
+    /// are not the API's (the OAuth endpoints, which name their own `code`).
+    /// Nothing may be released if this fails.
+    pub async fn record(self, state: &Services, decision: Decision) -> Result<(), ApiError> {
+        if self.written {
+            return Ok(());
+        }
+        state
+            .audit
+            .append(self.into_entry(decision))
+            .await
+            .map(drop)
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit append failed; releasing nothing");
+                ApiError::AuditUnavailable
+            })
+    }
+
     pub fn customer(mut self, id: Option<Uuid>) -> Self {
         self.customer_id = id;
         self

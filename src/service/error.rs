@@ -64,6 +64,10 @@ pub enum Error {
     MethodNotAllowed,
     #[error("too many requests of this kind from this caller; retry later")]
     RateLimited { retry_after_secs: u64 },
+    /// The password hasher stayed busy (every slot taken): 503 with
+    /// `Retry-After`; nothing changed.
+    #[error("the vault is busy hashing secrets; nothing changed, retry later")]
+    Busy { retry_after_secs: u64 },
     #[error("the audit log is unavailable; nothing was released")]
     AuditUnavailable,
     #[error("the database is unavailable")]
@@ -127,6 +131,7 @@ impl Error {
             RequestTimeout => "request_timeout",
             MethodNotAllowed => "method_not_allowed",
             RateLimited { .. } => "rate_limited",
+            Busy { .. } => "busy",
             AuditUnavailable => "audit_unavailable",
             DatabaseUnavailable => "database_unavailable",
             Internal => "internal",

@@ -11,6 +11,7 @@ pub mod access;
 pub mod audit_export;
 pub mod audit_review;
 pub mod audited;
+pub mod clients;
 pub mod consents;
 pub mod contact;
 pub mod customers;
@@ -61,12 +62,17 @@ pub struct Services {
     pub blind: BlindIndex,
     /// The bearer-token check every route shares.
     pub auth: crate::identity::Authenticator,
-    /// Signs the tokens the vault hands out itself (a customer's, after sign-in).
-    pub issuer: crate::token::LocalIssuer,
     /// Customer sign-in: code keys, rate limits, the notifier's delivery.
     pub sign_in: crate::identity::sign_in::SignIn,
     /// argon2id for client secrets and staff passwords, bounded per core.
     pub hasher: crate::identity::SecretHasher,
+    /// Signs the tokens the vault issues itself (`POST /oauth/token`, and a
+    /// customer's after sign-in).
+    pub issuer: crate::token::TokenIssuer,
+    /// Secret verifications per client id and peer (429 before argon2).
+    pub client_attempts: crate::identity::attempts::AttemptLimiter,
+    /// Client secrets already verified in this process.
+    pub client_secrets: crate::identity::verified::VerifiedSecrets,
     pub audit: Auditor,
     pub checkpoints: Arc<Checkpointer>,
     /// Per-actor rate limits on lookups and reveals.

@@ -289,6 +289,7 @@ fn customer_token(svc: &Services, customer: Uuid) -> Result<CustomerToken, Error
                 channel: None,
                 ttl,
             },
+            &crate::token::Provenance::default(),
             svc.clock.now(),
         )
         .map_err(|e| Error::internal(&e))?;

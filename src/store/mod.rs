@@ -2,11 +2,12 @@
 //!
 //! One module per aggregate, holding everything about its tables:
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
-//! [`keys`] (channel and data keys), [`idempotency`], [`staff`] (staff
-//! accounts), [`sign_in`] (customer sign-in challenges), [`outbox`] (the
-//! notifier's messages), [`dsr_requests`] (the register of data subject
-//! requests) and [`audit`] (the audit log and its checkpoints);
-//! [`erasure`] and [`retention`] delete across them.
+//! [`keys`] (channel and data keys), [`idempotency`], [`clients`] (integration
+//! clients and revoked tokens), [`staff`] (staff accounts), [`sign_in`]
+//! (customer sign-in challenges), [`outbox`] (the notifier's messages),
+//! [`dsr_requests`] (the register of data subject requests) and [`audit`]
+//! (the audit log and its checkpoints); [`erasure`] and [`retention`] delete
+//! across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
 //! written once with `$n` placeholders, which both accept, and [`on_db!`]
@@ -20,6 +21,7 @@
 //! (see [`crate::vault`] for sealing).
 
 pub mod audit;
+pub mod clients;
 pub mod consents;
 pub mod customers;
 pub mod dsr_requests;

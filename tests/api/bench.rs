@@ -12,30 +12,16 @@ use crate::helpers::{postgres_url, Backend, Scenario};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
-    scenarios![the_benchmark_harness_runs_every_scenario_end_to_end]
+    scenarios![
+        the_benchmark_harness_runs_every_scenario_end_to_end,
+        the_token_burst_scenario_runs_end_to_end,
+    ]
 }
 
-async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let json = dir.path().join("bench.json");
+/// `arkku-bench args…` on backend `b` in `dir`, with no `ARKKU_*` from outside.
+fn bench_command(b: Backend, dir: &std::path::Path, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_arkku-bench"));
-    cmd.args([
-        "--customers",
-        "30",
-        "--seconds",
-        "0.3",
-        "--concurrency",
-        "2",
-        "--export-interactions",
-        "12",
-        "--sweep-records",
-        "200",
-        "--audit-entries",
-        "500",
-        "--json",
-    ])
-    .arg(&json)
-    .current_dir(dir.path());
+    cmd.args(args).current_dir(dir);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("ARKKU_") {
             cmd.env_remove(key);
@@ -50,6 +36,88 @@ async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
             cmd.args(["--database", "postgres", "--postgres", &url]);
         }
     }
+    cmd
+}
+
+async fn the_token_burst_scenario_runs_end_to_end(b: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let json_arg = json.to_str().expect("utf-8 path").to_owned();
+    let mut cmd = bench_command(
+        b,
+        dir.path(),
+        &[
+            "--customers",
+            "30",
+            "--seconds",
+            "0.3",
+            "--concurrency",
+            "2",
+            "--scenarios",
+            "token_burst",
+            "--token-bursts",
+            "1",
+            "--json",
+            &json_arg,
+        ],
+    );
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run arkku-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "arkku-bench failed\n{stderr}");
+    // The burst was answered, mostly 429 before argon2 ran.
+    assert!(stderr.contains("429 ×"), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json file")).expect("JSON");
+    let rows = report["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = rows.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "profile_read_alone",
+            "read_during_burst",
+            "oauth_token",
+            "argon2_verify"
+        ]
+    );
+    for s in &rows[..3] {
+        assert_eq!(s["failed"], 0, "{s}");
+        assert!(s["p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{s}");
+        assert!(s["throughput"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    assert!(
+        rows[3]["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{}",
+        rows[3]
+    );
+}
+
+async fn the_benchmark_harness_runs_every_scenario_end_to_end(b: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let json_arg = json.to_str().expect("utf-8 path").to_owned();
+    let mut cmd = bench_command(
+        b,
+        dir.path(),
+        &[
+            "--customers",
+            "30",
+            "--seconds",
+            "0.3",
+            "--concurrency",
+            "2",
+            "--export-interactions",
+            "12",
+            "--sweep-records",
+            "200",
+            "--audit-entries",
+            "500",
+            "--json",
+            &json_arg,
+        ],
+    );
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")

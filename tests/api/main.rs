@@ -16,6 +16,7 @@ mod audit_export;
 mod auth;
 mod bench;
 mod cli;
+mod clients;
 mod clock;
 mod consents;
 mod customers;
@@ -29,6 +30,7 @@ mod issuers;
 mod keys;
 mod limits;
 mod lookup;
+mod oauth;
 mod openapi;
 mod retention;
 mod schema;
@@ -86,6 +88,8 @@ fn main() {
         ("durability", durability::tests()),
         ("edge", edge::tests()),
         ("users", users::tests()),
+        ("clients", clients::tests()),
+        ("oauth", oauth::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

@@ -5,7 +5,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -21,6 +24,9 @@ pub struct Call {
     pub path: String,
     pub token: Option<Arc<str>>,
     pub body: Option<Bytes>,
+    /// A whole `Authorization` value (HTTP Basic) instead of the bearer token,
+    /// and a form body instead of JSON: the OAuth token endpoint's request.
+    pub oauth: Option<Arc<str>>,
 }
 
 /// Makes the next call from a random number.
@@ -50,6 +56,18 @@ impl Outcome {
             .filter(|_| self.ok > 0)
             .map(|s| s * 1e6 / self.ok as f64)
     }
+    /// Adds another run's requests, time and CPU to this one's.
+    pub fn absorb(&mut self, other: Outcome) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.seconds += other.seconds;
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        let sum = |a: Option<f64>, b: Option<f64>| Some(a.unwrap_or(0.0) + b?);
+        self.server_cpu_s = sum(self.server_cpu_s, other.server_cpu_s);
+        self.client_cpu_s = sum(self.client_cpu_s, other.client_cpu_s);
+    }
+
     /// The latency at quantile `q` (0..=1), in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.latencies_us.is_empty() {
@@ -68,10 +86,26 @@ fn next(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
+/// When a drive ends: at an instant, or when a flag is cleared.
+#[derive(Clone)]
+pub enum Stop {
+    At(Instant),
+    Cleared(Arc<AtomicBool>),
+}
+
+impl Stop {
+    fn reached(&self) -> bool {
+        match self {
+            Stop::At(t) => Instant::now() >= *t,
+            Stop::Cleared(running) => !running.load(Ordering::Relaxed),
+        }
+    }
+}
+
 async fn connection(
     addr: SocketAddr,
     make: MakeCall,
-    until: Instant,
+    stop: Stop,
     seed: u64,
 ) -> anyhow::Result<(u64, u64, Vec<u32>)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
@@ -81,7 +115,7 @@ async fn connection(
     let mut rng = seed | 1;
     let (mut ok, mut failed, mut lat) = (0u64, 0u64, Vec::with_capacity(100_000));
     let host = addr.to_string();
-    while Instant::now() < until {
+    while !stop.reached() {
         let req = request(&host, make(next(&mut rng)))?;
         let started = Instant::now();
         sender.ready().await?;
@@ -108,15 +142,26 @@ pub async fn drive(
     seconds: f64,
     make: MakeCall,
 ) -> anyhow::Result<Outcome> {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    drive_until(addr, server, concurrency, Stop::At(until), make).await
+}
+
+/// [`drive`] until `stop`.
+pub async fn drive_until(
+    addr: SocketAddr,
+    server: u32,
+    concurrency: usize,
+    stop: Stop,
+    make: MakeCall,
+) -> anyhow::Result<Outcome> {
     let cpu_before = (cpu_seconds("self"), cpu_seconds(&server.to_string()));
     let started = Instant::now();
-    let until = started + Duration::from_secs_f64(seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..concurrency {
         tasks.spawn(connection(
             addr,
             Arc::clone(&make),
-            until,
+            stop.clone(),
             0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1),
         ));
     }
@@ -136,7 +181,7 @@ pub async fn drive(
 }
 
 /// The HTTP request of a call.
-fn request(host: &str, call: Call) -> anyhow::Result<Request<Full<Bytes>>> {
+pub fn request(host: &str, call: Call) -> anyhow::Result<Request<Full<Bytes>>> {
     let mut req = Request::builder()
         .method(call.method)
         .uri(call.path)
@@ -144,7 +189,11 @@ fn request(host: &str, call: Call) -> anyhow::Result<Request<Full<Bytes>>> {
     if let Some(t) = &call.token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    if call.body.is_some() {
+    if let Some(basic) = &call.oauth {
+        req = req
+            .header("authorization", &**basic)
+            .header("content-type", "application/x-www-form-urlencoded");
+    } else if call.body.is_some() {
         req = req.header("content-type", "application/json");
     }
     Ok(req.body(Full::new(call.body.unwrap_or_default()))?)

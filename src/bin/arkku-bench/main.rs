@@ -20,6 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod aids;
 mod baseline;
+mod burst;
 mod databases;
 mod load;
 mod oneshot;
@@ -84,6 +85,10 @@ struct Args {
     /// Concurrent appenders of `audit_append` (requests in flight on a busy server).
     #[arg(long, default_value_t = 256)]
     audit_writers: usize,
+    /// Bursts of wrong client secrets `token_burst` measures (each waits for
+    /// the last one's attempt budget to refill).
+    #[arg(long, default_value_t = 3)]
+    token_bursts: usize,
     /// Write the figures to this JSON file too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -174,6 +179,11 @@ enum Scenario {
     /// `arkku audit verify` over those A entries.
     #[value(name = "audit_verify")]
     AuditVerify,
+    /// Profile reads alone, then during a burst of 1 000 wrong client secrets
+    /// at POST /oauth/token; the token endpoint for a known client; one
+    /// argon2id verification. Not in the default list: run it by name.
+    #[value(name = "token_burst")]
+    TokenBurst,
 }
 
 impl Scenario {
@@ -187,6 +197,7 @@ impl Scenario {
             Scenario::RetentionSweep => "retention_sweep",
             Scenario::AuditAppend => "audit_append",
             Scenario::AuditVerify => "audit_verify",
+            Scenario::TokenBurst => "token_burst",
         }
     }
 

@@ -19,6 +19,7 @@ use arkku::{
 };
 
 use crate::{
+    burst,
     load::{self, Call, MakeCall},
     procs::{free_addr, Server},
     row, seed, Args, Row, Scenario,
@@ -135,6 +136,7 @@ impl Served {
     pub async fn run(&self, scenario: Scenario, args: &Args) -> anyhow::Result<Vec<Row>> {
         let plans = match scenario {
             Scenario::Export => self.export_plans(args).await?,
+            Scenario::TokenBurst => return self.token_burst(args).await,
             _ => vec![self.plan(scenario, args.concurrency)?],
         };
         let mut rows = Vec::new();
@@ -204,6 +206,7 @@ impl Served {
                 Box::new(|status, v| status == 201 && v["id"].is_string()),
             ),
             Scenario::Export
+            | Scenario::TokenBurst
             | Scenario::RetentionSweep
             | Scenario::AuditAppend
             | Scenario::AuditVerify => {
@@ -330,6 +333,54 @@ impl Served {
         Ok(Arc::new(ids))
     }
 
+    /// The `token_burst` rows: the profile-read p99 of a parallel reader
+    /// alone and while [`burst::BURST`] wrong secrets of one client hit
+    /// `POST /oauth/token`, over `--token-bursts` rounds (each a fresh
+    /// client, [`burst::ALONE_SECONDS`] alone right before its burst, so
+    /// that both figures come from the same minutes of a machine whose speed
+    /// drifts); then the client's own token requests (its secret, verified
+    /// once, is recognised without argon2); then one argon2id verification.
+    async fn token_burst(&self, args: &Args) -> anyhow::Result<Vec<Row>> {
+        let (addr, pid) = (self.arkku.addr, self.arkku.pid());
+        let admin = token(&self.issuer, Role::Admin, &[], None)?;
+        let reader = self.plan(Scenario::ProfileRead, args.concurrency)?;
+        let (status, body) = load::fetch(addr, (reader.mine)(1)).await?;
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        anyhow::ensure!((reader.expect)(status, &v), "profile_read answers {status}");
+        let c = args.concurrency;
+        let (alone, during, client) = burst::rounds(
+            addr,
+            pid,
+            (c, args.token_bursts),
+            Arc::clone(&reader.mine),
+            &admin,
+        )
+        .await?;
+        eprintln!(
+            "token_burst: reader p99 {:.2} ms alone, {:.2} ms during the bursts ({:.2}×)",
+            alone.quantile_ms(0.99),
+            during.quantile_ms(0.99),
+            during.quantile_ms(0.99) / alone.quantile_ms(0.99).max(1e-9)
+        );
+        eprintln!(
+            "oauth_token: a known client's token requests, {c} connections, {} s …",
+            args.seconds
+        );
+        let tokens = load::drive(addr, pid, c, args.seconds, client.right_secret()).await?;
+        let argon2 = burst::argon2_ms().await?;
+        eprintln!("argon2_verify: {argon2:.1} ms per argon2id verification (m=19 MiB, t=2, p=1)");
+        let backend = args.database.name();
+        let rss = self.arkku.peak_rss_mb();
+        let mut verify = Row::one_shot("argon2_verify", backend, 1000.0 / argon2, 0.0);
+        verify.p50_ms = Some(argon2);
+        Ok(vec![
+            row("profile_read_alone", backend, &alone, None, rss),
+            row("read_during_burst", backend, &during, None, rss),
+            row("oauth_token", backend, &tokens, None, rss),
+            verify,
+        ])
+    }
+
     /// Checks one answer, then drives arkku and (if the scenario has one) the baseline.
     async fn drive(&self, plan: Plan, args: &Args) -> anyhow::Result<Row> {
         let (status, body) = load::fetch(self.arkku.addr, (plan.mine)(1)).await?;
@@ -388,6 +439,7 @@ fn call(method: Method, path: String, token: Option<&Arc<str>>, body: Option<Val
         path,
         token: token.map(Arc::clone),
         body: body.map(|b| Bytes::from(b.to_string())),
+        oauth: None,
     }
 }
 
@@ -405,6 +457,7 @@ fn post_to_each(
         path: format!("/v1/customers/{}/{what}", pick(r)),
         token: Some(Arc::clone(&agent)),
         body: Some(body.clone()),
+        oauth: None,
     })
 }
 

@@ -43,8 +43,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         description = "A privacy vault for customer contact data. Every request gets an \
             `x-request-id` response header, and every error is an RFC 9457 \
             `application/problem+json` body with a stable machine `code` and the same \
-            `request_id`. Staff and customers authenticate with a bearer token (JWT) \
-            issued by `arkku token`."
+            `request_id`, except at the OAuth endpoints (tag `oauth`), whose errors are \
+            RFC 6749 JSON. Callers authenticate with a bearer token (JWT): integration \
+            clients get theirs at `POST /oauth/token`; `arkku token` issues others."
     ),
     tags(
         (name = "customers", description = "Customer profiles and contact points, filtered by the integration rule."),
@@ -57,6 +58,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         (name = "audit", description = "The tamper-evident audit log, for compliance staff."),
         (name = "sign_in", description = "Customer sign-in by one-time code: no token needed."),
         (name = "health", description = "Liveness and readiness."),
+        (name = "admin", description = "Integration clients, managed by admins."),
+        (name = "oauth", description = "OAuth 2.0 for integration clients: tokens by the client-credentials grant, revocation, server metadata. Errors here are RFC 6749 JSON, not problem+json."),
     ),
     components(schemas(Problem))
 )]
@@ -125,11 +128,21 @@ pub fn base() -> Document {
     ApiDoc::openapi()
 }
 
-/// Completes the document gathered from the routes: the bearer scheme, the
-/// `Idempotency-Key` header and the shared error responses.
+/// Whether `path` is one of the OAuth endpoints, whose errors follow the
+/// OAuth RFCs (JSON `{error, error_description}`) rather than RFC 9457.
+pub fn is_oauth(path: &str) -> bool {
+    path.starts_with("/oauth/") || path.starts_with("/.well-known/")
+}
+
+/// Completes the document gathered from the routes: the security schemes,
+/// the `Idempotency-Key` header and the shared error responses (the OAuth
+/// endpoints document their own).
 pub fn finish(mut doc: Document) -> Document {
     add_bearer_scheme(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
+        if is_oauth(path) {
+            continue;
+        }
         for (method, op) in operations(item) {
             let write = method == HttpMethod::Post && super::idempotency::is_write(path);
             if write {
@@ -166,8 +179,22 @@ fn add_bearer_scheme(doc: &mut Document) {
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("JWT")
                 .description(Some(
-                    "A token from `arkku token`: its role, purposes and (for agents) channel \
-                     decide what it may do.",
+                    "A token from `POST /oauth/token` (integration clients) or `arkku token`: \
+                     its role, purposes and (for agents) channel decide what it may do.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "client_basic",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some(
+                    "An integration client's id and secret (RFC 6749 §2.3.1: each \
+                     form-urlencoded, then joined by `:` and base64-encoded), at the OAuth \
+                     endpoints only. The form fields `client_id` and `client_secret` may be \
+                     used instead.",
                 ))
                 .build(),
         ),
@@ -278,7 +305,7 @@ mod tests {
                 assert!(!text.is_empty(), "{id} {status} has no description");
             }
         }
-        assert_eq!(ids.len(), 34);
+        assert_eq!(ids.len(), 42);
     }
 
     #[test]
@@ -311,6 +338,9 @@ mod tests {
     fn errors_are_problems_and_each_operation_lists_what_it_can_answer() {
         let doc = document();
         for (method, path, op) in operations(&doc) {
+            if super::is_oauth(&path) {
+                continue;
+            }
             let id = op["operationId"].as_str().unwrap_or_default();
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
             let body = op.get("requestBody").is_some();
@@ -344,6 +374,35 @@ mod tests {
                     "#/components/schemas/Problem",
                     "{id} {status}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_oauth_endpoints_document_their_errors_as_oauth_json() {
+        let doc = document();
+        let oauth: Vec<_> = operations(&doc)
+            .into_iter()
+            .filter(|(_, path, _)| super::is_oauth(path))
+            .collect();
+        assert_eq!(oauth.len(), 3);
+        for (method, path, op) in oauth {
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                let content = response["content"].as_object().expect("content");
+                assert_eq!(
+                    content["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/OAuthErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+            if method == "post" {
+                let has = statuses(&op);
+                for status in ["400", "401", "429", "500", "503"] {
+                    assert!(has.contains(status), "{path} does not document {status}");
+                }
             }
         }
     }
