@@ -3,7 +3,7 @@
 //! One module per aggregate, holding everything about its tables:
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
 //! [`keys`] (channel and data keys), [`idempotency`], [`staff`] (staff
-//! accounts), [`sign_in`] (customer sign-in challenges), [`outbox`] (the
+//! accounts), [`web_sessions`] (sessions of the web pages), [`sign_in`] (customer sign-in challenges), [`outbox`] (the
 //! notifier's messages) and [`audit`] (the audit log and its checkpoints);
 //! [`erasure`] and [`retention`] delete across them.
 //!
@@ -31,6 +31,7 @@ pub mod sign_in;
 pub mod sql;
 pub mod sqlite_read;
 pub mod staff;
+pub mod web_sessions;
 
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
