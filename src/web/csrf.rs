@@ -83,24 +83,22 @@ fn sign_in_message(nonce: &str, expires: i64) -> Vec<u8> {
     format!("sign-in\0{nonce}\0{expires}").into_bytes()
 }
 
-/// Whether a POST may come from this site by what its headers say: a
-/// `Sec-Fetch-Site` other than `same-origin`, or an `Origin` (including
-/// `null`) whose host is not the request's `Host`, is refused. A request
-/// that says neither (an older browser, a script) relies on the token alone.
+/// Whether a POST may come from this site by what its headers say. A
+/// browser that sends `Sec-Fetch-Site` is believed: only `same-origin`
+/// passes. Otherwise an `Origin` whose host is not the request's `Host` is
+/// refused. `Origin: null` is what Chromium sends from a page served with
+/// `Referrer-Policy: no-referrer` (ours), so it says nothing; a request
+/// that says nothing (an older browser, a script) relies on the token alone.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return false;
-        }
+        return site.as_bytes() == b"same-origin";
     }
-    match headers.get(header::ORIGIN) {
-        None => true,
-        Some(_) => {
-            let origin_host = text(header::ORIGIN)
-                .and_then(|o| o.split_once("://"))
-                .map(|(_, host)| host);
-            matches!((origin_host, text(header::HOST)), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    match text(header::ORIGIN) {
+        None | Some("null") => true,
+        Some(origin) => {
+            let host = origin.split_once("://").map(|(_, host)| host);
+            matches!((host, text(header::HOST)), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
         }
     }
 }
@@ -174,7 +172,11 @@ mod tests {
             HeaderValue::from_static("https://evil.example"),
         );
         assert!(!same_origin(&h));
+        h.remove("sec-fetch-site");
+        assert!(!same_origin(&h), "another Origin, no Sec-Fetch-Site");
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(same_origin(&h), "null says nothing");
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));
     }
 }

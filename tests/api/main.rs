@@ -17,6 +17,7 @@ mod bench;
 mod cli;
 mod clock;
 mod consents;
+mod console;
 mod customers;
 mod dsr;
 mod durability;
@@ -82,6 +83,7 @@ fn main() {
         ("durability", durability::tests()),
         ("edge", edge::tests()),
         ("users", users::tests()),
+        ("console", console::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
