@@ -62,7 +62,7 @@ impl Console {
         self.browser.type_into("#name", "anna").await;
         self.browser.type_into("#password", password).await;
         self.browser.type_into("#code", code).await;
-        self.browser.click("#sign-in").await;
+        self.browser.click_and_wait("#sign-in").await;
     }
 
     /// Signs in with the code of the clock's instant `at`.
@@ -262,7 +262,7 @@ async fn sign_out_and_disable_end_the_session_at_once(b: Backend) {
     c.sign_in(T0).await;
     let old = format!("arkku_session={}", c.session().await);
 
-    c.browser.click("#sign-out").await;
+    c.browser.click_and_wait("#sign-out").await;
 
     assert!(!c.signed_in().await);
     assert_eq!(c.app.count("web_sessions").await, 0);
@@ -339,7 +339,7 @@ async fn the_language_switches_to_finnish_and_back_and_accept_language_chooses(b
         Some("en")
     );
 
-    c.browser.click("#switch-language").await;
+    c.browser.click_and_wait("#switch-language").await;
     assert_eq!(
         c.browser.attribute("html", "lang").await.as_deref(),
         Some("fi")
@@ -352,7 +352,7 @@ async fn the_language_switches_to_finnish_and_back_and_accept_language_chooses(b
     c.sign_in(T0).await;
     assert_eq!(c.browser.text("h1").await, "Henkilökunnan konsoli");
     c.browser.screenshot("home-fi").await;
-    c.browser.click("#switch-language").await;
+    c.browser.click_and_wait("#switch-language").await;
     assert_eq!(
         c.browser.attribute("html", "lang").await.as_deref(),
         Some("en")

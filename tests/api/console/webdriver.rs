@@ -68,8 +68,11 @@ pub async fn start(test: &str) -> Option<Driver> {
         .expect("a free port")
         .port();
     use std::os::unix::process::CommandExt as _;
+    let profile = tempfile::tempdir().expect("profile dir");
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
+        // Chromium's own temporary files go with the profile, removed at the end.
+        .env("TMPDIR", profile.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
@@ -78,7 +81,7 @@ pub async fn start(test: &str) -> Option<Driver> {
     let d = Driver {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        profile: tempfile::tempdir().expect("profile dir"),
+        profile,
     };
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -235,6 +238,31 @@ impl Browser {
         let e = self.find(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), None)
             .await;
+    }
+
+    /// Clicks the element `css` selects and waits until the page it was on
+    /// has gone (a form sent or a link followed), so the next command sees
+    /// the new page rather than racing it.
+    pub async fn click_and_wait(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self
+                .http
+                .get(format!("{}/element/{old}/name", self.url))
+                .send()
+                .await
+                .expect("staleness query");
+            if !r.status().is_success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page did not change after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The visible text of the element `css` selects.
