@@ -42,6 +42,8 @@ pub mod store;
 pub mod token;
 /// Keyring and the sealing/opening of customer records.
 pub mod vault;
+/// The web pages: the staff console (templates, sessions, CSRF, i18n).
+pub mod web;
 
 pub use http::{build_router, AppState};
 

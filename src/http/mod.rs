@@ -94,6 +94,7 @@ pub fn build_router(state: AppState) -> Router {
     let doc = openapi::finish(doc);
     api.merge(openapi::router(&doc))
         .merge(docs::router())
+        .merge(crate::web::router(state.clone()))
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

@@ -29,6 +29,7 @@ pub mod lookup;
 pub mod operator;
 pub mod ratelimit;
 pub mod request;
+pub mod sessions;
 pub mod sign_in;
 pub mod staff;
 pub mod views;

@@ -3,11 +3,11 @@
 //! One module per aggregate, holding everything about its tables:
 //! [`customers`] (customers, contact points), [`consents`], [`interactions`],
 //! [`keys`] (channel and data keys), [`idempotency`], [`clients`] (integration
-//! clients and revoked tokens), [`staff`] (staff accounts), [`sign_in`]
-//! (customer sign-in challenges), [`outbox`] (the notifier's messages),
-//! [`dsr_requests`] (the register of data subject requests) and [`audit`]
-//! (the audit log and its checkpoints); [`erasure`] and [`retention`] delete
-//! across them.
+//! clients and revoked tokens), [`staff`] (staff accounts), [`web_sessions`]
+//! (sessions of the web pages), [`sign_in`] (customer sign-in challenges),
+//! [`outbox`] (the notifier's messages), [`dsr_requests`] (the register of
+//! data subject requests) and [`audit`] (the audit log and its checkpoints);
+//! [`erasure`] and [`retention`] delete across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
 //! written once with `$n` placeholders, which both accept, and [`on_db!`]
@@ -35,6 +35,7 @@ pub mod sign_in;
 pub mod sql;
 pub mod sqlite_read;
 pub mod staff;
+pub mod web_sessions;
 
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 

@@ -19,6 +19,7 @@ mod cli;
 mod clients;
 mod clock;
 mod consents;
+mod console;
 mod customers;
 mod dsr;
 mod dsr_register;
@@ -90,6 +91,7 @@ fn main() {
         ("users", users::tests()),
         ("clients", clients::tests()),
         ("oauth", oauth::tests()),
+        ("console", console::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

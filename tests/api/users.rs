@@ -6,7 +6,7 @@
 //! by the tests that need it), so every TOTP code is computed for a known
 //! instant and no test depends on where a 30-second step boundary falls.
 
-mod aids;
+pub mod aids;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,171 @@
+//! The session cookie and the extractors that give a handler its signed-in
+//! staff member: [`Staff`] for a page, [`StaffForm`] for a POST (origin and
+//! CSRF token checked before the handler runs, so no handler can forget).
+//!
+//! The cookie `arkku_session` holds the opaque id only, with `HttpOnly`
+//! (no script reads it), `Secure` (never sent over plain HTTP, except that
+//! browsers treat `http://127.0.0.1` and `localhost` as secure), and
+//! `SameSite=Strict` (never sent with a request another site starts). It has
+//! no `Max-Age`: the server decides when the session ends.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use cookie::{Cookie, SameSite};
+use serde::de::DeserializeOwned;
+
+use super::{csrf, error_page, Frame, Lang, WebState, Who};
+use crate::service::{
+    sessions::{self, SessionId},
+    staff::StaffAccount,
+};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "arkku_session";
+
+/// The session id a request presents, if it is well-formed.
+pub fn presented(headers: &HeaderMap) -> Option<SessionId> {
+    super::cookies(headers)
+        .find(|(name, _)| name == SESSION_COOKIE)
+        .and_then(|(_, value)| SessionId::parse(&value))
+}
+
+/// A cookie with the attributes every arkku cookie has.
+pub fn cookie_header(name: &str, value: &str, max_age: Option<time::Duration>) -> HeaderValue {
+    let mut c = Cookie::build((name, value))
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .path("/");
+    if let Some(age) = max_age {
+        c = c.max_age(age);
+    }
+    // Names and values here are ASCII tokens (base64url, language tags).
+    HeaderValue::from_str(&c.build().to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// The `Set-Cookie` value that gives the browser its session.
+pub fn session_cookie(id: &SessionId) -> HeaderValue {
+    cookie_header(SESSION_COOKIE, id.expose_secret(), None)
+}
+
+/// The `Set-Cookie` value that makes the browser forget its session.
+pub fn clear_session_cookie() -> HeaderValue {
+    cookie_header(SESSION_COOKIE, "", Some(time::Duration::ZERO))
+}
+
+/// A signed-in staff member, for a page that needs one. Without a live
+/// session the request is redirected to the sign-in page.
+pub struct Staff {
+    pub account: StaffAccount,
+    pub id: SessionId,
+    pub lang: Lang,
+    /// The token for this session's forms.
+    pub csrf: String,
+}
+
+impl Staff {
+    /// The staff member a request's session belongs to: `Ok(None)` without
+    /// a live session, `Err` (an error page) if the vault cannot tell.
+    pub async fn of_request(
+        headers: &HeaderMap,
+        state: &WebState,
+    ) -> Result<Option<Staff>, Response> {
+        let lang = Lang::of_request(headers);
+        let unavailable =
+            |_| error_page(lang, StatusCode::SERVICE_UNAVAILABLE, "error_unavailable");
+        let Some(id) = presented(headers) else {
+            return Ok(None);
+        };
+        let Some((_, account)) = sessions::resume_staff(&state.app, &id)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let key = sessions::form_key(&state.app).map_err(unavailable)?;
+        let csrf = csrf::session_token(&key, &id);
+        Ok(Some(Staff {
+            account,
+            id,
+            lang,
+            csrf,
+        }))
+    }
+
+    /// The frame of a page at `here` for this staff member.
+    pub fn frame(&self, here: &'static str) -> Frame {
+        Frame {
+            lang: self.lang,
+            here,
+            who: Some(Who {
+                name: self.account.name.as_str().to_owned(),
+                role: self.account.role.as_str(),
+            }),
+            csrf: self.csrf.clone(),
+        }
+    }
+}
+
+/// To the sign-in page, forgetting a session cookie that no longer works.
+fn to_sign_in(headers: &HeaderMap) -> Response {
+    let mut r = Redirect::to("/console/").into_response();
+    if presented(headers).is_some() {
+        r.headers_mut()
+            .append(header::SET_COOKIE, clear_session_cookie());
+    }
+    r
+}
+
+impl FromRequestParts<WebState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        Staff::of_request(&parts.headers, state)
+            .await?
+            .ok_or_else(|| to_sign_in(&parts.headers))
+    }
+}
+
+/// A form posted by a signed-in staff member, with its CSRF token and
+/// origin checked: a POST that fails either gets the 403 page and reaches
+/// no handler. `T` is the form's fields (the `csrf` field is checked here
+/// and may be left out of `T`).
+pub struct StaffForm<T> {
+    pub staff: Staff,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<WebState> for StaffForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let lang = Lang::of_request(&parts.headers);
+        let forbidden = || error_page(lang, StatusCode::FORBIDDEN, "error_forbidden");
+        if !csrf::same_origin(&parts.headers) {
+            return Err(forbidden());
+        }
+        let staff = Staff::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bad = |_| error_page(lang, StatusCode::BAD_REQUEST, "error_bad_request");
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(bad)?;
+        let token = fields
+            .iter()
+            .find(|(name, _)| name == csrf::FIELD)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default();
+        let key = sessions::form_key(&state.app)
+            .map_err(|_| error_page(lang, StatusCode::SERVICE_UNAVAILABLE, "error_unavailable"))?;
+        if !csrf::verify_session(&key, &staff.id, token) {
+            return Err(forbidden());
+        }
+        let form = serde_urlencoded::from_bytes(&body).map_err(bad)?;
+        Ok(StaffForm { staff, form })
+    }
+}
