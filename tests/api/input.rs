@@ -958,8 +958,8 @@ async fn one_bad_contact_rejects_the_whole_create(b: Backend) {
 
 async fn an_unknown_route_is_a_not_found_problem(b: Backend) {
     let v = vault(b).await;
+    // `/` is the way to the staff console (a redirect), not an unknown route.
     for (method, path) in [
-        (Method::GET, "/"),
         (Method::GET, "/nope"),
         (Method::GET, "/v1"),
         (Method::GET, "/v1/customer"),
