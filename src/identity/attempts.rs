@@ -25,7 +25,7 @@ use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// Verifications one client id may cause at once, then one per
 /// [`CLIENT_PERIOD`]: a client's own requests need one per process (see
 /// [`super::verified`]), and each costs a core for tens of milliseconds.
-pub const CLIENT_BURST: u32 = 5;
+pub const CLIENT_BURST: u32 = 3;
 pub const CLIENT_PERIOD: Duration = Duration::from_secs(12);
 /// Verifications one peer may cause at once, then one per [`PEER_PERIOD`].
 pub const PEER_BURST: u32 = 10;

@@ -16,9 +16,10 @@
 //! claim (`arkku token`'s) do not depend on it.
 //!
 //! A client the snapshot does not know yet (added on another node a moment
-//! ago) makes the process refresh at once, at most every
-//! [`FORCED_REFRESH_GAP`], before its token is refused; only a token signed
-//! by the vault's own issuer key gets this far.
+//! ago) makes the process refresh at once before its token is refused
+//! (requests waiting together share one refresh); only a token signed by
+//! the vault's own issuer key gets this far, and a refresh whose counter
+//! has not moved is one read of one row.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -38,8 +39,6 @@ use crate::{
 pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
 /// How old the snapshot may grow before client tokens are refused.
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
-/// The least time between two refreshes forced by an unknown client.
-pub const FORCED_REFRESH_GAP: Duration = Duration::from_millis(200);
 
 /// Why a client token is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +106,10 @@ impl Revocations {
     /// the data when the counter moved.
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let _one = self.refreshing.lock().await;
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<(), StoreError> {
         let began = Instant::now();
         let version = store::clients::version(&self.db).await?;
         if self.read().version == Some(version) {
@@ -154,6 +157,7 @@ impl Revocations {
 
     /// Whether a token of `client` with id `jti` may pass.
     pub async fn check(&self, client: &str, jti: Option<&str>) -> Result<(), Refusal> {
+        let asked = Instant::now();
         let Ok(id) = Uuid::parse_str(client) else {
             return Err(Refusal::Client);
         };
@@ -161,7 +165,7 @@ impl Revocations {
             Err(Some(r)) => Err(r),
             Ok(()) => Ok(()),
             Err(None) => {
-                self.refresh_for_unknown().await;
+                self.refresh_for_unknown(asked).await;
                 self.decide(id, jti)
                     .map_err(|r| r.unwrap_or(Refusal::Client))
             }
@@ -186,15 +190,14 @@ impl Revocations {
         }
     }
 
-    async fn refresh_for_unknown(&self) {
-        let recent = self
-            .read()
-            .taken_at
-            .is_some_and(|t| t.elapsed() < FORCED_REFRESH_GAP);
-        if recent {
+    /// Refreshes once for a request `asked` at that instant, unless a
+    /// refresh began since (requests waiting together share one).
+    async fn refresh_for_unknown(&self, asked: Instant) {
+        let _one = self.refreshing.lock().await;
+        if self.read().taken_at.is_some_and(|t| t >= asked) {
             return;
         }
-        if let Err(e) = self.refresh().await {
+        if let Err(e) = self.refresh_locked().await {
             tracing::debug!(error = %e, "refresh for an unknown client failed");
         }
     }
@@ -265,7 +268,6 @@ mod tests {
         assert_eq!(r.check(&unknown, Some("j1")).await, Err(Refusal::Client));
 
         // A client added elsewhere is found by the refresh its token forces.
-        tokio::time::sleep(FORCED_REFRESH_GAP).await;
         let other = add_client(&db).await.to_string();
         assert_eq!(r.check(&other, Some("j2")).await, Ok(()));
 

@@ -96,7 +96,7 @@ impl SecretHasher {
     /// A hasher with one slot per core but one (at least one): argon2 must
     /// never hold every core, or a burst of guesses stalls every request
     /// (measured with `arkku-bench --scenarios token_burst` on two cores:
-    /// with both cores hashing, a parallel reader's p99 rose sevenfold
+    /// with both cores hashing, a parallel reader's p99 rose up to sevenfold
     /// during a burst of wrong client secrets).
     pub fn new() -> Result<Self, HashError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -17,15 +17,22 @@ use std::{collections::HashMap, sync::Mutex};
 
 use ring::hmac;
 
-/// Entries kept at most; beyond it the map starts afresh (every client
+/// Clients kept at most; beyond it the map starts afresh (every client
 /// then pays one argon2 run again).
-const MAX_ENTRIES: usize = 10_000;
+const MAX_CLIENTS: usize = 10_000;
+/// Secrets kept per client: the current one and, during a rotation's grace
+/// period, the old one, so that instances of a client still on the old
+/// secret and those on the new one do not push each other out.
+const PER_CLIENT: usize = 2;
+
+/// What is kept per client: (the PHC string a secret matched, its HMAC),
+/// newest last.
+type Kept = Vec<(String, hmac::Tag)>;
 
 /// The verified secrets of this process.
 pub struct VerifiedSecrets {
     key: hmac::Key,
-    /// Client id → (the PHC string the secret matched, HMAC of the secret).
-    entries: Mutex<HashMap<String, (String, hmac::Tag)>>,
+    entries: Mutex<HashMap<String, Kept>>,
 }
 
 impl std::fmt::Debug for VerifiedSecrets {
@@ -44,7 +51,7 @@ impl VerifiedSecrets {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, hmac::Tag)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -52,23 +59,28 @@ impl VerifiedSecrets {
     /// it was; the caller checks that the hash is still one the client may
     /// use.
     pub fn recall(&self, client: &str, secret: &str) -> Option<String> {
-        let (phc, tag) = self.lock().get(client).cloned()?;
-        hmac::verify(&self.key, secret.as_bytes(), tag.as_ref())
-            .ok()
-            .map(|()| phc)
+        let kept = self.lock().get(client).cloned()?;
+        kept.into_iter()
+            .find(|(_, tag)| hmac::verify(&self.key, secret.as_bytes(), tag.as_ref()).is_ok())
+            .map(|(phc, _)| phc)
     }
 
     /// Remembers that `secret` matched `phc` for `client`.
     pub fn remember(&self, client: &str, phc: &str, secret: &str) {
         let tag = hmac::sign(&self.key, secret.as_bytes());
         let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(client) {
+        if entries.len() >= MAX_CLIENTS && !entries.contains_key(client) {
             entries.clear();
         }
-        entries.insert(client.to_owned(), (phc.to_owned(), tag));
+        let kept = entries.entry(client.to_owned()).or_default();
+        kept.retain(|(p, _)| p != phc);
+        kept.push((phc.to_owned(), tag));
+        if kept.len() > PER_CLIENT {
+            kept.remove(0);
+        }
     }
 
-    /// Forgets a client (revoked, or its secret rotated).
+    /// Forgets a client (revoked).
     pub fn forget(&self, client: &str) {
         self.lock().remove(client);
     }
@@ -86,7 +98,15 @@ mod tests {
         // Another secret or another client: no.
         assert_eq!(v.recall("c", "s3cret!"), None);
         assert_eq!(v.recall("d", "s3cret"), None);
-        v.forget("c");
+        // During a rotation the old and the new secret are both kept ...
+        v.remember("c", "$phc-2", "new");
+        assert_eq!(v.recall("c", "s3cret").as_deref(), Some("$phc-1"));
+        assert_eq!(v.recall("c", "new").as_deref(), Some("$phc-2"));
+        // ... and the next rotation pushes the oldest out.
+        v.remember("c", "$phc-3", "newer");
         assert_eq!(v.recall("c", "s3cret"), None);
+        assert_eq!(v.recall("c", "new").as_deref(), Some("$phc-2"));
+        v.forget("c");
+        assert_eq!(v.recall("c", "newer"), None);
     }
 }

@@ -186,7 +186,7 @@ async fn a_burst_of_wrong_secrets_is_refused_before_argon2_and_spares_the_client
             other => panic!("{other}: {}", r.text),
         }
     }
-    // At most the client id's budget (five, one spent by its own first
+    // At most the client id's budget (three, one spent by its own first
     // request) reached argon2; the rest were refused at once.
     assert!(refused.len() >= 26, "only {} of 30 refused", refused.len());
     for r in &refused {

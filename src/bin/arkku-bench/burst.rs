@@ -86,7 +86,8 @@ impl Client {
 /// Registers a service client for `support` through the admin API and
 /// checks that its secret gets a token and that an unknown client is
 /// refused (with another client id, so that the burst finds the client's
-/// whole attempt budget left, as an attacker would).
+/// attempt budget as an attacker would: all of it but the one verification
+/// its own first request used).
 pub async fn register(addr: SocketAddr, admin: &Arc<str>) -> anyhow::Result<Client> {
     let body = json!({"name": "bench", "role": "service", "purposes": ["support"]});
     let create = Call {
@@ -112,10 +113,14 @@ pub async fn register(addr: SocketAddr, admin: &Arc<str>) -> anyhow::Result<Clie
         status == 200 && v["access_token"].is_string(),
         "the client's secret gets no token: {status}"
     );
-    let (status, _) = load::fetch(addr, client.token_call("arkku_cs_wrong")).await?;
+    let stranger = Client {
+        id: uuid::Uuid::now_v7().to_string(),
+        secret: Zeroizing::new(String::new()),
+    };
+    let (status, _) = load::fetch(addr, stranger.token_call(&client.secret)).await?;
     anyhow::ensure!(
         status == 401,
-        "a wrong secret is answered {status}, not 401"
+        "an unknown client is answered {status}, not 401"
     );
     Ok(client)
 }

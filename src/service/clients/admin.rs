@@ -138,7 +138,8 @@ pub async fn rotate_secret(
             // Revoked meanwhile.
             return Err(Error::NotFound);
         }
-        s.client_secrets.forget(&row.id.to_string());
+        // The old secret stays remembered: it works until the grace period
+        // ends, which the hashes it may match decide.
         let row = store::clients::get(&s.db, row.id)
             .await?
             .ok_or(Error::NotFound)?;
