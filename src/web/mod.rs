@@ -58,9 +58,50 @@ pub fn router(app: AppState) -> Router<AppState> {
         .with_state(state)
 }
 
-/// The console's pages, as the navigation lists them: (path, message key).
-/// A new page adds its line here (and its key to both catalogs).
-pub const NAV: &[(&str, &str)] = &[("/console/", "nav_home")];
+/// A page of the console as the navigation lists it.
+pub struct NavItem {
+    pub path: &'static str,
+    /// Its message key (in both catalogs).
+    pub key: &'static str,
+    /// The staff roles it is shown to. The page's handler decides access on
+    /// its own (through the service layer); this only spares a role links
+    /// that would answer "not allowed".
+    pub roles: &'static [&'static str],
+}
+
+const BOTH: &[&str] = &["compliance", "admin"];
+const COMPLIANCE: &[&str] = &["compliance"];
+const ADMIN: &[&str] = &["admin"];
+
+/// The console's pages, as the navigation lists them. A new page adds its
+/// line here (and its key to both catalogs).
+pub const NAV: &[NavItem] = &[
+    NavItem {
+        path: "/console/",
+        key: "nav_home",
+        roles: BOTH,
+    },
+    NavItem {
+        path: "/console/audit",
+        key: "nav_audit",
+        roles: COMPLIANCE,
+    },
+    NavItem {
+        path: "/console/customers",
+        key: "nav_customers",
+        roles: COMPLIANCE,
+    },
+    NavItem {
+        path: "/console/requests",
+        key: "nav_requests",
+        roles: COMPLIANCE,
+    },
+    NavItem {
+        path: "/console/keys",
+        key: "nav_keys",
+        roles: ADMIN,
+    },
+];
 
 /// The signed-in staff member as the header shows them.
 pub struct Who {
@@ -95,14 +136,15 @@ impl Frame {
         self.lang.t(key)
     }
 
-    /// The navigation's entries.
-    pub fn nav(&self) -> &'static [(&'static str, &'static str)] {
-        NAV
+    /// The navigation's entries for the signed-in staff member's role.
+    pub fn nav(&self) -> Vec<&'static NavItem> {
+        let role = self.who.as_ref().map(|w| w.role).unwrap_or_default();
+        NAV.iter().filter(|i| i.roles.contains(&role)).collect()
     }
 
-    /// Whether `path` is this page (for `aria-current`).
+    /// Whether `path` is this page or one below it (for `aria-current`).
     pub fn is_here(&self, path: &str) -> bool {
-        path == self.here
+        path == self.here || (path != "/console/" && self.here.starts_with(path))
     }
 
     /// The stylesheet's URL, with its content hash so it can be cached for good.
@@ -157,9 +199,9 @@ mod tests {
 
     #[test]
     fn every_navigation_entry_has_its_messages() {
-        for (_, key) in NAV {
-            assert_ne!(Lang::En.t(key), "?", "{key}");
-            assert_ne!(Lang::Fi.t(key), "?", "{key}");
+        for item in NAV {
+            assert_ne!(Lang::En.t(item.key), "?", "{}", item.key);
+            assert_ne!(Lang::Fi.t(item.key), "?", "{}", item.key);
         }
     }
 

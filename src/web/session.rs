@@ -18,9 +18,14 @@ use cookie::{Cookie, SameSite};
 use serde::de::DeserializeOwned;
 
 use super::{csrf, error_page, Frame, Lang, WebState, Who};
-use crate::service::{
-    sessions::{self, SessionId},
-    staff::StaffAccount,
+use crate::{
+    domain::{Actor, Purpose, StaffRole},
+    policy::DSR_PURPOSE,
+    service::{
+        sessions::{self, SessionId},
+        staff::StaffAccount,
+        Caller, Error,
+    },
 };
 
 /// The session cookie's name.
@@ -94,6 +99,27 @@ impl Staff {
             lang,
             csrf,
         }))
+    }
+
+    /// The actor this staff member is to the service layer: the account's
+    /// id as `sub` (as its sign-in entries name it) and its role. A
+    /// compliance officer acts for purpose `dsr`, the only one the console's
+    /// operations name; an admin names none (admins call no data operation).
+    pub fn caller(&self) -> Caller {
+        let purposes = match self.account.role {
+            StaffRole::Compliance => {
+                vec![Purpose::parse(DSR_PURPOSE).map_err(|_| Error::Internal)?]
+            }
+            StaffRole::Admin => Vec::new(),
+        };
+        Ok(Actor {
+            sub: self.account.id.to_string(),
+            role: self.account.role.role(),
+            purposes,
+            channel: None,
+            client: None,
+            customer: None,
+        })
     }
 
     /// The frame of a page at `here` for this staff member.

@@ -32,6 +32,7 @@ pub struct Driver {
     child: Child,
     base: String,
     profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -69,6 +70,7 @@ pub async fn start(test: &str) -> Option<Driver> {
         .port();
     use std::os::unix::process::CommandExt as _;
     let profile = tempfile::tempdir().expect("profile dir");
+    let downloads = tempfile::tempdir().expect("download dir");
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
         // Chromium's own temporary files go with the profile, removed at the end.
@@ -82,6 +84,7 @@ pub async fn start(test: &str) -> Option<Driver> {
         child,
         base: format!("http://127.0.0.1:{port}"),
         profile,
+        downloads,
     };
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -108,6 +111,8 @@ pub struct Browser {
     shots: PathBuf,
     prefix: String,
     taken: u32,
+    #[allow(dead_code)] // until a page offers a download
+    downloads: PathBuf,
 }
 
 impl Driver {
@@ -122,6 +127,11 @@ impl Driver {
                          "--disable-dev-shm-usage", "--window-size=1100,800",
                          "--lang=en-GB",
                          format!("--user-data-dir={}", self.profile.path().display())],
+                // Downloads land in the driver's own directory, unasked.
+                "prefs": {
+                    "download.default_directory": self.downloads.path(),
+                    "download.prompt_for_download": false,
+                },
             }
         }}});
         let http = reqwest::Client::builder()
@@ -142,6 +152,7 @@ impl Driver {
             shots: screenshot_dir(),
             prefix: prefix.to_owned(),
             taken: 0,
+            downloads: self.downloads.path().to_owned(),
         }
     }
 }
@@ -323,6 +334,41 @@ impl Browser {
             .join(format!("{}-{:02}-{name}.png", self.prefix, self.taken));
         std::fs::write(&path, png).expect("write screenshot");
         path
+    }
+
+    /// Clicks the link or button `css` selects, as a person would to
+    /// download a file, and waits until a new file has finished arriving
+    /// in the download directory; returns its path (its name is the one the
+    /// server's `Content-Disposition` gave).
+    #[allow(dead_code)] // until a page offers a download
+    pub async fn download(&self, css: &str) -> PathBuf {
+        let before = self.downloaded();
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = self.downloaded();
+            let fresh: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
+            // Chromium writes `NAME.crdownload` and renames it when done.
+            let partial = fresh
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "crdownload"));
+            if let (false, [done]) = (partial, fresh.as_slice()) {
+                return (*done).clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no download finished after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The files in the download directory.
+    #[allow(dead_code)] // until a page offers a download
+    fn downloaded(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.downloads)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
     }
 
     /// Ends the browser session (Chromium exits).
