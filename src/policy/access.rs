@@ -31,6 +31,8 @@ pub enum Operation {
     ReadOwnProfile,
     ExportOwnData,
     EraseOwnData,
+    /// The customer's own access log (the privacy page's "who has seen my data").
+    ReadOwnAccessLog,
     ExportCustomer,
     EraseCustomer,
     CreateInteraction,
@@ -87,6 +89,7 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     (ReadOwnProfile, &[Customer], PurposeRule::Subject),
     (ExportOwnData, &[Customer], PurposeRule::Subject),
     (EraseOwnData, &[Customer], PurposeRule::Subject),
+    (ReadOwnAccessLog, &[Customer], PurposeRule::Own),
     (ExportCustomer, &[Compliance], PurposeRule::Subject),
     (EraseCustomer, &[Compliance], PurposeRule::Subject),
     (CreateInteraction, &[Agent], PurposeRule::None),
@@ -232,7 +235,7 @@ mod tests {
             );
             assert!(!roles.is_empty(), "{op:?} has no role");
         }
-        assert_eq!(MATRIX.len(), 31);
+        assert_eq!(MATRIX.len(), 32);
     }
 
     /// The operations that administer the vault rather than touch its data.

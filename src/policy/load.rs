@@ -1,5 +1,5 @@
 //! Loads and validates `channels.toml` and `purposes.toml` (and the
-//! optional `limits.toml` and `auth.toml`).
+//! optional `limits.toml`, `auth.toml` and `notices.toml`).
 //!
 //! Every error names the file, the key, the reason and, where a value was
 //! wrong, the value (quoted and cut at 40 characters), because an operator
@@ -15,6 +15,7 @@ use crate::domain::{ChannelId, ChannelKind, Purpose, Role};
 mod auth;
 mod fields;
 
+use super::notices::{parse_notices, SHIPPED_NOTICES};
 pub use auth::parse_auth;
 pub use fields::parse_duration;
 use fields::{one_of, only_keys, required, string, table, top_table};
@@ -64,7 +65,7 @@ pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
     };
     let (cfile, ctext) = read("channels.toml")?;
     let (pfile, ptext) = read("purposes.toml")?;
-    let mut policies = parse(&cfile, &ctext, &pfile, &ptext)?;
+    let mut policies = parse_without_notices(&cfile, &ctext, &pfile, &ptext)?;
     // Optional: a directory from before limits.toml keeps the shipped limits.
     if dir.join("limits.toml").exists() {
         let (lfile, ltext) = read("limits.toml")?;
@@ -75,8 +76,19 @@ pub fn load_dir(dir: &Path) -> Result<Policies, PolicyError> {
         let (afile, atext) = read("auth.toml")?;
         policies.issuers = parse_auth(&afile, &atext, dir)?;
     }
+    // Optional: without notices.toml the shipped notices apply (and must
+    // cover the directory's consent-based purposes).
+    let (nfile, ntext) = if dir.join("notices.toml").exists() {
+        read("notices.toml")?
+    } else {
+        (SHIPPED_NOTICES_FILE.to_owned(), SHIPPED_NOTICES.to_owned())
+    };
+    policies.notices = parse_notices(&nfile, &ntext, &policies.purposes)?;
     Ok(policies)
 }
+
+/// How errors name the compiled-in notices.
+const SHIPPED_NOTICES_FILE: &str = "policies/notices.toml (built in)";
 
 /// The compiled-in default policies.
 pub fn load_shipped() -> Result<Policies, PolicyError> {
@@ -88,8 +100,21 @@ pub fn load_shipped() -> Result<Policies, PolicyError> {
     )
 }
 
-/// Parses both files' text into validated policies, with the shipped limits.
+/// Parses both files' text into validated policies, with the shipped
+/// limits and notices.
 pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Policies, PolicyError> {
+    let mut policies = parse_without_notices(cfile, ctext, pfile, ptext)?;
+    policies.notices = parse_notices(SHIPPED_NOTICES_FILE, SHIPPED_NOTICES, &policies.purposes)?;
+    Ok(policies)
+}
+
+/// [`parse`] with no notices yet: a directory brings its own.
+fn parse_without_notices(
+    cfile: &str,
+    ctext: &str,
+    pfile: &str,
+    ptext: &str,
+) -> Result<Policies, PolicyError> {
     let channels = parse_channels(cfile, ctext)?;
     let purposes = parse_purposes(pfile, ptext)?;
     let limits = super::limits::shipped_limits()?;
@@ -98,6 +123,7 @@ pub fn parse(cfile: &str, ctext: &str, pfile: &str, ptext: &str) -> Result<Polic
         purposes,
         limits,
         issuers: Vec::new(),
+        notices: BTreeMap::new(),
     })
 }
 

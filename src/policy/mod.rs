@@ -15,6 +15,7 @@ pub mod issuers;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod notices;
 pub mod write;
 
 pub use access::{authorise, Access, Denied, Operation, PurposeRule};
@@ -24,6 +25,7 @@ pub use disclosure::Disclosure;
 pub use limits::{LimitedAction, Limits, RateLimit, SignInLimits};
 pub use load::{load_dir, load_shipped, PolicyError};
 pub use model::*;
+pub use notices::Notice;
 pub use write::{
     authorise_channel_write, authorise_consent_record, ChannelWrite, ConsentRecording, WriteDenied,
 };

@@ -78,6 +78,8 @@ pub struct Policies {
     pub limits: super::limits::Limits,
     /// The external issuers trusted besides the local one (`auth.toml`).
     pub issuers: Vec<super::issuers::IssuerPolicy>,
+    /// The consent notice of each consent-based purpose (`notices.toml`).
+    pub notices: BTreeMap<Purpose, super::notices::Notice>,
 }
 
 impl Policies {
@@ -85,6 +87,11 @@ impl Policies {
     pub fn channel(&self, name: &str) -> Option<(&ChannelId, &ChannelPolicy)> {
         let id = ChannelId::parse(name).ok()?;
         self.channels.get_key_value(&id)
+    }
+
+    /// The consent notice of a purpose named by untrusted input, if any.
+    pub fn notice(&self, purpose: &str) -> Option<&super::notices::Notice> {
+        self.notices.get(&Purpose::parse(purpose).ok()?)
     }
 
     /// The policy of a purpose named by untrusted input, if it exists.

@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod load;
 pub mod lookup;
 pub mod operator;
+pub mod privacy;
 pub mod ratelimit;
 pub mod request;
 pub mod sessions;

@@ -1,5 +1,5 @@
-//! Sessions of the web pages: the staff console's now, the customer privacy
-//! page's later (a session names its subject's kind).
+//! Sessions of the web pages: the staff console's and the customer privacy
+//! page's (a session names its subject's kind).
 //!
 //! - The browser holds an opaque 256-bit random id (from ring); the table
 //!   holds only its SHA-256, so a copy of the database lets no one in.
@@ -10,6 +10,10 @@
 //!   ([`resume_staff`]): a disable or a reset moves the account's epoch, and
 //!   the session ends at once, on every node, because the state is in the
 //!   database rather than in the cookie.
+//! - A customer session is checked against the customer on every request
+//!   ([`resume_customer`]): once the customer is erased (on the page, over
+//!   the API or by staff) the session ends, and an erasure on the page
+//!   deletes all of the customer's sessions ([`end_all`]).
 //!
 //! Not audited here: the sign-in that begins a staff session is
 //! (`auth.sign_in`, by [`super::staff::sign_in`]); a session reads no
@@ -184,6 +188,27 @@ pub async fn resume_staff(
             Ok(None)
         }
     }
+}
+
+/// The live customer session with this id; `None` (and the session
+/// deleted) once the customer is erased or gone.
+pub async fn resume_customer(svc: &Services, id: &SessionId) -> Result<Option<Session>, Error> {
+    let Some(session) = resume(svc, SubjectKind::Customer, id).await? else {
+        return Ok(None);
+    };
+    match store::customers::state(&svc.db, session.subject_id).await? {
+        Some(None) => Ok(Some(session)),
+        _ => {
+            end(svc, id).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Ends every session of `subject_id` of `kind` (a customer's, on erasure).
+pub async fn end_all(svc: &Services, kind: SubjectKind, subject_id: Uuid) -> Result<(), Error> {
+    store::web_sessions::delete_for_subject(&svc.db, kind.as_str(), subject_id).await?;
+    Ok(())
 }
 
 /// Ends the session with this id (sign-out); nothing if there is none.

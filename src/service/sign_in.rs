@@ -232,16 +232,35 @@ pub async fn verify(
     input: Result<VerifySignIn, Error>,
 ) -> Result<CustomerToken, Error> {
     let mut scope = AuditScope::anonymous(Action::AuthSignIn);
-    let outcome = verify_in(svc, peer, input, &mut scope).await;
+    let outcome = match check_code(svc, peer, input, &mut scope).await {
+        Ok(customer) => customer_token(svc, customer),
+        Err(e) => Err(e),
+    };
     finish(svc, scope, outcome).await
 }
 
-async fn verify_in(
+/// The same check as [`verify`] (same limits, same audit entry, with
+/// `via: web_session`), answering the customer's id for a privacy-page
+/// session instead of a token: the page keeps its session server-side.
+pub async fn verify_for_session(
+    svc: &Services,
+    peer: Option<IpAddr>,
+    input: Result<VerifySignIn, Error>,
+) -> Result<Uuid, Error> {
+    let mut scope = AuditScope::anonymous(Action::AuthSignIn);
+    scope.detail("via", "web_session");
+    let outcome = check_code(svc, peer, input, &mut scope).await;
+    finish(svc, scope, outcome).await
+}
+
+/// Checks a code against its challenge (counting the attempt) and marks
+/// the challenge used: the customer it signs in, or `invalid_code`.
+async fn check_code(
     svc: &Services,
     peer: Option<IpAddr>,
     input: Result<VerifySignIn, Error>,
     scope: &mut AuditScope,
-) -> Result<CustomerToken, Error> {
+) -> Result<Uuid, Error> {
     let body = input?;
     svc.sign_in.limiter.verify_from(peer)?;
     let code = OneTimeCode::parse(&body.code)
@@ -271,7 +290,7 @@ async fn verify_in(
         scope.detail("reason", "already_used");
         return Err(Error::InvalidCode);
     }
-    customer_token(svc, customer)
+    Ok(customer)
 }
 
 /// A token for `customer`: role `customer`, no purposes, 15 minutes (or

@@ -87,3 +87,15 @@ pub async fn delete_stale(
     .await?
     .rows_affected()))
 }
+
+/// Deletes every session of one subject (a customer who was erased); how many.
+pub async fn delete_for_subject(db: &Db, subject_kind: &str, subject_id: Uuid) -> StoreResult<u64> {
+    Ok(on_db!(db, pool => sqlx::query(
+        "DELETE FROM web_sessions WHERE subject_kind = $1 AND subject_id = $2",
+    )
+    .bind(subject_kind)
+    .bind(subject_id)
+    .execute(pool)
+    .await?
+    .rows_affected()))
+}

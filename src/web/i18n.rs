@@ -18,12 +18,14 @@ const EN: &[&str] = &[
     include_str!("i18n/en/audit.toml"),
     include_str!("i18n/en/subjects.toml"),
     include_str!("i18n/en/keys.toml"),
+    include_str!("i18n/en/privacy.toml"),
 ];
 const FI: &[&str] = &[
     include_str!("i18n/fi/frame.toml"),
     include_str!("i18n/fi/audit.toml"),
     include_str!("i18n/fi/subjects.toml"),
     include_str!("i18n/fi/keys.toml"),
+    include_str!("i18n/fi/privacy.toml"),
 ];
 
 /// A language the pages are written in.
@@ -77,6 +79,16 @@ impl Lang {
                 "?"
             }
         }
+    }
+
+    /// The message `key` in this language, if the catalog has it (for
+    /// names built at run time, such as a channel's).
+    pub fn t_opt(self, key: &str) -> Option<&'static str> {
+        let catalog = match self {
+            Lang::En => catalog(&EN_CATALOG, EN),
+            Lang::Fi => catalog(&FI_CATALOG, FI),
+        };
+        catalog.get(key).map(String::as_str)
     }
 
     /// The language for a request: its `lang` cookie, else its

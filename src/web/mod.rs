@@ -1,6 +1,7 @@
-//! The web pages: the staff console at `/console/` (and, on the same frame,
-//! the customer privacy page to come). Server-rendered from askama templates
-//! compiled into the binary; no CDN, no build step, no JavaScript.
+//! The web pages: the staff console at `/console/` and, on the same frame,
+//! the customer privacy page at `/privacy/` (each an [`Area`] with its own
+//! brand link, sign-out and navigation). Server-rendered from askama
+//! templates compiled into the binary; no CDN, no build step, no JavaScript.
 //!
 //! What the frame gives every page:
 //! - [`Frame`]: the language, the switch to the other one, who is signed in
@@ -18,6 +19,7 @@ pub mod console;
 pub mod csrf;
 pub mod headers;
 pub mod i18n;
+pub mod privacy;
 pub mod session;
 pub mod static_files;
 pub mod throttle;
@@ -51,6 +53,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         throttle: Arc::new(throttle::Throttle::default()),
     };
     Router::new()
+        .merge(privacy::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))
@@ -103,6 +106,77 @@ pub const NAV: &[NavItem] = &[
     },
 ];
 
+/// The area of the pages a page belongs to: its home (the brand link), its
+/// sign-out form and its navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// The staff console, `/console/`.
+    Console,
+    /// The customer privacy page, `/privacy/`.
+    Privacy,
+}
+
+impl Area {
+    /// The area a path belongs to.
+    pub fn of_path(path: &str) -> Area {
+        if path.starts_with("/privacy") {
+            Area::Privacy
+        } else {
+            Area::Console
+        }
+    }
+
+    /// Its home page (the brand link, and where sign-in begins).
+    pub fn home(self) -> &'static str {
+        match self {
+            Area::Console => "/console/",
+            Area::Privacy => "/privacy/",
+        }
+    }
+
+    /// Where its sign-out form posts.
+    pub fn sign_out(self) -> &'static str {
+        match self {
+            Area::Console => "/console/sign-out",
+            Area::Privacy => "/privacy/sign-out",
+        }
+    }
+
+    /// Whether this is the customer privacy page (its header differs).
+    pub fn is_privacy(self) -> bool {
+        self == Area::Privacy
+    }
+
+    /// Message keys of its name beside the brand, and of its navigation.
+    pub fn name_key(self) -> &'static str {
+        match self {
+            Area::Console => "console",
+            Area::Privacy => "privacy_area",
+        }
+    }
+
+    pub fn nav_label_key(self) -> &'static str {
+        match self {
+            Area::Console => "navigation",
+            Area::Privacy => "privacy_navigation",
+        }
+    }
+
+    pub fn back_key(self) -> &'static str {
+        match self {
+            Area::Console => "error_back",
+            Area::Privacy => "privacy_error_back",
+        }
+    }
+
+    fn nav(self) -> &'static [NavItem] {
+        match self {
+            Area::Console => NAV,
+            Area::Privacy => privacy::NAV,
+        }
+    }
+}
+
 /// The signed-in staff member as the header shows them.
 pub struct Who {
     pub name: String,
@@ -112,6 +186,8 @@ pub struct Who {
 /// The parts of every page that `templates/base.html` draws.
 pub struct Frame {
     pub lang: Lang,
+    /// The area of the pages this page belongs to.
+    pub area: Area,
     /// The path of this page, where the language switch comes back to.
     pub here: &'static str,
     /// Who is signed in, if anyone.
@@ -125,6 +201,7 @@ impl Frame {
     pub fn anonymous(lang: Lang, here: &'static str) -> Self {
         Frame {
             lang,
+            area: Area::of_path(here),
             here,
             who: None,
             csrf: String::new(),
@@ -139,12 +216,13 @@ impl Frame {
     /// The navigation's entries for the signed-in staff member's role.
     pub fn nav(&self) -> Vec<&'static NavItem> {
         let role = self.who.as_ref().map(|w| w.role).unwrap_or_default();
-        NAV.iter().filter(|i| i.roles.contains(&role)).collect()
+        let nav = self.area.nav();
+        nav.iter().filter(|i| i.roles.contains(&role)).collect()
     }
 
     /// Whether `path` is this page or one below it (for `aria-current`).
     pub fn is_here(&self, path: &str) -> bool {
-        path == self.here || (path != "/console/" && self.here.starts_with(path))
+        path == self.here || (path != self.area.home() && self.here.starts_with(path))
     }
 
     /// The stylesheet's URL, with its content hash so it can be cached for good.
@@ -173,10 +251,15 @@ pub struct ErrorPage {
     pub message: &'static str,
 }
 
-/// An error page with `status` and the message `key`, in `lang`.
+/// An error page of the console with `status` and the message `key`, in `lang`.
 pub fn error_page(lang: Lang, status: StatusCode, key: &str) -> Response {
+    error_page_in(Area::Console, lang, status, key)
+}
+
+/// An error page of `area` with `status` and the message `key`, in `lang`.
+pub fn error_page_in(area: Area, lang: Lang, status: StatusCode, key: &str) -> Response {
     let page = ErrorPage {
-        f: Frame::anonymous(lang, "/console/"),
+        f: Frame::anonymous(lang, area.home()),
         message: lang.t(key),
     };
     render(status, &page)
@@ -210,6 +293,7 @@ mod tests {
         let page = ErrorPage {
             f: Frame {
                 lang: Lang::En,
+                area: Area::Console,
                 here: "/console/",
                 who: Some(Who {
                     name: "<script>alert(1)</script>".to_owned(),

@@ -1,6 +1,9 @@
 //! The session cookie and the extractors that give a handler its signed-in
 //! staff member: [`Staff`] for a page, [`StaffForm`] for a POST (origin and
 //! CSRF token checked before the handler runs, so no handler can forget).
+//! The privacy page's customer extractors (`web::privacy::session`) share
+//! the cookie, the redirect ([`to_sign_in`]) and the form check
+//! ([`refused_origin`], [`checked_fields`]).
 //!
 //! The cookie `arkku_session` holds the opaque id only, with `HttpOnly`
 //! (no script reads it), `Secure` (never sent over plain HTTP, except that
@@ -17,7 +20,7 @@ use axum::{
 use cookie::{Cookie, SameSite};
 use serde::de::DeserializeOwned;
 
-use super::{csrf, error_page, Frame, Lang, WebState, Who};
+use super::{csrf, error_page, error_page_in, Area, Frame, Lang, WebState, Who};
 use crate::{
     domain::{Actor, Purpose, StaffRole},
     policy::DSR_PURPOSE,
@@ -126,6 +129,7 @@ impl Staff {
     pub fn frame(&self, here: &'static str) -> Frame {
         Frame {
             lang: self.lang,
+            area: Area::Console,
             here,
             who: Some(Who {
                 name: self.account.name.as_str().to_owned(),
@@ -136,9 +140,10 @@ impl Staff {
     }
 }
 
-/// To the sign-in page, forgetting a session cookie that no longer works.
-fn to_sign_in(headers: &HeaderMap) -> Response {
-    let mut r = Redirect::to("/console/").into_response();
+/// To the sign-in page of `area`, forgetting a session cookie that no
+/// longer works.
+pub fn to_sign_in(area: Area, headers: &HeaderMap) -> Response {
+    let mut r = Redirect::to(area.home()).into_response();
     if presented(headers).is_some() {
         r.headers_mut()
             .append(header::SET_COOKIE, clear_session_cookie());
@@ -152,7 +157,7 @@ impl FromRequestParts<WebState> for Staff {
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
         Staff::of_request(&parts.headers, state)
             .await?
-            .ok_or_else(|| to_sign_in(&parts.headers))
+            .ok_or_else(|| to_sign_in(Area::Console, &parts.headers))
     }
 }
 
@@ -170,28 +175,55 @@ impl<T: DeserializeOwned> FromRequest<WebState> for StaffForm<T> {
 
     async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
         let (mut parts, body) = request.into_parts();
-        let lang = Lang::of_request(&parts.headers);
-        let forbidden = || error_page(lang, StatusCode::FORBIDDEN, "error_forbidden");
-        if !csrf::same_origin(&parts.headers) {
-            return Err(forbidden());
+        if let Some(refused) = refused_origin(Area::Console, &parts.headers) {
+            return Err(refused);
         }
         let staff = Staff::from_request_parts(&mut parts, state).await?;
-        let body = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let bad = |_| error_page(lang, StatusCode::BAD_REQUEST, "error_bad_request");
-        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(bad)?;
-        let token = fields
-            .iter()
-            .find(|(name, _)| name == csrf::FIELD)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default();
-        let key = sessions::form_key(&state.app)
-            .map_err(|_| error_page(lang, StatusCode::SERVICE_UNAVAILABLE, "error_unavailable"))?;
-        if !csrf::verify_session(&key, &staff.id, token) {
-            return Err(forbidden());
-        }
-        let form = serde_urlencoded::from_bytes(&body).map_err(bad)?;
+        let request = Request::from_parts(parts, body);
+        let form = checked_fields(Area::Console, request, state, &staff.id).await?;
         Ok(StaffForm { staff, form })
     }
+}
+
+/// The 403 page of `area` for a POST whose origin is another site's;
+/// `None` if it may be this site's.
+pub fn refused_origin(area: Area, headers: &HeaderMap) -> Option<Response> {
+    if csrf::same_origin(headers) {
+        return None;
+    }
+    let lang = Lang::of_request(headers);
+    Some(error_page_in(
+        area,
+        lang,
+        StatusCode::FORBIDDEN,
+        "error_forbidden",
+    ))
+}
+
+/// A POST's fields as `T`, once its `csrf` field is the token of session
+/// `id`; otherwise the 403 page of `area` (400 for a body that is no form).
+pub async fn checked_fields<T: DeserializeOwned>(
+    area: Area,
+    request: Request,
+    state: &WebState,
+    id: &SessionId,
+) -> Result<T, Response> {
+    let lang = Lang::of_request(request.headers());
+    let page = |status, key| error_page_in(area, lang, status, key);
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let bad = |_| page(StatusCode::BAD_REQUEST, "error_bad_request");
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(bad)?;
+    let token = fields
+        .iter()
+        .find(|(name, _)| name == csrf::FIELD)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default();
+    let key = sessions::form_key(&state.app)
+        .map_err(|_| page(StatusCode::SERVICE_UNAVAILABLE, "error_unavailable"))?;
+    if !csrf::verify_session(&key, id, token) {
+        return Err(page(StatusCode::FORBIDDEN, "error_forbidden"));
+    }
+    serde_urlencoded::from_bytes(&body).map_err(bad)
 }

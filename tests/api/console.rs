@@ -6,7 +6,7 @@
 //! two languages. Screenshots of every page visited go to
 //! `target/screenshots/`, named by test and backend.
 
-mod webdriver;
+pub(crate) mod webdriver;
 
 use reqwest::{redirect::Policy, Client, StatusCode};
 use time::Duration;

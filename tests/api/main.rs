@@ -33,6 +33,7 @@ mod limits;
 mod lookup;
 mod oauth;
 mod openapi;
+mod privacy_page;
 mod retention;
 mod schema;
 mod sign_in;
@@ -92,6 +93,7 @@ fn main() {
         ("clients", clients::tests()),
         ("oauth", oauth::tests()),
         ("console", console::tests()),
+        ("privacy_page", privacy_page::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

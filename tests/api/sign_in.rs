@@ -4,7 +4,7 @@
 //! attempts, once), no enumeration, and no code in logs or the audit log.
 
 mod served;
-mod support;
+pub(crate) mod support;
 
 use std::time::{Duration, Instant};
 
