@@ -54,6 +54,12 @@ fn check(config: &Config) -> anyhow::Result<()> {
             rates.join("; ")
         }
     );
+    let notices: Vec<String> = p
+        .notices
+        .iter()
+        .map(|(purpose, n)| format!("{purpose} ({} v{})", n.id, n.version))
+        .collect();
+    println!("notices ok: {}", notices.join(", "));
     check_issuers(config, &p.issuers)?;
     Ok(())
 }

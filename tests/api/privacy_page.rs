@@ -62,6 +62,16 @@ async fn privacy(b: Backend, test: &str) -> Option<Privacy> {
             ]}),
         )
         .await;
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/v1/customers/{pena}/interactions"),
+            Some(&app.agent("phone")),
+            Some(json!({"channel": "phone", "kind": "complaint",
+                "body": "The parcel came <b>broken</b>."})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let browser = driver
         .browser(&format!("privacy-{test}-{}", b.name()))
         .await;
@@ -171,8 +181,15 @@ async fn a_customer_signs_in_switches_consent_sees_who_looked_downloads_and_eras
         p.browser.text("#display-name").await.contains("<script>"),
         "inert"
     );
+    let interactions = p.browser.text("#interactions").await;
+    assert!(
+        interactions.contains("The parcel came <b>broken</b>."),
+        "{interactions}"
+    );
+    assert!(interactions.contains("complaint"), "{interactions}");
     assert!(!p.browser.alert_open().await);
     p.browser.screenshot("data").await;
+    p.browser.screenshot_tall("data-whole", 1400).await;
 
     // The e-mail channel's cross-channel consent, on: the phone agent sees it.
     assert_eq!(channels(&p.agent_reads_pena().await), ["phone"]);
@@ -185,6 +202,7 @@ async fn a_customer_signs_in_switches_consent_sees_who_looked_downloads_and_eras
         "allowed"
     );
     p.browser.screenshot("consents").await;
+    p.browser.screenshot_tall("consents-whole", 1600).await;
     assert_eq!(channels(&p.agent_reads_pena().await), ["email", "phone"]);
     // And off again, with one button as well: withheld.
     p.browser
@@ -249,6 +267,9 @@ async fn a_customer_signs_in_switches_consent_sees_who_looked_downloads_and_eras
         .expect("a file")
         .read_to_string(&mut first)
         .expect("text");
+    // A fresh page for the second download (Chromium may hold back a
+    // page's second automatic download).
+    p.browser.goto(&p.url("/privacy/")).await;
     let json = p.browser.download("#download-json").await;
     let bundle: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("JSON");
@@ -419,6 +440,7 @@ async fn an_idle_session_expires_and_the_pages_speak_finnish(b: Backend) {
     p.browser.goto(&p.url("/privacy/consents")).await;
     assert_eq!(p.browser.text("#switch-cross_channel-email").await, "Salli");
     p.browser.screenshot("consents-fi").await;
+    p.browser.screenshot_tall("consents-fi-whole", 1600).await;
     p.agent_reads_pena().await;
     p.browser.goto(&p.url("/privacy/access")).await;
     let log = p.browser.text("#access-log").await;

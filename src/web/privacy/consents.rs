@@ -31,6 +31,7 @@ use crate::{
 /// One purpose's switches and its notice.
 pub struct PurposeBlock {
     pub purpose: String,
+    /// Its name, as a heading.
     pub name: String,
     pub notice_id: String,
     pub notice_version: String,
@@ -85,7 +86,7 @@ pub async fn show(State(state): State<WebState>, customer: Customer) -> Response
         .iter()
         .map(|(purpose, notice)| PurposeBlock {
             purpose: purpose.to_string(),
-            name: words::purpose(lang, purpose.as_str()),
+            name: words::capitalised(words::purpose(lang, purpose.as_str())),
             notice_id: notice.id.clone(),
             notice_version: notice.version.clone(),
             notice: match lang {

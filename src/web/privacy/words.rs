@@ -220,7 +220,8 @@ pub fn sentences(lang: Lang, e: &AccessEvent) -> Vec<String> {
     out
 }
 
-fn capitalised(text: String) -> String {
+/// `text` with its first letter in upper case (for a heading).
+pub fn capitalised(text: String) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

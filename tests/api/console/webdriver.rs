@@ -111,7 +111,6 @@ pub struct Browser {
     shots: PathBuf,
     prefix: String,
     taken: u32,
-    #[allow(dead_code)] // until a page offers a download
     downloads: PathBuf,
 }
 
@@ -325,6 +324,23 @@ impl Browser {
     /// Saves a PNG of the page as `target/screenshots/PREFIX-NN-NAME.png`.
     pub async fn screenshot(&mut self, name: &str) -> PathBuf {
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        self.save_png(&v, name)
+    }
+
+    /// Saves a PNG of the page in a window `height` pixels tall (to see
+    /// below the usual window's fold), then restores the window's size;
+    /// named as [`Browser::screenshot`].
+    pub async fn screenshot_tall(&mut self, name: &str, height: u32) -> PathBuf {
+        let rect = |h: u32| Some(json!({"width": 1100, "height": h}));
+        self.cmd(reqwest::Method::POST, "/window/rect", rect(height))
+            .await;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        self.cmd(reqwest::Method::POST, "/window/rect", rect(800))
+            .await;
+        self.save_png(&v, name)
+    }
+
+    fn save_png(&mut self, v: &Value, name: &str) -> PathBuf {
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().expect("base64 PNG"))
             .expect("PNG decodes");
@@ -340,7 +356,6 @@ impl Browser {
     /// download a file, and waits until a new file has finished arriving
     /// in the download directory; returns its path (its name is the one the
     /// server's `Content-Disposition` gave).
-    #[allow(dead_code)] // until a page offers a download
     pub async fn download(&self, css: &str) -> PathBuf {
         let before = self.downloaded();
         self.click(css).await;
@@ -364,7 +379,6 @@ impl Browser {
     }
 
     /// The files in the download directory.
-    #[allow(dead_code)] // until a page offers a download
     fn downloaded(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.downloads)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
