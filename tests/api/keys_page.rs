@@ -3,7 +3,7 @@
 //! rotation through `arkku keys rotate` shows its new version as current),
 //! the retention schedule with the last sweep, and the channel table; the
 //! page holds no key material. A compliance officer is not shown the entry
-//! and gets 403 for the URL.
+//! and gets 403 for the URL; without a session it leads to the sign-in.
 
 use base64::Engine;
 use reqwest::StatusCode;
@@ -170,5 +170,9 @@ async fn a_compliance_officer_is_not_shown_the_page_and_is_refused_it(b: Backend
     let (status, html) = page_html(&c).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!html.contains("channel-keys"), "no key table");
+    // Without a session the URL leads to the sign-in page.
+    let r = plain().get(c.url("/console/keys")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/console/");
     c.browser.close().await;
 }
