@@ -18,6 +18,7 @@ pub mod console;
 pub mod csrf;
 pub mod headers;
 pub mod i18n;
+pub mod keys_page;
 pub mod session;
 pub mod static_files;
 pub mod throttle;
@@ -51,6 +52,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         throttle: Arc::new(throttle::Throttle::default()),
     };
     Router::new()
+        .merge(keys_page::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))

@@ -29,6 +29,7 @@ mod input;
 mod interactions;
 mod issuers;
 mod keys;
+mod keys_page;
 mod limits;
 mod lookup;
 mod oauth;
@@ -92,6 +93,7 @@ fn main() {
         ("clients", clients::tests()),
         ("oauth", oauth::tests()),
         ("console", console::tests()),
+        ("keys_page", keys_page::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
