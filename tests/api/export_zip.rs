@@ -332,7 +332,7 @@ async fn a_privacy_officers_zip_shows_times_in_the_configured_zone(b: Backend) {
         about[1]
     );
     assert_eq!(about[1][3], "America/New_York");
-    assert!(file(&files, "README.txt").contains("America/New_York"));
+    assert!(file(&files, "README.txt").contains("2026-12-02 05:14 (America/New_York, UTC-05:00)"));
     assert!(file(&files, "LUEMINUT.txt").contains("America/New_York"));
     assert_nothing_runs(&files);
 }

@@ -18,8 +18,13 @@ pub fn finnish(zone: &DisplayZone) -> String {
     fill(FINNISH, zone)
 }
 
+/// The moment the READMEs show as an example, in the export's zone.
+const EXAMPLE: time::OffsetDateTime = time::macros::datetime!(2026-12-02 10:14 UTC);
+
 fn fill(text: &str, zone: &DisplayZone) -> String {
-    text.replace("{zone}", zone.name()).replace('\n', "\r\n")
+    text.replace("{zone}", zone.name())
+        .replace("{example}", &zone.local(EXAMPLE))
+        .replace('\n', "\r\n")
 }
 
 #[cfg(test)]
@@ -51,8 +56,8 @@ mod tests {
             &csv_files::RETENTION,
         ];
         for text in both() {
-            assert!(text.contains("Europe/Helsinki, UTC+02:00"));
-            assert!(!text.contains("{zone}"));
+            assert!(text.contains("    2026-12-02 12:14 (Europe/Helsinki, UTC+02:00)\r\n"));
+            assert!(!text.contains("{zone}") && !text.contains("{example}"));
             for header in headers.iter().flat_map(|h| h.iter()) {
                 assert!(text.contains(&format!("\r\n  {header} ")), "{header}");
             }
