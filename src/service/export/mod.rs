@@ -16,6 +16,8 @@ mod cell;
 mod csv_files;
 mod readme;
 mod words;
+#[cfg(test)]
+mod zip_tests;
 
 use serde::Serialize;
 use utoipa::ToSchema;
