@@ -25,6 +25,7 @@ mod dsr;
 mod dsr_register;
 mod durability;
 mod edge;
+mod export_zip;
 mod input;
 mod interactions;
 mod issuers;
@@ -70,6 +71,7 @@ fn main() {
         ("customers", customers::tests()),
         ("dsr", dsr::tests()),
         ("dsr_register", dsr_register::tests()),
+        ("export_zip", export_zip::tests()),
         ("input", input::tests()),
         ("issuers", issuers::tests()),
         ("interactions", interactions::tests()),
