@@ -8,7 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use crate::domain::Region;
+use crate::domain::{DisplayZone, Region};
 
 /// Options shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -62,6 +62,15 @@ pub struct GlobalArgs {
         global = true
     )]
     pub default_region: String,
+    /// IANA time zone of the local times in the export ZIP (the JSON and
+    /// the API keep UTC).
+    #[arg(
+        long,
+        env = "ARKKU_DISPLAY_TIMEZONE",
+        default_value = crate::domain::DEFAULT_DISPLAY_ZONE,
+        global = true
+    )]
+    pub display_timezone: String,
     /// Create missing key files automatically (turn off in production).
     #[arg(long, env = "ARKKU_AUTO_KEYS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub auto_keys: bool,
@@ -216,6 +225,8 @@ pub struct Config {
     pub audit_key_file: PathBuf,
     pub audit_checkpoint_every: u64,
     pub default_region: Region,
+    /// The zone of the export ZIP's local times.
+    pub display_zone: DisplayZone,
     pub auto_keys: bool,
     pub audit_timeout: Duration,
     /// Zero: no sweeper in `serve`.
@@ -250,6 +261,8 @@ impl Config {
         };
         let default_region =
             Region::parse(&a.default_region).map_err(|e| format!("ARKKU_DEFAULT_REGION: {e}"))?;
+        let display_zone = DisplayZone::parse(&a.display_timezone)
+            .map_err(|e| format!("ARKKU_DISPLAY_TIMEZONE: {e}"))?;
         let notify = NotifyMode::from_args(a.notify.as_deref(), a.notify_url.as_deref())?;
         let notify_secret_file = a
             .notify_secret_file
@@ -274,6 +287,7 @@ impl Config {
             data_dir,
             policies,
             default_region,
+            display_zone,
             auto_keys: a.auto_keys && !a.no_auto_keys,
             audit_timeout: a.audit_timeout,
             retention_interval: a.retention_interval,
@@ -306,6 +320,7 @@ impl Config {
             data_dir,
             policies: PolicySource::BuiltIn,
             default_region: Region::default(),
+            display_zone: DisplayZone::default(),
             auto_keys: true,
             audit_timeout: Duration::from_secs(2),
             retention_interval: Duration::ZERO,

@@ -13,6 +13,8 @@
 //! before its rows are deleted, and a run killed midway is finished by the
 //! next one. Rows on channels or kinds the policy does not name are never
 //! deleted (a channel taken out of the policy by mistake must not wipe data).
+//! A completed sweep (not a dry run) leaves a row in `retention_sweeps`
+//! with its counts, which the keys and policies page shows as the last sweep.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +44,9 @@ pub const DEFAULT_BATCH: usize = 5000;
 /// per batch of 5 000 and at 56k/s with one per 25 000 rows on SQLite.
 /// Grouping batches keeps that gain without making entries larger.
 pub const BATCHES_PER_DELETE: usize = 10;
+
+/// How long the record of a sweep is kept (`retention_sweeps`).
+pub const SWEEPS_KEPT: time::Duration = time::Duration::days(90);
 
 /// What a sweep did (or, in a dry run, would do). Counts only: ids are in
 /// the audit log, values nowhere.
@@ -194,7 +199,8 @@ impl Sweep<'_> {
             dry_run: self.dry_run,
             ..Report::default()
         };
-        let mut laps = Laps(std::time::Instant::now());
+        let started = std::time::Instant::now();
+        let mut laps = Laps(started);
         self.contacts(&c, &run_id, &mut report).await?;
         laps.lap(&mut report, "contacts");
         self.interactions(&c, &run_id, &mut report).await?;
@@ -217,7 +223,35 @@ impl Sweep<'_> {
             }
             laps.lap(&mut report, "scrub_wal");
         }
+        if !self.dry_run {
+            self.record(&run_id, &report, started).await;
+        }
         Ok(report)
+    }
+
+    /// Records the completed sweep (counts only), so that the last one can
+    /// be shown even when it purged nothing and so wrote no audit entry.
+    /// The purge has committed: a failure here is logged, not fatal.
+    async fn record(&self, run_id: &str, report: &Report, started: std::time::Instant) {
+        let counts = json!({
+            "contacts": report.contacts,
+            "interactions": report.interactions,
+            "consents": report.consents,
+        });
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let row = store::sweeps::SweepRow {
+            run_id: run_id.to_owned(),
+            as_of: store::to_micros(self.now),
+            elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            purged: n(report.purged),
+            customers: n(report.customers),
+            batches: n(report.batches),
+            counts: counts.to_string(),
+        };
+        let forget_before = store::to_micros(self.now - SWEEPS_KEPT);
+        if let Err(e) = store::sweeps::record(self.db, &row, forget_before).await {
+            tracing::error!(error = %e, "retention sweep done, but its record was not written");
+        }
     }
 
     /// Rows fetched at once: audited batch by batch, and deleted together.

@@ -46,8 +46,13 @@ fn check(config: &Config) -> anyhow::Result<()> {
         .collect();
     rates.sort();
     println!(
-        "limits ok: tokens live at most {}; rate limits: {}",
+        "limits ok: tokens live at most {}; keys are due for rotation after {}; rate limits: {}",
         humantime::format_duration(p.limits.token_max_lifetime),
+        p.limits
+            .key_rotate_after
+            .map_or("(no interval set)".to_owned(), |d| {
+                humantime::format_duration(d).to_string()
+            }),
         if rates.is_empty() {
             "none".to_owned()
         } else {

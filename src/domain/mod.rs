@@ -7,7 +7,7 @@
 //! the service never re-checks it ("parse, don't validate").
 //!
 //! The module is deliberately free of I/O, crypto and storage concerns:
-//! it only depends on `phonenumber`, `unicode-properties`, `time`, `serde` and `thiserror`, which
+//! it only depends on `phonenumber`, `unicode-properties`, `time`, `jiff` (zones), `serde` and `thiserror`, which
 //! keeps the rules for names, normalisation, masking and time formats easy to test in isolation.
 
 mod actor;
@@ -18,6 +18,7 @@ mod names;
 mod staff;
 mod text;
 pub mod time;
+mod zone;
 
 pub use actor::Actor;
 pub use channel::{ChannelKind, ChannelKindError};
@@ -25,3 +26,4 @@ pub use contact::{mask, normalise, ContactError, NormalisedValue, Region};
 pub use names::{ChannelId, NameError, Purpose, Role, RoleError, PROFILE_DOMAIN};
 pub use staff::{StaffName, StaffNameError, StaffRole, StaffRoleError, MAX_STAFF_NAME_LEN};
 pub use text::{check_chars, short_text, DisplayName, TextError, MAX_DISPLAY_NAME_CHARS};
+pub use zone::{DisplayZone, ZoneError, DEFAULT_DISPLAY_ZONE};

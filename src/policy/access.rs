@@ -53,6 +53,10 @@ pub enum Operation {
     ReadClients,
     RevokeClient,
     RotateClientSecret,
+    /// The keys and policies overview: key versions and ages, the retention
+    /// schedule and last sweep, how channels integrate (never key material,
+    /// never customer data).
+    ReadKeysOverview,
 }
 
 /// How an operation's purpose is settled.
@@ -114,6 +118,7 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     (ReadClients, &[Admin], PurposeRule::None),
     (RevokeClient, &[Admin], PurposeRule::None),
     (RotateClientSecret, &[Admin], PurposeRule::None),
+    (ReadKeysOverview, &[Admin], PurposeRule::None),
 ];
 
 impl Operation {
@@ -239,8 +244,13 @@ mod tests {
     }
 
     /// The operations that administer the vault rather than touch its data.
-    const ADMINISTRATION: [Operation; 4] =
-        [CreateClient, ReadClients, RevokeClient, RotateClientSecret];
+    const ADMINISTRATION: [Operation; 5] = [
+        CreateClient,
+        ReadClients,
+        RevokeClient,
+        RotateClientSecret,
+        ReadKeysOverview,
+    ];
 
     #[test]
     fn admins_may_call_no_data_operation() {
@@ -451,6 +461,21 @@ mod tests {
                 "forbidden",
             ),
             (Role::Customer, &[], ListOwnDsrRequests, None, "ok"),
+            (Role::Admin, &[], ReadKeysOverview, None, "ok"),
+            (
+                Role::Compliance,
+                &["dsr"],
+                ReadKeysOverview,
+                None,
+                "forbidden",
+            ),
+            (
+                Role::Service,
+                &["support"],
+                ReadKeysOverview,
+                None,
+                "forbidden",
+            ),
             (
                 Role::Compliance,
                 &["dsr"],

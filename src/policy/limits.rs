@@ -71,6 +71,10 @@ pub struct Limits {
     pub sign_in: SignInLimits,
     /// Longest token lifetime accepted (`exp - iat`, or `exp - now` without `iat`).
     pub token_max_lifetime: Duration,
+    /// How old a key may grow before it is due for rotation (`[keys]
+    /// rotate_after`); `None` when the policy names no interval. Nothing
+    /// rotates by itself: the keys and policies page marks older keys.
+    pub key_rotate_after: Option<Duration>,
 }
 
 impl Limits {
@@ -202,12 +206,12 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
         .map_err(|e: toml::de::Error| err(file, "(syntax)", e.message().to_owned()))?;
     if let Some(k) = root
         .keys()
-        .find(|k| !["rate_limits", "sign_in", "tokens"].contains(&k.as_str()))
+        .find(|k| !["rate_limits", "sign_in", "tokens", "keys"].contains(&k.as_str()))
     {
         return Err(err(
             file,
             k.as_str(),
-            "unknown key (expected rate_limits, sign_in or tokens)",
+            "unknown key (expected rate_limits, sign_in, tokens or keys)",
         ));
     }
     let rates = match root.get("rate_limits") {
@@ -242,7 +246,26 @@ pub fn parse_limits(file: &str, text: &str) -> Result<Limits, PolicyError> {
         rates,
         sign_in,
         token_max_lifetime,
+        key_rotate_after: parse_keys(file, root.get("keys"))?,
     })
+}
+
+/// `[keys]`: the optional rotation interval.
+fn parse_keys(file: &str, v: Option<&Value>) -> Result<Option<Duration>, PolicyError> {
+    let Some(v) = v else { return Ok(None) };
+    let t = v
+        .as_table()
+        .ok_or_else(|| err(file, "keys", "must be a table"))?;
+    if let Some(k) = t.keys().find(|k| k.as_str() != "rotate_after") {
+        return Err(err(
+            file,
+            format!("keys.{k}"),
+            "unknown key (expected rotate_after)",
+        ));
+    }
+    t.get("rotate_after")
+        .map(|v| parse_duration(file, "keys.rotate_after", v))
+        .transpose()
 }
 
 /// The compiled-in limits.
@@ -260,6 +283,7 @@ mod tests {
         assert!(l.rate(LimitedAction::Lookup, Role::Agent).is_some());
         assert!(l.rate(LimitedAction::Reveal, Role::Agent).is_some());
         assert!(l.token_max_lifetime <= Duration::from_secs(24 * 3600));
+        assert_eq!(l.key_rotate_after, Some(Duration::from_secs(365 * 86_400)));
     }
 
     #[test]

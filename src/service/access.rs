@@ -40,8 +40,10 @@ impl Services {
 
     /// [`Services::authorise`] for an operation that writes no audit entry:
     /// reading and verifying the audit log itself, whose entries hold no
-    /// contact data (logging each look at the log would only grow it).
-    /// Such operations read for no purpose.
+    /// contact data (logging each look at the log would only grow it), and
+    /// the keys and policies overview, which reads configuration and key
+    /// metadata, never a key or customer data. Such operations read for no
+    /// purpose.
     pub fn authorise_unlogged(&self, actor: &Actor, op: Operation) -> Result<Access, Error> {
         authorise(&self.policies, actor, op, None).map_err(|d| refusal(d, None))
     }

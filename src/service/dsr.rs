@@ -215,7 +215,7 @@ async fn export_as(
     scope.detail("interactions", bundle.interactions.len());
     scope.detail("consents", bundle.consents.len());
     scope.detail("access_log", bundle.access_log.len());
-    bundle.render(format)
+    bundle.render(format, &svc.config.display_zone)
 }
 
 // --- erasure -------------------------------------------------------------------

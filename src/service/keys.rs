@@ -7,6 +7,13 @@
 //! ([`crate::vault::rotation`] writes both, so a rotation started from
 //! anywhere is audited the same). `init` and `status` change no key in use
 //! and read no customer data; they write no entry.
+//!
+//! [`overview`] is the web console's read of the same metadata, with the
+//! policies' retention and integration rules, for role `admin`.
+
+pub mod overview;
+
+pub use overview::overview;
 
 use std::{path::PathBuf, time::Duration};
 

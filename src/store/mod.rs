@@ -6,7 +6,8 @@
 //! clients and revoked tokens), [`staff`] (staff accounts), [`web_sessions`]
 //! (sessions of the web pages), [`sign_in`] (customer sign-in challenges),
 //! [`outbox`] (the notifier's messages), [`dsr_requests`] (the register of
-//! data subject requests) and [`audit`] (the audit log and its checkpoints);
+//! data subject requests), [`sweeps`] (the record of retention sweeps) and
+//! [`audit`] (the audit log and its checkpoints);
 //! [`erasure`] and [`retention`] delete across them.
 //!
 //! One code path for both engines where the SQL is the same: a query is
@@ -35,6 +36,7 @@ pub mod sign_in;
 pub mod sql;
 pub mod sqlite_read;
 pub mod staff;
+pub mod sweeps;
 pub mod web_sessions;
 
 use std::{path::Path, str::FromStr, sync::Arc, time::Duration};

@@ -19,6 +19,7 @@ pub mod console;
 pub mod csrf;
 pub mod headers;
 pub mod i18n;
+pub mod keys_page;
 pub mod privacy;
 pub mod session;
 pub mod static_files;
@@ -54,6 +55,7 @@ pub fn router(app: AppState) -> Router<AppState> {
     };
     Router::new()
         .merge(privacy::routes())
+        .merge(keys_page::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))

@@ -781,6 +781,24 @@ async fn every_global_flag_has_an_env_twin_and_the_flag_wins(b: Backend) {
     r.assert_failed();
     assert!(r.stderr.contains("ARKKU_DEFAULT_REGION"), "{}", r.stderr);
     cli.run_ok(&token, &[("ARKKU_DEFAULT_REGION", "SE")]).await;
+
+    // The display zone likewise: an unknown IANA name refuses to start.
+    let r = cli
+        .run(
+            &[&token[..], &["--display-timezone", "Mars/Olympus"]].concat(),
+            &[],
+        )
+        .await;
+    r.assert_failed();
+    assert!(r.stderr.contains("ARKKU_DISPLAY_TIMEZONE"), "{}", r.stderr);
+    assert!(r.stderr.contains("Mars/Olympus"), "{}", r.stderr);
+    let r = cli
+        .run(&token, &[("ARKKU_DISPLAY_TIMEZONE", "Helsinki")])
+        .await;
+    r.assert_failed();
+    assert!(r.stderr.contains("unknown time zone"), "{}", r.stderr);
+    cli.run_ok(&token, &[("ARKKU_DISPLAY_TIMEZONE", "UTC")])
+        .await;
 }
 
 async fn token_refuses_an_unknown_role_purpose_or_channel(b: Backend) {

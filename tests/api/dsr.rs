@@ -1,8 +1,6 @@
-//! Data subject rights: the customer's own view, export (JSON and ZIP of CSV
-//! files, validated against the published schema) and erasure by
-//! crypto-shredding.
-
-use std::io::Read;
+//! Data subject rights: the customer's own view, export (JSON, validated
+//! against the published schema; the ZIP has its own module, `export_zip`)
+//! and erasure by crypto-shredding.
 
 use arkku::domain::Role;
 use reqwest::{Method, StatusCode};
@@ -15,7 +13,6 @@ pub fn tests() -> Vec<Scenario> {
     scenarios![
         a_customer_sees_their_own_profile_unmasked_and_nobody_elses,
         an_export_holds_everything_on_the_customer_and_nothing_of_another,
-        a_zip_export_has_the_same_content_as_csv_files,
         only_the_customer_and_dsr_staff_may_export,
         erasure_shreds_the_customer_and_a_second_erasure_changes_nothing,
         a_customer_erases_themselves,
@@ -277,88 +274,6 @@ async fn an_export_holds_everything_on_the_customer_and_nothing_of_another(b: Ba
         "the request's reason is audited"
     );
     assert!(!text.contains("Soittopyyntö"), "no body in the audit log");
-}
-
-async fn a_zip_export_has_the_same_content_as_csv_files(b: Backend) {
-    let app = spawn_app(b).await;
-    let id = app.create_customer_ok(&app.service(), pena()).await;
-    interaction(
-        &app,
-        &id,
-        "phone",
-        "feedback",
-        "=HYPERLINK(\"http://evil\")",
-    )
-    .await;
-    let r = app
-        .client
-        .get(format!("{}/v1/me/export?format=zip", app.address))
-        .bearer_auth(customer_token(&app, &id))
-        .send()
-        .await
-        .expect("export");
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        r.headers()["content-type"].to_str().unwrap(),
-        "application/zip"
-    );
-    assert!(r.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .contains(".zip"));
-    let bytes = r.bytes().await.expect("body");
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
-    let mut names: Vec<String> = zip
-        .file_names()
-        .map(|n| n.expect("a file name").into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "access_log.csv",
-            "consents.csv",
-            "contacts.csv",
-            "customer.csv",
-            "export.csv",
-            "interactions.csv",
-            "retention.csv"
-        ]
-    );
-    let mut read = |name: &str| {
-        let mut s = String::new();
-        zip.by_name(name)
-            .expect(name)
-            .read_to_string(&mut s)
-            .expect("utf-8");
-        s
-    };
-    let contacts = read("contacts.csv");
-    let mut lines = contacts.lines();
-    assert_eq!(
-        lines.next(),
-        Some("id,channel,value,label,created_at,last_activity_at")
-    );
-    assert_eq!(lines.count(), 3);
-    // Formula-looking cells are quoted against spreadsheet injection.
-    assert!(contacts.contains(",'+358407654321,koti,"), "{contacts}");
-    assert!(contacts.contains("pena.export@example.com"), "{contacts}");
-    let interactions = read("interactions.csv");
-    assert!(
-        interactions.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
-        "{interactions}"
-    );
-    assert!(read("customer.csv").contains("Pena Export"));
-    assert!(read("export.csv").contains("arkku-export/1"));
-    assert!(read("access_log.csv").contains("customer.create"));
-    app.request(
-        Method::GET,
-        "/v1/me/export?format=xml",
-        Some(&customer_token(&app, &id)),
-        None,
-    )
-    .await
-    .assert_problem(400, "invalid_request");
 }
 
 async fn only_the_customer_and_dsr_staff_may_export(b: Backend) {

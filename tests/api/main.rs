@@ -25,10 +25,12 @@ mod dsr;
 mod dsr_register;
 mod durability;
 mod edge;
+mod export_zip;
 mod input;
 mod interactions;
 mod issuers;
 mod keys;
+mod keys_page;
 mod limits;
 mod lookup;
 mod oauth;
@@ -70,6 +72,7 @@ fn main() {
         ("customers", customers::tests()),
         ("dsr", dsr::tests()),
         ("dsr_register", dsr_register::tests()),
+        ("export_zip", export_zip::tests()),
         ("input", input::tests()),
         ("issuers", issuers::tests()),
         ("interactions", interactions::tests()),
@@ -94,6 +97,7 @@ fn main() {
         ("oauth", oauth::tests()),
         ("console", console::tests()),
         ("privacy_page", privacy_page::tests()),
+        ("keys_page", keys_page::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

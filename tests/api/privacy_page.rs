@@ -227,7 +227,10 @@ async fn a_customer_signs_in_switches_consent_sees_who_looked_downloads_and_eras
         "An agent of the phone channel viewed your e-mail address and your phone number on ",
     ];
     assert!(both.iter().any(|s| log.contains(s)), "{log}");
-    assert!(log.contains(" UTC for support, case T-9."), "{log}");
+    assert!(
+        log.contains(" (Europe/Helsinki) for support, case T-9."),
+        "{log}"
+    );
     assert!(log.contains("asked to see your e-mail address"), "{log}");
     assert!(
         log.contains("refused: you have withdrawn your consent"),

@@ -1,6 +1,7 @@
 //! The retention sweeper through `arkku retention run`: what it purges, that
 //! it audits every batch, that a dry run changes nothing, that a second run
-//! purges nothing, and that a run killed midway is finished by the next.
+//! purges nothing (and is recorded all the same), and that a run killed
+//! midway is finished by the next.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -134,6 +135,11 @@ async fn a_sweep_purges_what_is_past_retention_and_a_second_run_purges_nothing(b
     assert_eq!(dry["customers"], 1, "Kaisa would have nothing left: {dry}");
     assert_eq!(state(&app).await, before);
     assert_eq!(app.audit_count().await, audit_before);
+    assert_eq!(
+        app.count("retention_sweeps").await,
+        0,
+        "a dry run leaves no record"
+    );
 
     let done = sweep(&app, &[]).await;
     assert_eq!(done["dry_run"], false);
@@ -188,6 +194,12 @@ async fn a_sweep_purges_what_is_past_retention_and_a_second_run_purges_nothing(b
     assert_eq!(again["customers"], 0, "{again}");
     assert_eq!(again["batches"], 0, "{again}");
     assert_eq!(state(&app).await, [1, 1, 0, 3, 1]);
+    // Both runs are recorded, the empty one too, with counts and no ids.
+    assert_eq!(app.count("retention_sweeps").await, 2);
+    let last = arkku::store::sweeps::last(app.db()).await.unwrap().unwrap();
+    assert_eq!((last.purged, last.customers, last.batches), (0, 0, 0));
+    let first = "SELECT purged FROM retention_sweeps ORDER BY as_of, run_id LIMIT 1";
+    assert_eq!(app.scalar(first).await, 4);
 }
 
 async fn a_sweep_killed_midway_is_finished_by_the_next_with_the_same_end_state(b: Backend) {

@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessPart, Bundle, ContactPart, CustomerPart, InteractionPart, RetentionPart, FORMAT,
+    AccessPart, AccessReason, Bundle, ContactPart, CustomerPart, InteractionPart, RetentionPart,
+    FORMAT,
 };
 use crate::{
     policy::{consent_deadline, SubjectAccess},
@@ -115,6 +116,7 @@ async fn contact_parts(
             label: opened.label,
             created_at: rfc3339(opened.created_at),
             last_activity_at: rfc3339(store::from_micros(c.last_activity_at)),
+            kind,
         });
     }
     Ok(parts)
@@ -176,6 +178,7 @@ fn consent_retention(svc: &Services, c: &ConsentRow) -> RetentionPart {
 /// An audit entry as the customer sees it: no staff identity, no free text.
 fn access_part(e: AuditRow) -> AccessPart {
     AccessPart {
+        reasons: reasons(&e.detail),
         seq: e.seq,
         at: rfc3339(store::from_micros(e.at)),
         action: e.action,
@@ -184,4 +187,37 @@ fn access_part(e: AuditRow) -> AccessPart {
         channel: e.channel,
         decision: e.decision,
     }
+}
+
+/// The reason codes an entry's detail holds: the channels a read showed
+/// (`released`) and withheld, each `{channel, reason}`, and on a denial its
+/// `code`, the policy `rule` and a sign-in's `reason`. Everything else in the
+/// detail (ids, counts) stays out.
+fn reasons(detail: &str) -> Vec<AccessReason> {
+    let Ok(serde_json::Value::Object(d)) = serde_json::from_str(detail) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, outcome) in [("released", "shown"), ("withheld", "withheld")] {
+        let Some(list) = d.get(key).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        out.extend(list.iter().filter_map(|item| {
+            Some(AccessReason {
+                outcome,
+                channel: item.get("channel")?.as_str().map(str::to_owned),
+                code: item.get("reason")?.as_str()?.to_owned(),
+            })
+        }));
+    }
+    for key in ["code", "rule", "reason"] {
+        if let Some(code) = d.get(key).and_then(|v| v.as_str()) {
+            out.push(AccessReason {
+                outcome: "refused",
+                channel: None,
+                code: code.to_owned(),
+            });
+        }
+    }
+    out
 }

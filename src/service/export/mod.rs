@@ -5,11 +5,19 @@
 //! request ([`super::dsr`]) both build it here, so the two cannot differ.
 //!
 //! The bundle is gathered and opened under subject access ([`build`]) and
-//! rendered as JSON or, for people who open it in a spreadsheet, as the same
-//! content in CSV files inside a ZIP archive ([`csv_files`]).
+//! rendered as JSON (UTC, for machines) or, for people who open it in a
+//! spreadsheet, as the same content in a ZIP archive: CSV files with column
+//! names in words and local times ([`csv_files`]), each cell made inert
+//! ([`cell`]), and a plain-language README in English and Finnish
+//! ([`readme`]).
 
 mod build;
+mod cell;
 mod csv_files;
+mod readme;
+mod words;
+#[cfg(test)]
+mod zip_tests;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,8 +26,10 @@ use zeroize::Zeroizing;
 
 pub use build::build;
 /// The formula-neutralising CSV cell, for the other CSV downloads.
-pub(crate) use csv_files::cell as csv_cell;
+pub(crate) use cell::text as csv_cell;
 pub use csv_files::ZipError;
+
+use crate::domain::{ChannelKind, DisplayZone};
 
 use super::{
     views::{secret, secret_opt, ConsentEventView},
@@ -71,6 +81,9 @@ pub struct ContactPart {
     pub label: Option<Zeroizing<String>>,
     pub created_at: String,
     pub last_activity_at: String,
+    /// How the value is written in the ZIP (a phone number reads `(+358) …`).
+    #[serde(skip)]
+    pub kind: ChannelKind,
 }
 
 /// An interaction with its body.
@@ -98,6 +111,19 @@ pub struct AccessPart {
     pub purpose: Option<String>,
     pub channel: Option<String>,
     pub decision: String,
+    /// Why, as reason codes: each channel shown or withheld on a read, and
+    /// the refusal's code on a denial. Codes only, never a value.
+    pub reasons: Vec<AccessReason>,
+}
+
+/// One reason code of an access-log entry, with the channel it is about.
+#[derive(Serialize, ToSchema)]
+pub struct AccessReason {
+    /// `shown`, `withheld` or `refused`.
+    pub outcome: &'static str,
+    pub channel: Option<String>,
+    #[schema(example = "consent_required")]
+    pub code: String,
 }
 
 /// When one item will be deleted.
@@ -153,14 +179,14 @@ pub struct ZipFile {
 }
 
 impl Bundle {
-    /// The bundle in `format`. A ZIP that cannot be written is an internal
-    /// error: its inputs are the vault's own.
-    pub fn render(self, format: Format) -> Result<Export, Error> {
+    /// The bundle in `format`, the ZIP's times in `zone`. A ZIP that cannot
+    /// be written is an internal error: its inputs are the vault's own.
+    pub fn render(self, format: Format, zone: &DisplayZone) -> Result<Export, Error> {
         let id = self.customer.id;
         match format {
             Format::Json => Ok(Export::Json(Box::new(self))),
             Format::Zip => {
-                let bytes = self.to_zip().map_err(|e| {
+                let bytes = self.to_zip(zone).map_err(|e| {
                     tracing::error!(customer_id = %id, error = %e, "export zip failed");
                     Error::Internal
                 })?;

@@ -69,6 +69,7 @@ struct ConsentsPage {
 /// `GET /privacy/consents`.
 pub async fn show(State(state): State<WebState>, customer: Customer) -> Response {
     let lang = customer.lang;
+    let zone = &state.app.config.display_zone;
     let caller = customer.caller();
     let (data, ledger) = match (
         privacy::my_data(&state.app, &caller).await,
@@ -104,7 +105,7 @@ pub async fn show(State(state): State<WebState>, customer: Customer) -> Response
         .iter()
         .rev()
         .map(|e| HistoryLine {
-            at: words::rfc3339_date_time(lang, &e.at),
+            at: words::rfc3339_date_time(lang, zone, &e.at),
             purpose: words::purpose(lang, &e.purpose),
             channel: channel_name(lang, &e.channel),
             action: words::consent_status(lang, &e.action),

@@ -40,12 +40,15 @@ struct DataPage {
     name: Option<Zeroizing<String>>,
     contacts: Vec<ContactLine>,
     interactions: Vec<InteractionLine>,
+    /// When items go, and the zone the page's times are in.
+    retention_note: String,
 }
 
 /// `GET /privacy/` signed in: the customer's data, unmasked (audited as a
 /// read of their own record).
 pub async fn show(state: &WebState, customer: Customer) -> Response {
     let lang = customer.lang;
+    let zone = &state.app.config.display_zone;
     let bundle = match privacy::my_data(&state.app, &customer.caller()).await {
         Ok(b) => b,
         Err(e) => return fail(lang, &e),
@@ -56,7 +59,7 @@ pub async fn show(state: &WebState, customer: Customer) -> Response {
         .map(|r| (r.id, r.delete_after.clone()))
         .collect();
     let deleted = |id: &Uuid| match deadlines.get(id).cloned().flatten() {
-        Some(at) => words::rfc3339_date(lang, &at),
+        Some(at) => words::rfc3339_date(lang, zone, &at),
         None => lang.t("privacy_kept_until_erased").to_owned(),
     };
     let contacts = bundle
@@ -65,7 +68,7 @@ pub async fn show(state: &WebState, customer: Customer) -> Response {
         .map(|c| ContactLine {
             deleted: deleted(&c.id),
             channel: words::channel(lang, &c.channel),
-            added: words::rfc3339_date(lang, &c.created_at),
+            added: words::rfc3339_date(lang, zone, &c.created_at),
             value: c.value,
             label: c.label,
         })
@@ -77,7 +80,7 @@ pub async fn show(state: &WebState, customer: Customer) -> Response {
             deleted: deleted(&i.id),
             channel: words::channel(lang, &i.channel),
             kind: words::kind(lang, &i.kind),
-            at: words::rfc3339_date_time(lang, &i.created_at),
+            at: words::rfc3339_date_time(lang, zone, &i.created_at),
             body: i.body,
         })
         .collect();
@@ -86,6 +89,7 @@ pub async fn show(state: &WebState, customer: Customer) -> Response {
         name: bundle.customer.display_name,
         contacts,
         interactions,
+        retention_note: words::fill(lang.t("privacy_retention_note"), &[("zone", zone.name())]),
     };
     render(StatusCode::OK, &page)
 }
@@ -101,13 +105,17 @@ struct AccessPage {
 /// `GET /privacy/access`: who has seen the customer's data, in plain words.
 pub async fn access(State(state): State<WebState>, customer: Customer) -> Response {
     let lang = customer.lang;
+    let zone = &state.app.config.display_zone;
     let events = match privacy::access_log(&state.app, &customer.caller()).await {
         Ok(events) => events,
         Err(e) => return fail(lang, &e),
     };
     let page = AccessPage {
         f: customer.frame("/privacy/access"),
-        entries: events.iter().map(|e| words::sentences(lang, e)).collect(),
+        entries: events
+            .iter()
+            .map(|e| words::sentences(lang, zone, e))
+            .collect(),
     };
     render(StatusCode::OK, &page)
 }
@@ -132,6 +140,7 @@ struct RequestsPage {
 /// `GET /privacy/requests`: the customer's requests from the register.
 pub async fn requests(State(state): State<WebState>, customer: Customer) -> Response {
     let lang = customer.lang;
+    let zone = &state.app.config.display_zone;
     let own = match dsr_register::mine(&state.app, &customer.caller()).await {
         Ok(own) => own,
         Err(e) => return fail(lang, &e),
@@ -142,11 +151,11 @@ pub async fn requests(State(state): State<WebState>, customer: Customer) -> Resp
         .map(|r| RequestLine {
             kind: words::request_word(lang, r.kind),
             status: words::request_word(lang, r.status),
-            received: words::rfc3339_date(lang, &r.received_at),
-            due: words::rfc3339_date(lang, &r.due_date),
+            received: words::rfc3339_date(lang, zone, &r.received_at),
+            due: words::rfc3339_date(lang, zone, &r.due_date),
             closed: r
                 .closed_at
-                .map(|c| words::rfc3339_date(lang, &c))
+                .map(|c| words::rfc3339_date(lang, zone, &c))
                 .unwrap_or_default(),
             case_reference: r.case_reference,
         })

@@ -115,6 +115,7 @@ struct ErasedPage {
 pub async fn erase(State(state): State<WebState>, posted: CustomerForm<EraseFields>) -> Response {
     let CustomerForm { customer, form } = posted;
     let lang = customer.lang;
+    let zone = &state.app.config.display_zone;
     let word = lang.t("privacy_erase_word");
     if !form.confirm.trim().eq_ignore_ascii_case(word) {
         let page = ErasePage {
@@ -138,7 +139,7 @@ pub async fn erase(State(state): State<WebState>, posted: CustomerForm<EraseFiel
     }
     let page = ErasedPage {
         f: Frame::anonymous(lang, "/privacy/"),
-        erased_at: words::rfc3339_date_time(lang, &tombstone.erased_at),
+        erased_at: words::rfc3339_date_time(lang, zone, &tombstone.erased_at),
     };
     let mut r = render(StatusCode::OK, &page);
     r.headers_mut()

@@ -11,7 +11,7 @@
 
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
-use crate::{service::privacy::AccessEvent, web::Lang};
+use crate::{domain::DisplayZone, service::privacy::AccessEvent, web::Lang};
 
 /// `template` with each `{name}` replaced by its value.
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
@@ -31,33 +31,39 @@ fn named(lang: Lang, prefix: &str, name: &str, fallback: &str) -> String {
     }
 }
 
-/// A date and time, in UTC: "2 Dec 2026 at 12.14 UTC" / "2.12.2026 klo 12.14 UTC".
-pub fn date_time(lang: Lang, at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
+/// A date and time in the display zone (`ARKKU_DISPLAY_TIMEZONE`), named:
+/// "2 Dec 2026 at 12.14 (Europe/Helsinki)" / "2.12.2026 klo 12.14 (Europe/Helsinki)".
+pub fn date_time(lang: Lang, zone: &DisplayZone, at: OffsetDateTime) -> String {
+    let local = zone.to_local(at);
     fill(
         lang.t("privacy_datetime"),
         &[
-            ("date", &date(lang, at)),
-            ("hour", &format!("{:02}", at.hour())),
-            ("minute", &format!("{:02}", at.minute())),
+            ("date", &date(lang, zone, at)),
+            ("hour", &format!("{:02}", local.hour())),
+            ("minute", &format!("{:02}", local.minute())),
+            ("zone", zone.name()),
         ],
     )
 }
 
-/// A date: "2 Dec 2026" / "2.12.2026".
-pub fn date(lang: Lang, at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let month = u8::from(at.month());
+/// A date in the display zone: "2 Dec 2026" / "2.12.2026".
+pub fn date(lang: Lang, zone: &DisplayZone, at: OffsetDateTime) -> String {
+    day(lang, zone.to_local(at).date())
+}
+
+/// A calendar day in words of `lang`.
+fn day(lang: Lang, d: time::Date) -> String {
+    let month = u8::from(d.month());
     fill(
         lang.t("privacy_date"),
         &[
-            ("day", &at.day().to_string()),
+            ("day", &d.day().to_string()),
             (
                 "month",
                 &named(lang, "privacy_month_", month_key(month), ""),
             ),
             ("mnum", &month.to_string()),
-            ("year", &at.year().to_string()),
+            ("year", &d.year().to_string()),
         ],
     )
 }
@@ -73,18 +79,19 @@ fn month_key(m: u8) -> &'static str {
 
 /// An RFC 3339 time of a service view as [`date_time`]; as it is if it
 /// does not parse (it always does: the vault wrote it).
-pub fn rfc3339_date_time(lang: Lang, text: &str) -> String {
-    OffsetDateTime::parse(text, &Rfc3339).map_or_else(|_| text.to_owned(), |t| date_time(lang, t))
+pub fn rfc3339_date_time(lang: Lang, zone: &DisplayZone, text: &str) -> String {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_or_else(|_| text.to_owned(), |t| date_time(lang, zone, t))
 }
 
-/// An RFC 3339 time, or a calendar date (`2027-01-02`), as [`date`].
-pub fn rfc3339_date(lang: Lang, text: &str) -> String {
+/// An RFC 3339 time, or a calendar date (`2027-01-02`, shown as it is), as [`date`].
+pub fn rfc3339_date(lang: Lang, zone: &DisplayZone, text: &str) -> String {
     if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        return date(lang, t);
+        return date(lang, zone, t);
     }
     let calendar = time::macros::format_description!("[year]-[month]-[day]");
     match time::Date::parse(text, &calendar) {
-        Ok(d) => date(lang, d.midnight().assume_utc()),
+        Ok(d) => day(lang, d),
         Err(_) => text.to_owned(),
     }
 }
@@ -161,9 +168,9 @@ fn why(lang: Lang, e: &AccessEvent) -> String {
 }
 
 /// The sentences of one access-log entry: what was done or refused.
-pub fn sentences(lang: Lang, e: &AccessEvent) -> Vec<String> {
+pub fn sentences(lang: Lang, zone: &DisplayZone, e: &AccessEvent) -> Vec<String> {
     let who = who(lang, e);
-    let when = date_time(lang, e.at);
+    let when = date_time(lang, zone, e.at);
     let why = why(lang, e);
     let base = [
         ("who", who.as_str()),
@@ -280,21 +287,31 @@ mod tests {
 
     #[test]
     fn an_agents_read_is_told_in_plain_words_in_both_languages() {
-        let en = sentences(Lang::En, &event());
+        let helsinki = DisplayZone::parse("Europe/Helsinki").unwrap();
+        let en = sentences(Lang::En, &helsinki, &event());
         assert_eq!(
             en[0],
-            "An agent of the phone channel viewed your phone number on 2 Dec 2026 at 12.14 UTC for support, case T-9."
+            "An agent of the phone channel viewed your phone number on 2 Dec 2026 at 14.14 (Europe/Helsinki) for support, case T-9."
         );
         assert!(
             en[1].contains("your e-mail address") && en[1].contains("refused"),
             "{en:?}"
         );
-        let fi = sentences(Lang::Fi, &event());
+        let fi = sentences(Lang::Fi, &helsinki, &event());
         assert!(
-            fi[0].contains("puhelinnumero") && fi[0].contains("2.12.2026 klo 12.14"),
+            fi[0].contains("puhelinnumero") && fi[0].contains("2.12.2026 klo 14.14"),
             "{fi:?}"
         );
         assert!(fi.iter().all(|s| !s.contains('{')), "{fi:?}");
+        // A day boundary falls by the zone, not by UTC.
+        let tokyo = DisplayZone::parse("Asia/Tokyo").unwrap();
+        let mut late = event();
+        late.at = time::macros::datetime!(2026-12-02 20:00 UTC);
+        let en = sentences(Lang::En, &tokyo, &late);
+        assert!(
+            en[0].contains("on 3 Dec 2026 at 05.00 (Asia/Tokyo)"),
+            "{en:?}"
+        );
     }
 
     #[test]

@@ -352,6 +352,13 @@ impl Browser {
         path
     }
 
+    /// Resizes the window, so that one screenshot takes in a long page.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let rect = json!({"width": width, "height": height});
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(rect))
+            .await;
+    }
+
     /// Clicks the link or button `css` selects, as a person would to
     /// download a file, and waits until a new file has finished arriving
     /// in the download directory; returns its path (its name is the one the
