@@ -240,7 +240,7 @@ mod tests {
             );
             assert!(!roles.is_empty(), "{op:?} has no role");
         }
-        assert_eq!(MATRIX.len(), 32);
+        assert_eq!(MATRIX.len(), 33);
     }
 
     /// The operations that administer the vault rather than touch its data.
