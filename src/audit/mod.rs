@@ -276,7 +276,13 @@ mod tests {
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
         }
         // Each variant carries one rename; a variant missing from ALL shows here.
-        let variants = include_str!("mod.rs").matches("#[serde(rename = \"").count();
-        assert_eq!(variants, Action::ALL.len(), "every action is in Action::ALL");
+        let variants = include_str!("mod.rs")
+            .matches("#[serde(rename = \"")
+            .count();
+        assert_eq!(
+            variants,
+            Action::ALL.len(),
+            "every action is in Action::ALL"
+        );
     }
 }

@@ -13,12 +13,7 @@ mod form;
 mod trail;
 mod verify;
 
-use axum::{
-    http::StatusCode,
-    response::Response,
-    routing::get,
-    Router,
-};
+use axum::{http::StatusCode, response::Response, routing::get, Router};
 
 use super::{render, session::Staff, ErrorPage, WebState};
 use crate::service::Error;

@@ -126,14 +126,14 @@ fn decision_choices(f: &Frame, chosen: &str) -> Vec<Choice> {
 fn fields(f: &Frame, form: &TrailForm, errors: &[FieldError]) -> Vec<Field> {
     let field = |id: &'static str, key: &'static str, kind: &'static str, value: &str| {
         let error = errors.iter().find(|e| e.field == id).map(|e| f.t(e.key));
-        let hint = match id {
-            "customer_id" => Some(f.t("audit_customer_hint")),
-            "from" | "to" => Some(f.t("audit_dates_hint")),
-            _ => None,
-        };
+        let hint = (id == "customer_id").then(|| f.t("audit_customer_hint"));
         let mut described = Vec::new();
         if hint.is_some() {
             described.push(format!("{id}-hint"));
+        }
+        if kind == "date" {
+            // One hint below the form says how both dates are read.
+            described.push("dates-hint".to_owned());
         }
         if error.is_some() {
             described.push(format!("{id}-error"));
@@ -221,7 +221,11 @@ pub async fn trail(
         Err(e) => return failure(&staff, e),
     };
     let pinned = through.map(|t| t.to_string());
-    let download = |path| pinned.as_deref().map(|t| form.link(path, &[("through", t)]));
+    let download = |path| {
+        pinned
+            .as_deref()
+            .map(|t| form.link(path, &[("through", t)]))
+    };
     let results = Results {
         next: page
             .next_cursor
@@ -242,18 +246,12 @@ pub async fn trail(
     render(StatusCode::OK, &page)
 }
 
-/// The export query of a download link's filters and bound; a link this
-/// page did not draw gets the 400 page.
-fn export_query(
-    staff: &Staff,
-    query: Result<Query<TrailForm>, QueryRejection>,
-) -> Result<ExportQuery, Response> {
-    let bad = || error(staff, StatusCode::BAD_REQUEST, "audit_invalid_request");
-    let Ok(Query(form)) = query else {
-        return Err(bad());
-    };
-    let checked = form.check().map_err(|_| bad())?;
-    Ok(checked.export_query(&form.through))
+/// The export query of a download link's filters and bound; `None` for a
+/// link this page did not draw (the caller answers the 400 page).
+fn export_query(query: Result<Query<TrailForm>, QueryRejection>) -> Option<ExportQuery> {
+    let Query(form) = query.ok()?;
+    let checked = form.check().ok()?;
+    Some(checked.export_query(&form.through))
 }
 
 /// `GET /console/audit/export.csv`: the view as CSV (audited as
@@ -263,9 +261,8 @@ pub async fn download_csv(
     staff: Staff,
     query: Result<Query<TrailForm>, QueryRejection>,
 ) -> Response {
-    let q = match export_query(&staff, query) {
-        Ok(q) => q,
-        Err(page) => return page,
+    let Some(q) = export_query(query) else {
+        return error(&staff, StatusCode::BAD_REQUEST, "audit_invalid_request");
     };
     match audit_export::export_csv(&state.app, &staff.caller(), Ok(q)).await {
         Ok(download) => csv_response(download),
@@ -280,9 +277,8 @@ pub async fn download_manifest(
     staff: Staff,
     query: Result<Query<TrailForm>, QueryRejection>,
 ) -> Response {
-    let q = match export_query(&staff, query) {
-        Ok(q) => q,
-        Err(page) => return page,
+    let Some(q) = export_query(query) else {
+        return error(&staff, StatusCode::BAD_REQUEST, "audit_invalid_request");
     };
     match audit_export::export_manifest(&state.app, &staff.caller(), Ok(q)).await {
         Ok(m) => {
