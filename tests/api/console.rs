@@ -6,7 +6,7 @@
 //! two languages. Screenshots of every page visited go to
 //! `target/screenshots/`, named by test and backend.
 
-mod webdriver;
+pub(crate) mod webdriver;
 
 use reqwest::{redirect::Policy, Client, StatusCode};
 use time::Duration;
@@ -28,16 +28,17 @@ pub fn tests() -> Vec<Scenario> {
     ]
 }
 
-/// A vault with the compliance officer `anna`, and a browser.
-struct Console {
-    app: TestApp,
-    uri: String,
-    browser: Browser,
+/// A vault with the compliance officer `anna`, and a browser (the audit
+/// trail pages' tests use it too).
+pub(crate) struct Console {
+    pub(crate) app: TestApp,
+    pub(crate) uri: String,
+    pub(crate) browser: Browser,
     // Dropped last: it takes Chromium down with it.
     _driver: Driver,
 }
 
-async fn console(b: Backend, test: &str) -> Option<Console> {
+pub(crate) async fn console(b: Backend, test: &str) -> Option<Console> {
     let driver = webdriver::start(test).await?;
     let app = spawn_app(b).await;
     clock_at(&app, T0);
@@ -52,7 +53,7 @@ async fn console(b: Backend, test: &str) -> Option<Console> {
 }
 
 impl Console {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.app.address)
     }
 
@@ -66,7 +67,7 @@ impl Console {
     }
 
     /// Signs in with the code of the clock's instant `at`.
-    async fn sign_in(&mut self, at: time::OffsetDateTime) {
+    pub(crate) async fn sign_in(&mut self, at: time::OffsetDateTime) {
         let code = code(&self.uri, at);
         self.sign_in_with(PASSWORD, &code).await;
         self.browser.screenshot("signed-in").await;
@@ -78,7 +79,7 @@ impl Console {
     }
 
     /// The browser's session cookie value.
-    async fn session(&self) -> String {
+    pub(crate) async fn session(&self) -> String {
         let c = self
             .browser
             .cookie("arkku_session")
@@ -89,7 +90,7 @@ impl Console {
 }
 
 /// A client that shows redirects instead of following them.
-fn plain() -> Client {
+pub(crate) fn plain() -> Client {
     Client::builder()
         .redirect(Policy::none())
         .build()

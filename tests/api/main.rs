@@ -13,6 +13,7 @@ mod helpers;
 
 mod audit;
 mod audit_export;
+mod audit_pages;
 mod auth;
 mod bench;
 mod cli;
@@ -92,6 +93,7 @@ fn main() {
         ("clients", clients::tests()),
         ("oauth", oauth::tests()),
         ("console", console::tests()),
+        ("audit_pages", audit_pages::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
