@@ -6,6 +6,11 @@
 //! plain HTTP client: a malformed filter's 400 form and the verify form's
 //! CSRF refusal. An admin gets no trail.
 
+use arkku::{
+    audit::checkpoint,
+    crypto::{hex, CheckpointSigner, SecretKey},
+    store::audit::CheckpointRow,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -21,6 +26,7 @@ pub fn tests() -> Vec<Scenario> {
         an_entry_page_shows_the_hashes_the_api_gives,
         verifying_the_chain_says_ok_then_names_a_tampered_entry,
         a_malformed_filter_is_named_and_the_verify_form_needs_its_csrf_token,
+        the_checkpoints_list_says_whose_signature_each_carries,
         an_admin_gets_no_audit_trail,
     ]
 }
@@ -156,6 +162,15 @@ async fn an_entry_page_shows_the_hashes_the_api_gives(b: Backend) {
     c.browser.click_and_wait("#previous-entry").await;
     assert_eq!(c.browser.text("#entry-seq").await, (seq - 1).to_string());
     assert_eq!(c.browser.text("#entry-hash").await, read["prev_hash"]);
+
+    // In Finnish, the switch returns to the trail.
+    c.browser.click_and_wait("#switch-language").await;
+    assert_eq!(c.browser.text("h1").await, "Audit-loki");
+    assert!(
+        c.browser.count("tr.entry-row").await >= 4,
+        "the whole trail"
+    );
+    c.browser.screenshot("trail-fi").await;
     c.browser.close().await;
 }
 
@@ -244,6 +259,69 @@ async fn a_malformed_filter_is_named_and_the_verify_form_needs_its_csrf_token(b:
         assert!(!r.text().await.unwrap().contains("verify-verdict"));
     }
     c.browser.close().await;
+}
+
+async fn the_checkpoints_list_says_whose_signature_each_carries(b: Backend) {
+    let Some((c, _, _)) = seeded(b, "audit_checkpoints").await else {
+        return;
+    };
+    let db = c.app.db();
+    let other = CheckpointSigner::from_seed(&SecretKey::generate().unwrap()).unwrap();
+    for seq in [1, 2] {
+        let hash = arkku::store::audit::hash_at(db, seq)
+            .await
+            .unwrap()
+            .unwrap();
+        let at = 1_796_205_610_000_000;
+        let message = checkpoint::message(seq, &hash, at);
+        // Entry 1: a good signature by a key that is not the vault's;
+        // entry 2: the vault's key named, with a signature that is not its.
+        let signature = match seq {
+            1 => other.sign(&message).to_vec(),
+            _ => vec![7; 64],
+        };
+        let public_key = match seq {
+            1 => other.public_key().to_vec(),
+            _ => hex_key(&c.app.cli(&["audit", "public-key"]).await.stdout),
+        };
+        let row = CheckpointRow {
+            seq,
+            hash,
+            at,
+            signature,
+            public_key,
+        };
+        arkku::store::audit::insert_checkpoint(db, &row)
+            .await
+            .unwrap();
+    }
+    cli_ok(&c.app, &["audit", "checkpoint"]).await;
+
+    let r = plain()
+        .get(c.url("/console/audit/verify"))
+        .header("cookie", cookie(&c).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    let rows: Vec<&str> = page.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 3, "newest first: the head's, then 2 and 1");
+    assert!(
+        rows[0].contains("valid (this vault&#39;s key)")
+            || rows[0].contains("valid (this vault&#x27;s key)"),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[1].contains("invalid signature"), "{}", rows[1]);
+    assert!(rows[2].contains("signed with another key"), "{}", rows[2]);
+    assert!(rows[2].contains(&hex(other.public_key())), "which key");
+    c.browser.close().await;
+}
+
+/// The key `arkku audit public-key` prints (hex), as bytes.
+fn hex_key(stdout: &str) -> Vec<u8> {
+    arkku::crypto::unhex(stdout.trim()).expect("a hex key")
 }
 
 async fn an_admin_gets_no_audit_trail(b: Backend) {
