@@ -165,7 +165,7 @@ async fn an_entry_page_shows_the_hashes_the_api_gives(b: Backend) {
 
     // In Finnish, the switch returns to the trail.
     c.browser.click_and_wait("#switch-language").await;
-    assert_eq!(c.browser.text("h1").await, "Audit-loki");
+    assert_eq!(c.browser.text("h1").await, "Tarkastusloki");
     assert!(
         c.browser.count("tr.entry-row").await >= 4,
         "the whole trail"
