@@ -14,6 +14,7 @@
 //! Handlers here call service operations as the API's do; they never touch
 //! the store.
 
+pub mod audit_pages;
 pub mod console;
 pub mod csrf;
 pub mod headers;
@@ -53,6 +54,7 @@ pub fn router(app: AppState) -> Router<AppState> {
     };
     Router::new()
         .merge(keys_page::routes())
+        .merge(audit_pages::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))

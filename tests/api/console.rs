@@ -6,7 +6,7 @@
 //! two languages. Screenshots of every page visited go to
 //! `target/screenshots/`, named by test and backend.
 
-mod webdriver;
+pub(crate) mod webdriver;
 
 use reqwest::{redirect::Policy, Client, StatusCode};
 use time::Duration;
@@ -28,7 +28,8 @@ pub fn tests() -> Vec<Scenario> {
     ]
 }
 
-/// A vault with the compliance officer `anna`, and a browser.
+/// A vault with the compliance officer `anna`, and a browser (the tests of
+/// the console's other pages use it too).
 pub(crate) struct Console {
     pub(crate) app: TestApp,
     pub(crate) uri: String,

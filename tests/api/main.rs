@@ -13,6 +13,7 @@ mod helpers;
 
 mod audit;
 mod audit_export;
+mod audit_pages;
 mod auth;
 mod bench;
 mod cli;
@@ -96,6 +97,7 @@ fn main() {
         ("oauth", oauth::tests()),
         ("console", console::tests()),
         ("keys_page", keys_page::tests()),
+        ("audit_pages", audit_pages::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

@@ -111,7 +111,6 @@ pub struct Browser {
     shots: PathBuf,
     prefix: String,
     taken: u32,
-    #[allow(dead_code)] // until a page offers a download
     downloads: PathBuf,
 }
 
@@ -127,10 +126,13 @@ impl Driver {
                          "--disable-dev-shm-usage", "--window-size=1100,800",
                          "--lang=en-GB",
                          format!("--user-data-dir={}", self.profile.path().display())],
-                // Downloads land in the driver's own directory, unasked.
+                // Downloads land in the driver's own directory, unasked;
+                // a page may start more than one (a CSV and its manifest)
+                // without Chromium holding back the second.
                 "prefs": {
                     "download.default_directory": self.downloads.path(),
                     "download.prompt_for_download": false,
+                    "profile.default_content_setting_values.automatic_downloads": 1,
                 },
             }
         }}});
@@ -201,6 +203,13 @@ impl Browser {
     /// Opens `url` and waits for it to load.
     pub async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    /// Resizes the window, so that a screenshot shows a long page whole.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let rect = json!({ "width": width, "height": height });
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(rect))
             .await;
     }
 
@@ -347,7 +356,6 @@ impl Browser {
     /// download a file, and waits until a new file has finished arriving
     /// in the download directory; returns its path (its name is the one the
     /// server's `Content-Disposition` gave).
-    #[allow(dead_code)] // until a page offers a download
     pub async fn download(&self, css: &str) -> PathBuf {
         let before = self.downloaded();
         self.click(css).await;
@@ -355,10 +363,13 @@ impl Browser {
         loop {
             let now = self.downloaded();
             let fresh: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
-            // Chromium writes `NAME.crdownload` and renames it when done.
-            let partial = fresh
-                .iter()
-                .any(|p| p.extension().is_some_and(|e| e == "crdownload"));
+            // Chromium writes `NAME.crdownload` (or a hidden
+            // `.org.chromium.Chromium.XXXXXX`) and renames it when done.
+            let partial = fresh.iter().any(|p| {
+                p.extension().is_some_and(|e| e == "crdownload")
+                    || p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
             if let (false, [done]) = (partial, fresh.as_slice()) {
                 return (*done).clone();
             }
@@ -371,7 +382,6 @@ impl Browser {
     }
 
     /// The files in the download directory.
-    #[allow(dead_code)] // until a page offers a download
     fn downloaded(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.downloads)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
