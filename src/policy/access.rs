@@ -33,6 +33,9 @@ pub enum Operation {
     EraseOwnData,
     ExportCustomer,
     EraseCustomer,
+    /// What the vault holds on a customer, as metadata only (no value is
+    /// opened): the console's masked view of a data subject request.
+    InventoryCustomer,
     CreateInteraction,
     ListInteractions,
     ResolveInteraction,
@@ -89,6 +92,9 @@ pub const MATRIX: &[(Operation, &[Role], PurposeRule)] = &[
     (EraseOwnData, &[Customer], PurposeRule::Subject),
     (ExportCustomer, &[Compliance], PurposeRule::Subject),
     (EraseCustomer, &[Compliance], PurposeRule::Subject),
+    // Metadata only, for purpose `dsr`: it opens nothing, so it needs no
+    // subject access.
+    (InventoryCustomer, &[Compliance], PurposeRule::Named),
     (CreateInteraction, &[Agent], PurposeRule::None),
     (ListInteractions, &[Agent], PurposeRule::Named),
     (ResolveInteraction, &[Agent], PurposeRule::None),
@@ -232,7 +238,7 @@ mod tests {
             );
             assert!(!roles.is_empty(), "{op:?} has no role");
         }
-        assert_eq!(MATRIX.len(), 31);
+        assert_eq!(MATRIX.len(), 32);
     }
 
     /// The operations that administer the vault rather than touch its data.
@@ -372,6 +378,34 @@ mod tests {
             ),
             (Role::Compliance, &["dsr"], EraseCustomer, None, "ok"),
             (Role::Agent, &["dsr"], EraseCustomer, None, "forbidden"),
+            (
+                Role::Compliance,
+                &["dsr"],
+                InventoryCustomer,
+                Some("dsr"),
+                "ok",
+            ),
+            (
+                Role::Compliance,
+                &[],
+                InventoryCustomer,
+                Some("dsr"),
+                "purpose_not_allowed",
+            ),
+            (
+                Role::Compliance,
+                &["dsr"],
+                InventoryCustomer,
+                Some("support"),
+                "purpose_not_allowed",
+            ),
+            (
+                Role::Agent,
+                &["support", "dsr"],
+                InventoryCustomer,
+                Some("dsr"),
+                "forbidden",
+            ),
             (Role::Agent, &[], CreateInteraction, None, "ok"),
             (
                 Role::Service,

@@ -20,6 +20,7 @@ pub mod headers;
 pub mod i18n;
 pub mod session;
 pub mod static_files;
+pub mod subjects;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         throttle: Arc::new(throttle::Throttle::default()),
     };
     Router::new()
+        .merge(subjects::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))

@@ -6,7 +6,7 @@
 //! two languages. Screenshots of every page visited go to
 //! `target/screenshots/`, named by test and backend.
 
-mod webdriver;
+pub(crate) mod webdriver;
 
 use reqwest::{redirect::Policy, Client, StatusCode};
 use time::Duration;
@@ -29,15 +29,15 @@ pub fn tests() -> Vec<Scenario> {
 }
 
 /// A vault with the compliance officer `anna`, and a browser.
-struct Console {
-    app: TestApp,
-    uri: String,
-    browser: Browser,
+pub(crate) struct Console {
+    pub(crate) app: TestApp,
+    pub(crate) uri: String,
+    pub(crate) browser: Browser,
     // Dropped last: it takes Chromium down with it.
     _driver: Driver,
 }
 
-async fn console(b: Backend, test: &str) -> Option<Console> {
+pub(crate) async fn console(b: Backend, test: &str) -> Option<Console> {
     let driver = webdriver::start(test).await?;
     let app = spawn_app(b).await;
     clock_at(&app, T0);
@@ -52,12 +52,12 @@ async fn console(b: Backend, test: &str) -> Option<Console> {
 }
 
 impl Console {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.app.address)
     }
 
     /// Fills in and sends the sign-in form.
-    async fn sign_in_with(&mut self, password: &str, code: &str) {
+    pub(crate) async fn sign_in_with(&mut self, password: &str, code: &str) {
         self.browser.goto(&self.url("/console/")).await;
         self.browser.type_into("#name", "anna").await;
         self.browser.type_into("#password", password).await;
@@ -66,19 +66,19 @@ impl Console {
     }
 
     /// Signs in with the code of the clock's instant `at`.
-    async fn sign_in(&mut self, at: time::OffsetDateTime) {
+    pub(crate) async fn sign_in(&mut self, at: time::OffsetDateTime) {
         let code = code(&self.uri, at);
         self.sign_in_with(PASSWORD, &code).await;
         self.browser.screenshot("signed-in").await;
         assert!(self.signed_in().await, "signed in");
     }
 
-    async fn signed_in(&self) -> bool {
+    pub(crate) async fn signed_in(&self) -> bool {
         self.browser.count("#signed-in-as").await == 1
     }
 
     /// The browser's session cookie value.
-    async fn session(&self) -> String {
+    pub(crate) async fn session(&self) -> String {
         let c = self
             .browser
             .cookie("arkku_session")
@@ -89,7 +89,7 @@ impl Console {
 }
 
 /// A client that shows redirects instead of following them.
-fn plain() -> Client {
+pub(crate) fn plain() -> Client {
     Client::builder()
         .redirect(Policy::none())
         .build()

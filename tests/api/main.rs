@@ -38,6 +38,7 @@ mod schema;
 mod sign_in;
 mod startup;
 mod storage;
+mod subjects;
 mod truthful;
 mod users;
 
@@ -92,6 +93,7 @@ fn main() {
         ("clients", clients::tests()),
         ("oauth", oauth::tests()),
         ("console", console::tests()),
+        ("subjects", subjects::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

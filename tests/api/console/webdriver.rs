@@ -111,7 +111,6 @@ pub struct Browser {
     shots: PathBuf,
     prefix: String,
     taken: u32,
-    #[allow(dead_code)] // until a page offers a download
     downloads: PathBuf,
 }
 
@@ -204,6 +203,13 @@ impl Browser {
             .await;
     }
 
+    /// Resizes the window, e.g. tall enough for a screenshot of a whole page.
+    pub async fn window_size(&self, width: u32, height: u32) {
+        let size = json!({ "width": width, "height": height });
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(size))
+            .await;
+    }
+
     /// Reloads the page.
     pub async fn refresh(&self) {
         self.cmd(reqwest::Method::POST, "/refresh", None).await;
@@ -293,6 +299,13 @@ impl Browser {
         v.as_str().map(str::to_owned)
     }
 
+    /// The page's HTML as the browser holds it (to check what a page does
+    /// not contain, hidden or not).
+    pub async fn source(&self) -> String {
+        let v = self.cmd(reqwest::Method::GET, "/source", None).await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
     /// The page's title.
     pub async fn title(&self) -> String {
         let v = self.cmd(reqwest::Method::GET, "/title", None).await;
@@ -340,7 +353,6 @@ impl Browser {
     /// download a file, and waits until a new file has finished arriving
     /// in the download directory; returns its path (its name is the one the
     /// server's `Content-Disposition` gave).
-    #[allow(dead_code)] // until a page offers a download
     pub async fn download(&self, css: &str) -> PathBuf {
         let before = self.downloaded();
         self.click(css).await;
@@ -348,10 +360,12 @@ impl Browser {
         loop {
             let now = self.downloaded();
             let fresh: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
-            // Chromium writes `NAME.crdownload` and renames it when done.
-            let partial = fresh
-                .iter()
-                .any(|p| p.extension().is_some_and(|e| e == "crdownload"));
+            // Chromium writes `NAME.crdownload` (or a hidden
+            // `.org.chromium.Chromium.*` file) and renames it when done.
+            let partial = fresh.iter().any(|p| {
+                p.extension().is_some_and(|e| e == "crdownload")
+                    || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
             if let (false, [done]) = (partial, fresh.as_slice()) {
                 return (*done).clone();
             }
@@ -364,7 +378,6 @@ impl Browser {
     }
 
     /// The files in the download directory.
-    #[allow(dead_code)] // until a page offers a download
     fn downloaded(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.downloads)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
