@@ -236,11 +236,7 @@ async fn customer_page(
 
 /// `GET /console/customers/{id}`: what the vault holds, masked; the
 /// tombstone once erased.
-pub async fn page(
-    State(state): State<WebState>,
-    staff: Staff,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn page(State(state): State<WebState>, staff: Staff, Path(id): Path<String>) -> Response {
     let Some(id) = path_id(&id) else {
         return not_found(&staff, HERE);
     };

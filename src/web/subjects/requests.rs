@@ -113,7 +113,12 @@ struct RegisterPage {
 
 /// Draws the register: urgent requests first (the service's order), each
 /// extended one with the reason of its extension.
-async fn register_page(state: &WebState, staff: &Staff, status: StatusCode, form: NewForm) -> Response {
+async fn register_page(
+    state: &WebState,
+    staff: &Staff,
+    status: StatusCode,
+    form: NewForm,
+) -> Response {
     let caller = staff.caller();
     let list = match dsr_register::list(&state.app, &caller, Ok(ListQuery::default())).await {
         Ok(list) => list,
@@ -230,7 +235,9 @@ pub async fn create(State(state): State<WebState>, posted: StaffForm<NewFields>)
 pub async fn download(State(state): State<WebState>, posted: StaffForm<NoFields>) -> Response {
     let staff = posted.staff;
     match dsr_register::export_csv(&state.app, &staff.caller(), Ok(ListQuery::default())).await {
-        Ok(csv) => super::customers::attachment(csv.bytes, "text/csv; charset=utf-8", &csv.file_name),
+        Ok(csv) => {
+            super::customers::attachment(csv.bytes, "text/csv; charset=utf-8", &csv.file_name)
+        }
         Err(e) => failure(&staff, HERE, &e),
     }
 }

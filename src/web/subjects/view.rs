@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::service::{
+    dsr_register::RequestView,
     export::Bundle,
     inventory::{Holdings, Inventory},
-    dsr_register::RequestView,
 };
 
 /// `2026-12-02T10:00:10.5Z` as `2026-12-02 10:00 UTC`: the vault's

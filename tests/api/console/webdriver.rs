@@ -364,7 +364,8 @@ impl Browser {
             // `.org.chromium.Chromium.*` file) and renames it when done.
             let partial = fresh.iter().any(|p| {
                 p.extension().is_some_and(|e| e == "crdownload")
-                    || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                    || p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
             });
             if let (false, [done]) = (partial, fresh.as_slice()) {
                 return (*done).clone();

@@ -93,15 +93,16 @@ async fn the_register_puts_the_overdue_request_first_and_walks_one_to_completion
 
     c.browser.goto(&c.url("/console/requests")).await;
     assert_eq!(c.browser.count("#nothing-urgent").await, 1);
-    c.browser
-        .click("#new-kind option[value='access']")
-        .await;
+    c.browser.click("#new-kind option[value='access']").await;
     c.browser.type_into("#new-case", "DSR-2026-0101").await;
     c.browser.type_into("#new-customer", &customer).await;
     c.browser.click_and_wait("#register").await;
     assert!(c.browser.current_url().await.ends_with("/console/requests"));
     let rest = c.browser.text("#rest").await;
-    assert!(rest.contains("DSR-2026-0101") && rest.contains("2027-01-02"), "{rest}");
+    assert!(
+        rest.contains("DSR-2026-0101") && rest.contains("2027-01-02"),
+        "{rest}"
+    );
 
     // Eleven days on (signed in again: the session has long gone idle).
     let later = T0 + Duration::days(11);
@@ -109,7 +110,10 @@ async fn the_register_puts_the_overdue_request_first_and_walks_one_to_completion
     c.sign_in(later).await;
     c.browser.goto(&c.url("/console/requests")).await;
     let urgent = c.browser.text("#attention").await;
-    assert!(urgent.contains("DSR-2026-0100") && urgent.contains("Overdue"), "{urgent}");
+    assert!(
+        urgent.contains("DSR-2026-0100") && urgent.contains("Overdue"),
+        "{urgent}"
+    );
     assert!(!urgent.contains("DSR-2026-0101"), "{urgent}");
     assert_eq!(c.browser.count("#attention .badge.dsr_overdue").await, 1);
     c.browser.screenshot("register-overdue").await;
@@ -119,12 +123,16 @@ async fn the_register_puts_the_overdue_request_first_and_walks_one_to_completion
     c.browser
         .click_and_wait(&format!("#rest a[href='/console/requests/{id}']"))
         .await;
+    c.browser.screenshot("request-open").await;
     c.browser
         .type_into("#extend-reason", "The data sits in three systems")
         .await;
     c.browser.click_and_wait("#extend").await;
     let due = c.browser.text("#due-date").await;
-    assert!(due.starts_with("2027-02-02") && due.contains("three systems"), "{due}");
+    assert!(
+        due.starts_with("2027-02-02") && due.contains("three systems"),
+        "{due}"
+    );
 
     // Only the next steps the state allows, each a button.
     assert_eq!(c.browser.count("#to-completed").await, 0, "identity first");
@@ -141,8 +149,14 @@ async fn the_register_puts_the_overdue_request_first_and_walks_one_to_completion
     assert!(c.browser.text("#rest").await.contains("three systems"));
     let file = c.browser.download("#download-csv").await;
     let csv = std::fs::read_to_string(&file).unwrap();
-    assert!(csv.contains("DSR-2026-0100") && csv.contains("DSR-2026-0101"), "{csv}");
-    assert!(file.to_string_lossy().ends_with("2026-12-13.csv"), "{file:?}");
+    assert!(
+        csv.contains("DSR-2026-0100") && csv.contains("DSR-2026-0101"),
+        "{csv}"
+    );
+    assert!(
+        file.to_string_lossy().ends_with("2026-12-13.csv"),
+        "{file:?}"
+    );
     assert_eq!(audit_entries(&c.app, "dsr.request.export").await.len(), 1);
     c.browser.close().await;
 }
@@ -166,13 +180,22 @@ async fn a_post_without_its_token_is_refused_and_an_admin_is_not_allowed(b: Back
     let session = format!("arkku_session={}", c.session().await);
     let http = plain();
     let posts = [
-        ("/console/customers".to_owned(), "channel=phone&value=0401234567"),
-        ("/console/requests".to_owned(), "kind=access&case_reference=X-1"),
+        (
+            "/console/customers".to_owned(),
+            "channel=phone&value=0401234567",
+        ),
+        (
+            "/console/requests".to_owned(),
+            "kind=access&case_reference=X-1",
+        ),
         (
             format!("/console/customers/{customer}/erase"),
             "confirmation=x&case_reference=X-2",
         ),
-        (format!("/console/customers/{customer}/reveal"), "case_reference=X-3"),
+        (
+            format!("/console/customers/{customer}/reveal"),
+            "case_reference=X-3",
+        ),
     ];
     for (path, body) in &posts {
         let r = http
