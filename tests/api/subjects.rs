@@ -106,6 +106,18 @@ async fn a_customer_found_by_phone_shows_masked_and_a_reveal_is_the_one_read_of_
     c.browser.window_size(1100, 1800).await;
     c.sign_in(T0).await;
 
+    // A number nobody holds, and one that is no number at all.
+    find(&mut c, "phone", "050 000 0000").await;
+    assert!(c.browser.text("#no-match").await.contains("No customer"));
+    find(&mut c, "phone", "not a number").await;
+    assert!(c
+        .browser
+        .text("#value-error")
+        .await
+        .contains("phone number"));
+    let invalid = c.browser.attribute("#value", "aria-invalid").await;
+    assert_eq!(invalid.as_deref(), Some("true"));
+
     // Found by the number written another way; the value is not in the URL.
     find(&mut c, "phone", "040 123 4567").await;
     assert!(c
@@ -116,7 +128,9 @@ async fn a_customer_found_by_phone_shows_masked_and_a_reveal_is_the_one_read_of_
     assert_eq!(c.browser.count("#results a.found").await, 1);
     assert!(c.browser.text("#results").await.contains(&id));
     c.browser.screenshot("find-results").await;
-    assert_eq!(audit_entries(&c.app, "lookup").await.len(), 1, "audited");
+    let lookups = audit_entries(&c.app, "lookup").await;
+    let decisions: Vec<_> = lookups.iter().map(|e| e["decision"].clone()).collect();
+    assert_eq!(decisions, ["deny", "deny", "allow"], "each audited");
 
     c.browser.click_and_wait("#results a.found").await;
     assert_masked(&mut c, &id).await;

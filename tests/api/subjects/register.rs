@@ -118,8 +118,33 @@ async fn the_register_puts_the_overdue_request_first_and_walks_one_to_completion
     assert_eq!(c.browser.count("#attention .badge.dsr_overdue").await, 1);
     c.browser.screenshot("register-overdue").await;
 
-    // Extend the other one, with a reason.
+    // Extend the other one, with a reason, and complete it.
     let id = id_of(&c.app, "DSR-2026-0101").await;
+    extend_and_complete(&mut c, &id).await;
+
+    // The register as CSV.
+    c.browser.goto(&c.url("/console/requests")).await;
+    assert!(c.browser.text("#rest").await.contains("three systems"));
+    let file = c.browser.download("#download-csv").await;
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        csv.contains("DSR-2026-0100") && csv.contains("DSR-2026-0101"),
+        "{csv}"
+    );
+    assert!(
+        file.to_string_lossy().ends_with("2026-12-13.csv"),
+        "{file:?}"
+    );
+    assert_eq!(audit_entries(&c.app, "dsr.request.export").await.len(), 1);
+    c.browser.click_and_wait("#switch-language").await;
+    assert_eq!(c.browser.text("h1").await, "Pyyntörekisteri");
+    c.browser.screenshot("register-fi").await;
+    c.browser.close().await;
+}
+
+/// On request `id`'s page (from the register): an extension with its
+/// reason, then only the steps its state allows, one by one, to completion.
+async fn extend_and_complete(c: &mut Console, id: &str) {
     c.browser
         .click_and_wait(&format!("#rest a[href='/console/requests/{id}']"))
         .await;
@@ -143,22 +168,6 @@ async fn the_register_puts_the_overdue_request_first_and_walks_one_to_completion
     assert_eq!(c.browser.count("#final").await, 1);
     assert_eq!(c.browser.count("#history tbody tr").await, 4);
     c.browser.screenshot("request").await;
-
-    // The register as CSV.
-    c.browser.goto(&c.url("/console/requests")).await;
-    assert!(c.browser.text("#rest").await.contains("three systems"));
-    let file = c.browser.download("#download-csv").await;
-    let csv = std::fs::read_to_string(&file).unwrap();
-    assert!(
-        csv.contains("DSR-2026-0100") && csv.contains("DSR-2026-0101"),
-        "{csv}"
-    );
-    assert!(
-        file.to_string_lossy().ends_with("2026-12-13.csv"),
-        "{file:?}"
-    );
-    assert_eq!(audit_entries(&c.app, "dsr.request.export").await.len(), 1);
-    c.browser.close().await;
 }
 
 /// Signs `name` in through the form, with the code of `uri` at `at`.
@@ -209,16 +218,51 @@ async fn a_post_without_its_token_is_refused_and_an_admin_is_not_allowed(b: Back
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
     }
     assert_eq!(c.app.count("dsr_requests").await, 0, "nothing registered");
-    for action in ["lookup", "export", "customer.erase"] {
+    // With its token, a value that is no phone number is a 400 page.
+    c.browser.goto(&c.url("/console/customers")).await;
+    let csrf = c
+        .browser
+        .attribute("input[name=csrf]", "value")
+        .await
+        .unwrap();
+    let r = http
+        .post(c.url("/console/customers"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&channel=phone&value=12ab"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("id=\"value-error\""));
+    for action in ["export", "customer.erase"] {
         assert!(audit_entries(&c.app, action).await.is_empty(), "{action}");
     }
+    // A reveal's answer, like every page here, is kept by no cache.
+    let r = http
+        .post(c.url(&format!("/console/customers/{customer}/reveal")))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&case_reference=X-4"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.text().await.unwrap().contains(super::PHONE));
     c.browser.click_and_wait("#sign-out").await;
 
-    // An admin: no link to these pages, and "not allowed" at their doors.
+    an_admin_is_not_allowed(&mut c, &customer).await;
+    c.browser.close().await;
+}
+
+/// An admin signed in: no link to these pages, and "not allowed" (403) at
+/// their doors.
+async fn an_admin_is_not_allowed(c: &mut Console, customer: &str) {
     let at = T0 + Duration::seconds(40);
     clock_at(&c.app, at);
     let (uri, _) = add_user(&c.app, "olli", "admin", PASSWORD).await;
-    sign_in_as(&mut c, "olli", &uri, at).await;
+    sign_in_as(c, "olli", &uri, at).await;
     for path in ["/console/customers", "/console/requests"] {
         let link = format!("nav.pages a[href='{path}']");
         assert_eq!(c.browser.count(&link).await, 0, "{path}");
@@ -234,12 +278,11 @@ async fn a_post_without_its_token_is_refused_and_an_admin_is_not_allowed(b: Back
     }
     c.browser.screenshot("admin-not-allowed").await;
     let admin = format!("arkku_session={}", c.session().await);
-    let r = http
+    let r = plain()
         .get(c.url(&format!("/console/customers/{customer}")))
         .header("cookie", &admin)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    c.browser.close().await;
 }
