@@ -65,6 +65,11 @@ pub enum Action {
     InteractionResolve,
     #[serde(rename = "export")]
     Export,
+    /// The console's masked view of what the vault holds on a customer:
+    /// metadata only, no value opened (not in the original list of
+    /// actions; see docs/decisions.md).
+    #[serde(rename = "customer.inventory")]
+    CustomerInventory,
     /// A kept answer given again for a repeated `Idempotency-Key` (not in
     /// the original list of actions; see docs/decisions.md).
     #[serde(rename = "request.replay")]
@@ -184,6 +189,7 @@ impl Action {
             Action::InteractionRead => "interaction.read",
             Action::InteractionResolve => "interaction.resolve",
             Action::Export => "export",
+            Action::CustomerInventory => "customer.inventory",
             Action::RequestReplay => "request.replay",
             Action::RetentionPurge => "retention.purge",
             Action::KeyRotate => "key.rotate",

@@ -22,6 +22,7 @@ pub mod i18n;
 pub mod keys_page;
 pub mod session;
 pub mod static_files;
+pub mod subjects;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .merge(keys_page::routes())
         .merge(audit_pages::routes())
+        .merge(subjects::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))

@@ -58,7 +58,7 @@ impl Console {
     }
 
     /// Fills in and sends the sign-in form.
-    async fn sign_in_with(&mut self, password: &str, code: &str) {
+    pub(crate) async fn sign_in_with(&mut self, password: &str, code: &str) {
         self.browser.goto(&self.url("/console/")).await;
         self.browser.type_into("#name", "anna").await;
         self.browser.type_into("#password", password).await;

@@ -41,6 +41,7 @@ mod schema;
 mod sign_in;
 mod startup;
 mod storage;
+mod subjects;
 mod truthful;
 mod users;
 
@@ -98,6 +99,7 @@ fn main() {
         ("console", console::tests()),
         ("keys_page", keys_page::tests()),
         ("audit_pages", audit_pages::tests()),
+        ("subjects", subjects::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

@@ -302,6 +302,13 @@ impl Browser {
         v.as_str().map(str::to_owned)
     }
 
+    /// The page's HTML as the browser holds it (to check what a page does
+    /// not contain, hidden or not).
+    pub async fn source(&self) -> String {
+        let v = self.cmd(reqwest::Method::GET, "/source", None).await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
     /// The page's title.
     pub async fn title(&self) -> String {
         let v = self.cmd(reqwest::Method::GET, "/title", None).await;
@@ -343,13 +350,6 @@ impl Browser {
             .join(format!("{}-{:02}-{name}.png", self.prefix, self.taken));
         std::fs::write(&path, png).expect("write screenshot");
         path
-    }
-
-    /// Resizes the window, so that one screenshot takes in a long page.
-    pub async fn resize(&self, width: u32, height: u32) {
-        let rect = json!({"width": width, "height": height});
-        self.cmd(reqwest::Method::POST, "/window/rect", Some(rect))
-            .await;
     }
 
     /// Clicks the link or button `css` selects, as a person would to
