@@ -90,8 +90,9 @@ pub async fn export_csv(
     respond(download.map(csv_response))
 }
 
-/// The CSV body streamed, as an attachment named for its bound.
-fn csv_response(d: CsvDownload) -> Response {
+/// The CSV body streamed, as an attachment named for its bound (the
+/// console's download answers the same way).
+pub fn csv_response(d: CsvDownload) -> Response {
     let mut resp = Body::from_stream(d.rows.into_stream()).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -103,7 +104,8 @@ fn csv_response(d: CsvDownload) -> Response {
     resp
 }
 
-fn attachment(h: &mut axum::http::HeaderMap, file_name: &str) {
+/// `Content-Disposition: attachment` with the file's name.
+pub fn attachment(h: &mut axum::http::HeaderMap, file_name: &str) {
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -1,11 +1,17 @@
 //! The compliance view of the audit log: filtered reads with cursor
-//! pagination (`GET /v1/audit`), and chain verification (`GET
-//! /v1/audit/verify`). Compliance role only.
+//! pagination (`GET /v1/audit`, the console's trail), one entry by its seq
+//! (the console's entry page), chain verification (`GET /v1/audit/verify`)
+//! and the stored checkpoints with their signature status (the console's
+//! verification page). Compliance role only.
 //!
-//! Reading the log is not itself logged: entries hold no contact data, and
-//! an entry per look at the log would grow it with every page read. The
-//! operator's reads on the vault host (`arkku audit verify`, `arkku audit
-//! export`) go through the same verification and the same entry view.
+//! Reading the log is not itself logged — not a page, not an entry, not a
+//! verification: entries hold no contact data (ids, actions, reason codes),
+//! and an entry per look at the log would grow it with every page a
+//! compliance officer turns, burying the entries about customers. What does
+//! leave the vault, the CSV download, is logged (`audit.export`, see
+//! [`super::audit_export`]). The operator's reads on the vault host (`arkku
+//! audit verify`, `arkku audit export`) go through the same verification and
+//! the same entry view.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +22,7 @@ use uuid::Uuid;
 use super::{input::short_text, views::rfc3339, Caller, Error, Services};
 use crate::{
     audit::{
+        checkpoint::signature_valid,
         export::ExportFilters,
         verify::{verify, VerifyReport},
     },
@@ -298,6 +305,72 @@ pub async fn verify_chain(svc: &Services, caller: &Caller) -> Result<VerifyRepor
     let actor = caller.as_ref().map_err(Clone::clone)?;
     svc.authorise_unlogged(actor, Operation::VerifyAudit)?;
     Ok(verify_log(&svc.db, svc.checkpoints.public_key(), None).await?)
+}
+
+/// One entry by its seq (the console's entry page): 404 if there is none.
+/// Not logged, for the same reason as [`list`].
+pub async fn read(svc: &Services, caller: &Caller, seq: i64) -> Result<EntryView, Error> {
+    let actor = caller.as_ref().map_err(Clone::clone)?;
+    svc.authorise_unlogged(actor, Operation::ReadAudit)?;
+    if seq < 1 {
+        return Err(Error::NotFound);
+    }
+    let rows = store::audit::entries_after(&svc.db, seq - 1, 1).await?;
+    rows.into_iter()
+        .find(|r| r.seq == seq)
+        .map(EntryView::from)
+        .ok_or(Error::NotFound)
+}
+
+/// Whose signature a stored checkpoint carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureStatus {
+    /// Valid, made with this vault's audit key.
+    Valid,
+    /// Valid for the key the checkpoint names, which is not this vault's:
+    /// someone else signed it, so it vouches for nothing here.
+    OtherKey,
+    /// Not a valid signature for the key it names.
+    Invalid,
+}
+
+/// A stored checkpoint as the console lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointView {
+    pub seq: i64,
+    pub hash: String,
+    pub at: String,
+    /// The Ed25519 public key the checkpoint names, hex.
+    pub public_key: String,
+    pub signature: SignatureStatus,
+}
+
+/// Every stored checkpoint, oldest first, with its signature checked
+/// against this vault's audit key (whether the entry still holds the
+/// checkpoint's hash is [`verify_chain`]'s part). Not logged, as
+/// [`verify_chain`] is not.
+pub async fn checkpoints(svc: &Services, caller: &Caller) -> Result<Vec<CheckpointView>, Error> {
+    let actor = caller.as_ref().map_err(Clone::clone)?;
+    svc.authorise_unlogged(actor, Operation::VerifyAudit)?;
+    let trusted = svc.checkpoints.public_key();
+    let rows = store::audit::checkpoints(&svc.db).await?;
+    Ok(rows
+        .iter()
+        .map(|c| CheckpointView {
+            seq: c.seq,
+            hash: hex(&c.hash),
+            at: rfc3339(store::from_micros(c.at)),
+            public_key: hex(&c.public_key),
+            signature: if signature_valid(c, Some(trusted)) {
+                SignatureStatus::Valid
+            } else if signature_valid(c, None) {
+                SignatureStatus::OtherKey
+            } else {
+                SignatureStatus::Invalid
+            },
+        })
+        .collect())
 }
 
 // --- the operator's reads ------------------------------------------------------

@@ -22,6 +22,7 @@ pub mod export;
 pub mod idempotency;
 pub mod input;
 pub mod interactions;
+pub mod inventory;
 pub mod keys;
 pub mod ledger;
 pub mod load;

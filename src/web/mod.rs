@@ -15,6 +15,7 @@
 //! Handlers here call service operations as the API's do; they never touch
 //! the store.
 
+pub mod audit_pages;
 pub mod console;
 pub mod csrf;
 pub mod headers;
@@ -23,6 +24,7 @@ pub mod keys_page;
 pub mod privacy;
 pub mod session;
 pub mod static_files;
+pub mod subjects;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -56,6 +58,8 @@ pub fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .merge(privacy::routes())
         .merge(keys_page::routes())
+        .merge(audit_pages::routes())
+        .merge(subjects::routes())
         .merge(console::routes())
         .route("/lang/{code}", get(console::switch_language))
         .route(static_files::CSS_PATH, get(static_files::css))

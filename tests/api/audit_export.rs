@@ -161,7 +161,7 @@ async fn varied(app: &TestApp) -> (String, String) {
 }
 
 /// Writes `bytes` into the test's directory and returns the path.
-fn file(app: &TestApp, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn file(app: &TestApp, name: &str, bytes: &[u8]) -> PathBuf {
     let p = app.dir.path().join(name);
     std::fs::write(&p, bytes).unwrap();
     p
@@ -192,7 +192,11 @@ async fn download_pair(app: &TestApp, filter: &[(&str, &str)]) -> (Vec<u8>, Valu
 
 /// Runs `arkku audit verify-export` on the files, with the public key the
 /// vault prints.
-async fn verify_export(app: &TestApp, csv: &Path, manifest: &Path) -> crate::helpers::Ran {
+pub(crate) async fn verify_export(
+    app: &TestApp,
+    csv: &Path,
+    manifest: &Path,
+) -> crate::helpers::Ran {
     let key = app.cli(&["audit", "public-key"]).await;
     assert!(key.status.success(), "{}", key.stderr);
     let key_file = file(app, "audit.pub", key.stdout.as_bytes());

@@ -28,7 +28,8 @@ pub fn tests() -> Vec<Scenario> {
     ]
 }
 
-/// A vault with the compliance officer `anna`, and a browser.
+/// A vault with the compliance officer `anna`, and a browser (the tests of
+/// the console's other pages use it too).
 pub(crate) struct Console {
     pub(crate) app: TestApp,
     pub(crate) uri: String,
@@ -57,7 +58,7 @@ impl Console {
     }
 
     /// Fills in and sends the sign-in form.
-    async fn sign_in_with(&mut self, password: &str, code: &str) {
+    pub(crate) async fn sign_in_with(&mut self, password: &str, code: &str) {
         self.browser.goto(&self.url("/console/")).await;
         self.browser.type_into("#name", "anna").await;
         self.browser.type_into("#password", password).await;

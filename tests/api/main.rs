@@ -13,6 +13,7 @@ mod helpers;
 
 mod audit;
 mod audit_export;
+mod audit_pages;
 mod auth;
 mod bench;
 mod cli;
@@ -41,6 +42,7 @@ mod schema;
 mod sign_in;
 mod startup;
 mod storage;
+mod subjects;
 mod truthful;
 mod users;
 
@@ -98,6 +100,8 @@ fn main() {
         ("console", console::tests()),
         ("privacy_page", privacy_page::tests()),
         ("keys_page", keys_page::tests()),
+        ("audit_pages", audit_pages::tests()),
+        ("subjects", subjects::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

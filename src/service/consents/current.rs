@@ -40,9 +40,21 @@ pub(super) async fn ledger(
     scope.detail("part", "consents");
     require_live(svc, customer_id).await?;
     let rows = store::consents::for_customer(&svc.db, customer_id).await?;
-    let at = svc.clock.now();
-    let pending = open_pending(&rows);
-    let mut current: Vec<ConsentState> = ledger_of(&rows)
+    let current = current_states(svc, &rows, svc.clock.now());
+    let history = rows.into_iter().map(ConsentEventView::from).collect();
+    Ok(LedgerView { current, history })
+}
+
+/// The current state of each (purpose, channel) of a customer's ledger
+/// `rows` at `at`, sorted by purpose and channel (also the console's
+/// inventory of a customer, which shows states, never evidence).
+pub(crate) fn current_states(
+    svc: &Services,
+    rows: &[ConsentRow],
+    at: time::OffsetDateTime,
+) -> Vec<ConsentState> {
+    let pending = open_pending(rows);
+    let mut current: Vec<ConsentState> = ledger_of(rows)
         .entries()
         .map(|(purpose, channel, status)| {
             let effective = match status {
@@ -66,8 +78,7 @@ pub(super) async fn ledger(
         }
     }
     current.sort_by(|a, b| (&a.purpose, &a.channel).cmp(&(&b.purpose, &b.channel)));
-    let history = rows.into_iter().map(ConsentEventView::from).collect();
-    Ok(LedgerView { current, history })
+    current
 }
 
 /// One (purpose, channel) of the `current` view: what opens data (`granted`)

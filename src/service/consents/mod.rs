@@ -13,6 +13,7 @@
 //! own (the ledger stays append-only).
 
 mod current;
+pub(crate) use current::current_states;
 mod record;
 
 use serde::{Deserialize, Serialize};

@@ -126,10 +126,13 @@ impl Driver {
                          "--disable-dev-shm-usage", "--window-size=1100,800",
                          "--lang=en-GB",
                          format!("--user-data-dir={}", self.profile.path().display())],
-                // Downloads land in the driver's own directory, unasked.
+                // Downloads land in the driver's own directory, unasked;
+                // a page may start more than one (a CSV and its manifest)
+                // without Chromium holding back the second.
                 "prefs": {
                     "download.default_directory": self.downloads.path(),
                     "download.prompt_for_download": false,
+                    "profile.default_content_setting_values.automatic_downloads": 1,
                 },
             }
         }}});
@@ -200,6 +203,13 @@ impl Browser {
     /// Opens `url` and waits for it to load.
     pub async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    /// Resizes the window, so that a screenshot shows a long page whole.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let rect = json!({ "width": width, "height": height });
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(rect))
             .await;
     }
 
@@ -292,6 +302,13 @@ impl Browser {
         v.as_str().map(str::to_owned)
     }
 
+    /// The page's HTML as the browser holds it (to check what a page does
+    /// not contain, hidden or not).
+    pub async fn source(&self) -> String {
+        let v = self.cmd(reqwest::Method::GET, "/source", None).await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
     /// The page's title.
     pub async fn title(&self) -> String {
         let v = self.cmd(reqwest::Method::GET, "/title", None).await;
@@ -352,13 +369,6 @@ impl Browser {
         path
     }
 
-    /// Resizes the window, so that one screenshot takes in a long page.
-    pub async fn resize(&self, width: u32, height: u32) {
-        let rect = json!({"width": width, "height": height});
-        self.cmd(reqwest::Method::POST, "/window/rect", Some(rect))
-            .await;
-    }
-
     /// Clicks the link or button `css` selects, as a person would to
     /// download a file, and waits until a new file has finished arriving
     /// in the download directory; returns its path (its name is the one the
@@ -370,10 +380,13 @@ impl Browser {
         loop {
             let now = self.downloaded();
             let fresh: Vec<_> = now.iter().filter(|p| !before.contains(p)).collect();
-            // Chromium writes `NAME.crdownload` and renames it when done.
-            let partial = fresh
-                .iter()
-                .any(|p| p.extension().is_some_and(|e| e == "crdownload"));
+            // Chromium writes `NAME.crdownload` (or a hidden
+            // `.org.chromium.Chromium.XXXXXX`) and renames it when done.
+            let partial = fresh.iter().any(|p| {
+                p.extension().is_some_and(|e| e == "crdownload")
+                    || p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
             if let (false, [done]) = (partial, fresh.as_slice()) {
                 return (*done).clone();
             }
