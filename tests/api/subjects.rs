@@ -307,7 +307,9 @@ async fn erasing_needs_the_typed_short_id_and_records_the_case_reference(b: Back
 
     // The officer finds the erasure and its reference in the audit trail,
     // through the navigation and the trail's filter form.
-    c.browser.click_and_wait("nav.pages a[href='/console/audit']").await;
+    c.browser
+        .click_and_wait("nav.pages a[href='/console/audit']")
+        .await;
     c.browser.type_into("#customer_id", &id).await;
     c.browser.type_into("#reason", "DSR-2026-0043").await;
     c.browser.click_and_wait("#apply-filters").await;
