@@ -305,6 +305,25 @@ async fn erasing_needs_the_typed_short_id_and_records_the_case_reference(b: Back
         .contains("completed"));
     c.browser.screenshot("tombstone").await;
 
+    // The officer finds the erasure and its reference in the audit trail,
+    // through the navigation and the trail's filter form.
+    c.browser
+        .click_and_wait("nav.pages a[href='/console/audit']")
+        .await;
+    c.browser.type_into("#customer_id", &id).await;
+    c.browser.type_into("#reason", "DSR-2026-0043").await;
+    c.browser.click_and_wait("#apply-filters").await;
+    // The case's whole story: the register's entries and the erasure.
+    let trail = c.browser.text("#trail tbody").await;
+    assert!(
+        trail
+            .lines()
+            .any(|row| row.contains("customer.erase") && row.contains("DSR-2026-0043")),
+        "{trail}"
+    );
+    assert!(trail.contains("dsr.request.create"), "{trail}");
+    c.browser.screenshot("erasure-in-trail").await;
+
     assert_erased_with_its_reference(&c.app, &id, &request).await;
     c.app.assert_chain_verifies().await;
     c.browser.close().await;
