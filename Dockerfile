@@ -56,7 +56,7 @@ ENV ARKKU_LISTEN=0.0.0.0:8080 \
     ARKKU_AUTO_KEYS=false \
     TMPDIR=/tmp
 
-USER arkku:arkku
+USER 10001:10001
 WORKDIR /var/lib/arkku
 VOLUME ["/var/lib/arkku"]
 EXPOSE 8080

@@ -8,7 +8,8 @@ build with the toolchain of rust-toolchain.toml, a non-root fixed uid,
 no automatic keys, keys from the secret directory, a health check against a
 route the server has, read-only nodes with a tmpfs, two vault nodes sharing
 one key volume, a pinned PostgreSQL with a health check, one proxy port.
-When `docker compose` exists it also runs `docker compose config`.
+It runs hadolint on the Dockerfile, and `docker compose config` when the
+compose plugin exists.
 
 Usage: python3 ci/container_check.py [REPO_DIR]   (needs PyYAML)
 Exits 1 listing every failed property.
@@ -101,9 +102,11 @@ def check_runtime(ins, repo):
     rt = runtime_part(ins)
     words = {word for word, _ in rt}
     users = [rest for word, rest in rt if word == "USER"]
-    check(users and users[-1].split(":")[0] not in ("root", "0"), "Dockerfile: runtime USER is not root")
-    runs = " ".join(rest for word, rest in rt if word == "RUN")
-    check(re.search(r"useradd .*--uid \S+", runs) is not None, "Dockerfile: the user has a fixed --uid")
+    uid = users[-1].split(":")[0] if users else "0"
+    check(uid.isdigit() and uid != "0", "Dockerfile: runtime USER is a numeric uid, not root")
+    args = dict(r.split("=", 1) for w, r in rt if w == "ARG" and "=" in r)
+    runs = expand(" ".join(rest for word, rest in rt if word == "RUN"), args)
+    check(f"useradd --system --uid {uid} " in runs, f"Dockerfile: useradd creates uid {uid} (the USER)")
     env = " ".join(rest for word, rest in rt if word == "ENV")
     check("ARKKU_AUTO_KEYS=false" in env, "Dockerfile: ARKKU_AUTO_KEYS=false (nodes never create keys)")
     for var, name in zip(("ROOT", "ISSUER", "AUDIT"), KEY_FILES):
@@ -213,6 +216,17 @@ def check_dockerignore(repo):
         check(want in lines, f".dockerignore: {want}")
 
 
+def hadolint(repo):
+    """hadolint on the Dockerfile: the one beside this Python (the CI venv) or on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "hadolint")
+    exe = beside if os.path.exists(beside) else shutil.which("hadolint")
+    if exe is None:
+        return "hadolint: not installed, skipped (.ci/run installs it)"
+    run = subprocess.run([exe, "--no-color", "Dockerfile"], cwd=repo, capture_output=True, text=True)
+    check(run.returncode == 0, f"hadolint Dockerfile: {run.stdout.strip()} {run.stderr.strip()}")
+    return "hadolint Dockerfile: ran"
+
+
 def docker_compose_config(repo):
     """`docker compose config` when the plugin exists (it needs no daemon)."""
     if shutil.which("docker") is None:
@@ -231,8 +245,8 @@ def main():
     check_dockerfile(repo)
     check_compose(repo)
     check_dockerignore(repo)
-    note = docker_compose_config(repo)
-    print(note)
+    print(hadolint(repo))
+    print(docker_compose_config(repo))
     if PROBLEMS:
         print("container check failed:", *PROBLEMS, sep="\n  ")
         return 1
