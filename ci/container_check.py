@@ -214,6 +214,12 @@ def check_dockerignore(repo):
         lines = {line.strip() for line in f if line.strip() and not line.startswith("#")}
     for want in ("/target", "/.git", "*.key", ".env"):
         check(want in lines, f".dockerignore: {want}")
+    # What `cargo build` reads: the manifest names the api test, askama.toml
+    # the templates, sqlx::migrate! the migrations, include_bytes! the assets.
+    needed = ("Cargo.toml", "Cargo.lock", "build.rs", "askama.toml", "rust-toolchain.toml",
+              "src", "migrations", "policies", "assets", "tests")
+    for path in needed:
+        check(not lines & {path, "/" + path, path + "/", "/" + path + "/"}, f".dockerignore: keeps {path} (the build needs it)")
 
 
 def hadolint(repo):
