@@ -146,6 +146,14 @@ impl Checkpointer {
         Ok(Some(CheckpointFile::from_row(&c)))
     }
 
+    /// Signs a tie between shards with the same key (its message has its
+    /// own domain label, see [`super::tie::Tie::message`]).
+    pub fn sign_tie(&self, tie: &mut super::tie::Tie) -> Result<(), super::tie::TieError> {
+        tie.public_key = hex(self.signer.public_key());
+        tie.signature = hex(&self.signer.sign(&tie.message()?));
+        Ok(())
+    }
+
     /// Signs an export manifest with the same key (see
     /// [`super::export::Manifest::signed_message`], whose domain label
     /// keeps it apart from a checkpoint's message).

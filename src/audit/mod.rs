@@ -10,13 +10,16 @@
 //! This module holds the audit concepts: what an entry says (here), how
 //! entries are appended ([`append`]) and chained ([`chain`]), checkpoints
 //! ([`checkpoint`]), exported files ([`export`]) and verification
-//! ([`verify`], [`watch`]). It runs no SQL: the rows are stored and read by
+//! ([`verify`], [`watch`]); for a vault split over several databases, the
+//! signed ties between the shards' chains ([`tie`], [`shards`]). It runs no SQL: the rows are stored and read by
 //! [`crate::store::audit`].
 
 mod append;
 mod chain;
 pub mod checkpoint;
 pub mod export;
+pub mod shards;
+pub mod tie;
 pub mod verify;
 pub mod watch;
 

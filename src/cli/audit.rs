@@ -28,8 +28,23 @@ pub enum AuditCommand {
     /// Recompute the whole chain and the stored checkpoints; exit 1 on the first bad entry.
     Verify {
         /// A checkpoint file kept from before (detects a truncated tail).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "shards")]
         checkpoint: Option<PathBuf>,
+        /// A shard of a vault split over several databases, as NAME=DATABASE_URL
+        /// (repeat for each): verifies every shard's chain and the ties between them.
+        #[arg(long = "shard", value_name = "NAME=DATABASE_URL")]
+        shards: Vec<String>,
+        /// A tie kept from before (the output of `arkku audit tie`): detects
+        /// ties or entries cut from every shard after it. Needs --shard.
+        #[arg(long, requires = "shards")]
+        tie: Option<PathBuf>,
+    },
+    /// Sign a tie naming the head of every shard's chain, store it in every
+    /// shard, and print it (keep the output); see docs/SCALING.md.
+    Tie {
+        /// A shard, as NAME=DATABASE_URL; at least two, every one of the vault.
+        #[arg(long = "shard", value_name = "NAME=DATABASE_URL", required = true)]
+        shards: Vec<String>,
     },
     /// Sign a checkpoint of the current head, store it, and print it (keep the output).
     Checkpoint,
@@ -76,13 +91,24 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
         return verify_export(&config, &csv, &manifest, public_key.as_deref());
     }
     let signer = app::checkpointer(&config).context("audit signing key")?;
-    if let AuditCommand::PublicKey = command {
-        println!("{}", crate::crypto::hex(signer.public_key()));
-        return Ok(());
+    match command {
+        AuditCommand::PublicKey => {
+            println!("{}", crate::crypto::hex(signer.public_key()));
+            return Ok(());
+        }
+        AuditCommand::Tie { shards } => return super::audit_shards::tie(&shards, &signer).await,
+        AuditCommand::Verify {
+            ref shards,
+            ref tie,
+            ..
+        } if !shards.is_empty() => {
+            return super::audit_shards::verify(shards, tie.as_deref(), &signer).await
+        }
+        _ => {}
     }
     let db = app::database(&config).await.context("database")?;
     match command {
-        AuditCommand::Verify { checkpoint } => check(&db, &signer, checkpoint).await,
+        AuditCommand::Verify { checkpoint, .. } => check(&db, &signer, checkpoint).await,
         AuditCommand::Checkpoint => {
             match signer.checkpoint_head(&db).await? {
                 Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
@@ -91,7 +117,9 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCommand::Export { .. } => export(&db).await,
-        AuditCommand::PublicKey | AuditCommand::VerifyExport { .. } => Ok(()),
+        AuditCommand::PublicKey | AuditCommand::VerifyExport { .. } | AuditCommand::Tie { .. } => {
+            Ok(())
+        }
     }
 }
 

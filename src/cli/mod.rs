@@ -9,6 +9,7 @@
 //! ends in a message for the operator, not in a typed error for a caller.
 
 mod audit;
+mod audit_shards;
 mod clients;
 mod keys;
 mod policy;

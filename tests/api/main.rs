@@ -39,6 +39,7 @@ mod openapi;
 mod privacy_page;
 mod retention;
 mod schema;
+mod shards;
 mod sign_in;
 mod startup;
 mod storage;
@@ -102,6 +103,7 @@ fn main() {
         ("keys_page", keys_page::tests()),
         ("audit_pages", audit_pages::tests()),
         ("subjects", subjects::tests()),
+        ("shards", shards::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {

@@ -1,4 +1,4 @@
-//! The audit tables (`audit_log`, `audit_checkpoints`): the rows the audit
+//! The audit tables (`audit_log`, `audit_checkpoints`, `audit_ties`): the rows the audit
 //! log is made of, moved in and out of the database.
 //!
 //! What an entry means, how entries are chained and how a chain is verified
@@ -13,13 +13,15 @@
 //! - [`read`]: the head, pages, the compliance query and the checkpoints;
 //! - [`scan`]: the verifier's reads, whole ranges of the log streamed in
 //!   parallel and handed over as raw column bytes (on PostgreSQL through
-//!   binary `COPY`, [`copy`]).
+//!   binary `COPY`, [`copy`]);
+//! - [`ties`]: the signed ties between the chains of several shards.
 
 mod append;
 mod copy;
 mod effects;
 mod read;
 mod scan;
+mod ties;
 mod wal;
 
 pub use append::{Appender, Batch, ChainFn, Head};
@@ -28,6 +30,7 @@ pub use read::{
     AuditFilter,
 };
 pub use scan::{scan, RangeVisitor, RawEntry};
+pub use ties::{insert_tie, ties, TieRow};
 pub use wal::WalCheckpointer;
 
 use uuid::Uuid;
