@@ -16,7 +16,9 @@
 mod append;
 mod chain;
 pub mod checkpoint;
+pub mod checkpoint_files;
 pub mod export;
+pub mod loss;
 pub mod verify;
 pub mod watch;
 
