@@ -9,6 +9,7 @@
 //! ends in a message for the operator, not in a typed error for a caller.
 
 mod audit;
+mod backup;
 mod clients;
 mod keys;
 mod policy;
@@ -76,6 +77,10 @@ enum Command {
         #[command(subcommand)]
         command: clients::ClientsCommand,
     },
+    /// Copy the SQLite vault, consistently, while it serves (PostgreSQL: pg_dump).
+    Backup(backup::BackupArgs),
+    /// Put a backup in place as the SQLite vault of this data dir (PostgreSQL: pg_restore).
+    Restore(backup::RestoreArgs),
 }
 
 /// Runs one command to its end. Tracing must be set up before, so that the
@@ -93,5 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retention { command } => retention::run(config, &clock, command).await,
         Command::Users { command } => users::run(config, clock, command).await,
         Command::Clients { command } => clients::run(config, clock, command).await,
+        Command::Backup(args) => backup::backup(&config, args).await,
+        Command::Restore(args) => backup::restore(&config, args).await,
     }
 }
