@@ -35,14 +35,14 @@ pub enum BackupError {
     #[error("{0} is not an arkku SQLite database: {1}")]
     NotArkku(PathBuf, String),
     #[error(
-        "{path} already holds a vault ({entries} audit entries, {customers} customers): restore \
-         never merges. Restore into a new data dir (ARKKU_DATA_DIR), or stop the vault and pass \
-         --force to put the backup in its place (the current file is kept beside it as {aside})"
+        "{path} already holds a vault ({holds}): restore never merges. Restore into a new data \
+         dir (ARKKU_DATA_DIR), or stop the vault and pass --force to put the backup in its \
+         place (the current file is kept beside it as {aside})"
     )]
     HoldsData {
         path: PathBuf,
-        entries: i64,
-        customers: i64,
+        /// What it holds, in words.
+        holds: String,
         aside: String,
     },
     #[error("{0}: the path must be valid UTF-8")]
@@ -167,10 +167,14 @@ pub fn restore(from: &Path, db: &Path, force: bool) -> Result<Summary, BackupErr
     if db.exists() {
         let (entries, customers) = holdings(db);
         if (entries != 0 || customers != 0) && !force {
+            let holds = if entries < 0 {
+                "a file that cannot be read as an arkku database".to_owned()
+            } else {
+                format!("{entries} audit entries, {customers} customers")
+            };
             return Err(BackupError::HoldsData {
                 path: db.to_owned(),
-                entries,
-                customers,
+                holds,
                 aside: aside.display().to_string(),
             });
         }
