@@ -208,7 +208,8 @@ pub fn checkpointer(config: &Config) -> Result<Checkpointer, CryptoError> {
     Ok(Checkpointer::new(
         CheckpointSigner::from_seed(&seed)?,
         config.audit_checkpoint_every,
-    ))
+    )
+    .with_dir(config.checkpoint_dir.clone()))
 }
 
 /// Customer sign-in: its keys (derived from the `_index` key), its rate

@@ -46,6 +46,12 @@ pub struct GlobalArgs {
     /// Ed25519 seed that signs audit checkpoints (default: <data-dir>/audit.key).
     #[arg(long, env = "ARKKU_AUDIT_KEY_FILE", global = true)]
     pub audit_key_file: Option<PathBuf>,
+    /// Directory that receives a copy of every signed audit checkpoint, as
+    /// a file, besides the database (default: <data-dir>/checkpoints). Put
+    /// it on other storage: a checkpoint kept only inside the database is
+    /// restored with it, and cannot tell what a restore lost.
+    #[arg(long, env = "ARKKU_CHECKPOINT_DIR", global = true)]
+    pub checkpoint_dir: Option<PathBuf>,
     /// Sign an audit checkpoint every N entries.
     #[arg(
         long,
@@ -223,6 +229,8 @@ pub struct Config {
     pub root_key_file: PathBuf,
     pub issuer_key_file: PathBuf,
     pub audit_key_file: PathBuf,
+    /// Where signed checkpoints are also written as files.
+    pub checkpoint_dir: PathBuf,
     pub audit_checkpoint_every: u64,
     pub default_region: Region,
     /// The zone of the export ZIP's local times.
@@ -283,6 +291,10 @@ impl Config {
                 .audit_key_file
                 .clone()
                 .unwrap_or_else(|| data_dir.join("audit.key")),
+            checkpoint_dir: a
+                .checkpoint_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("checkpoints")),
             audit_checkpoint_every: a.audit_checkpoint_every,
             data_dir,
             policies,
@@ -316,6 +328,7 @@ impl Config {
             root_key_file: data_dir.join("root.key"),
             issuer_key_file: data_dir.join("issuer.key"),
             audit_key_file: data_dir.join("audit.key"),
+            checkpoint_dir: data_dir.join("checkpoints"),
             audit_checkpoint_every: 1000,
             data_dir,
             policies: PolicySource::BuiltIn,

@@ -11,6 +11,8 @@
 pub mod app;
 /// Hash-chained, fail-closed audit log.
 pub mod audit;
+/// Backup and restore of the embedded SQLite vault.
+pub mod backup;
 /// Benchmark-only hooks (the `bench` cargo feature).
 #[cfg(feature = "bench")]
 pub mod bench;

@@ -80,10 +80,12 @@ pub fn signature_valid(c: &CheckpointRow, trusted: Option<&[u8]>) -> bool {
     verify_signature(&c.public_key, &message(c.seq, &c.hash, c.at), &c.signature)
 }
 
-/// Signs and stores checkpoints.
+/// Signs and stores checkpoints: in the database, and as files in a
+/// directory outside it when one is set ([`super::checkpoint_files`]).
 pub struct Checkpointer {
     signer: CheckpointSigner,
     every: i64,
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Checkpointer {
@@ -91,7 +93,34 @@ impl Checkpointer {
         Checkpointer {
             signer,
             every: i64::try_from(every.max(1)).unwrap_or(i64::MAX),
+            dir: None,
         }
+    }
+
+    /// Also writes every checkpoint it signs into `dir`, as a file.
+    pub fn with_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// Writes `c` to the checkpoint directory, if there is one, off the
+    /// async threads. A failure is logged and returned; the checkpoint in
+    /// the database stands either way.
+    async fn write_file(&self, c: &CheckpointRow) -> std::io::Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        let file = CheckpointFile::from_row(c);
+        let seq = c.seq;
+        let written =
+            tokio::task::spawn_blocking(move || super::checkpoint_files::write(&dir, &file))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+        if let Err(e) = &written {
+            tracing::warn!(seq, error = %e, "audit checkpoint file not written");
+        }
+        written.map(drop)
     }
 
     /// The vault's public key.
@@ -121,7 +150,10 @@ impl Checkpointer {
             );
             if let Err(e) = store::audit::insert_checkpoint(db, &c).await {
                 tracing::warn!(seq = r.seq, error = %e, "audit checkpoint not written");
+                continue;
             }
+            // Logged inside; the next checkpoint writes its own file.
+            let _ = self.write_file(&c).await;
         }
     }
 
@@ -143,6 +175,8 @@ impl Checkpointer {
         };
         let c = self.sign(seq, &hash, store::to_micros(at));
         store::audit::insert_checkpoint(db, &c).await?;
+        // Logged inside: the caller still gets the checkpoint to keep.
+        let _ = self.write_file(&c).await;
         Ok(Some(CheckpointFile::from_row(&c)))
     }
 

@@ -17,7 +17,9 @@
 mod append;
 mod chain;
 pub mod checkpoint;
+pub mod checkpoint_files;
 pub mod export;
+pub mod loss;
 pub mod shards;
 pub mod tie;
 pub mod verify;

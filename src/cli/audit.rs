@@ -13,21 +13,26 @@ use clap::Subcommand;
 use crate::{
     app,
     audit::{
-        checkpoint::CheckpointFile,
+        checkpoint::{self, CheckpointFile},
+        checkpoint_files,
         export::{verify_export as verify_export_files, Manifest},
+        loss::{Comparison, Loss},
         verify::{verify, VerifyReport},
         Checkpointer,
     },
     config::Config,
     crypto::unhex,
-    store::{self, Db},
+    store::{self, audit::CheckpointRow, Db},
 };
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Recompute the whole chain and the stored checkpoints; exit 1 on the first bad entry.
     Verify {
-        /// A checkpoint file kept from before (detects a truncated tail).
+        /// A checkpoint file kept from before (detects a truncated tail), or
+        /// `last`: the furthest one in the checkpoint directory
+        /// (ARKKU_CHECKPOINT_DIR). Says how many entries after it are
+        /// missing, as after a restore, and exits 1 if any are.
         #[arg(long, conflicts_with = "shards")]
         checkpoint: Option<PathBuf>,
         /// A shard of a vault split over several databases, as NAME=DATABASE_URL
@@ -79,6 +84,18 @@ struct VerifyOutput<'a> {
     #[serde(flatten)]
     report: &'a VerifyReport,
     elapsed_ms: f64,
+    /// Given a kept checkpoint: what the database lacks against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept_checkpoint: Option<KeptOutput>,
+}
+
+/// The kept checkpoint's file and what the database lacks against it.
+#[derive(serde::Serialize)]
+struct KeptOutput {
+    file: String,
+    #[serde(flatten)]
+    comparison: Comparison,
+    statement: String,
 }
 
 pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
@@ -108,7 +125,16 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     }
     let db = app::database(&config).await.context("database")?;
     match command {
-        AuditCommand::Verify { checkpoint, .. } => check(&db, &signer, checkpoint).await,
+        AuditCommand::Verify { checkpoint, .. } => {
+            let checkpoint = checkpoint.map(|c| {
+                if c.as_os_str() == "last" {
+                    Kept::Last(config.checkpoint_dir.clone())
+                } else {
+                    Kept::File(c)
+                }
+            });
+            check(&db, &signer, checkpoint).await
+        }
         AuditCommand::Checkpoint => {
             match signer.checkpoint_head(&db).await? {
                 Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
@@ -123,26 +149,53 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn check(db: &Db, signer: &Checkpointer, checkpoint: Option<PathBuf>) -> anyhow::Result<()> {
-    let kept = match checkpoint {
-        None => None,
-        Some(path) => {
+/// Where `--checkpoint` points.
+enum Kept {
+    File(PathBuf),
+    /// The furthest checkpoint file in this directory.
+    Last(PathBuf),
+}
+
+/// Reads the kept checkpoint: its path, the file and its bytes.
+fn read_kept(kept: Kept) -> anyhow::Result<(PathBuf, CheckpointFile, CheckpointRow)> {
+    let (path, file) = match kept {
+        Kept::Last(dir) => checkpoint_files::last(&dir)?,
+        Kept::File(path) => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let file: CheckpointFile = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a checkpoint file", path.display()))?;
-            Some(
-                file.to_row()
-                    .with_context(|| format!("{} holds a malformed checkpoint", path.display()))?,
-            )
+            (path, file)
         }
     };
+    let row = file
+        .to_row()
+        .with_context(|| format!("{} holds a malformed checkpoint", path.display()))?;
+    Ok((path, file, row))
+}
+
+async fn check(db: &Db, signer: &Checkpointer, kept: Option<Kept>) -> anyhow::Result<()> {
+    let kept = kept.map(read_kept).transpose()?;
     let started = std::time::Instant::now();
-    let report = verify(db, Some(signer.public_key()), kept.as_ref()).await?;
+    let report = verify(db, Some(signer.public_key()), kept.as_ref().map(|k| &k.2)).await?;
     let secs = started.elapsed().as_secs_f64();
+    let comparison = match &kept {
+        None => None,
+        Some((path, file, row)) => {
+            let head = store::audit::max_seq(db).await?.unwrap_or(0);
+            let at_seq = store::audit::hash_at(db, row.seq).await?;
+            let c = Comparison::new(row.seq, &row.hash, &file.at, head, at_seq.as_deref());
+            Some(KeptOutput {
+                file: path.display().to_string(),
+                statement: c.statement(),
+                comparison: c,
+            })
+        }
+    };
     let out = VerifyOutput {
         report: &report,
         elapsed_ms: secs * 1000.0,
+        kept_checkpoint: comparison,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     eprintln!(
@@ -151,6 +204,27 @@ async fn check(db: &Db, signer: &Checkpointer, checkpoint: Option<PathBuf>) -> a
         secs,
         report.entries_checked as f64 / secs.max(1e-9)
     );
+    if let Some(k) = &out.kept_checkpoint {
+        // The loss explains the chain's failure when the walk reached the
+        // database's last entry (a log shorter than the checkpoint), or
+        // stopped exactly at the checkpoint's entry (another entry there):
+        // then say what is missing rather than that the tail was truncated.
+        let c = &k.comparison;
+        let explained = match c.loss {
+            Loss::Nothing => report.ok,
+            Loss::Missing(_) => report.head_seq == c.head_seq,
+            Loss::Diverged => report.first_bad_seq == Some(c.checkpoint_seq),
+        };
+        let signed = kept
+            .as_ref()
+            .is_some_and(|(_, _, row)| checkpoint::signature_valid(row, Some(signer.public_key())));
+        if signed && explained {
+            if c.lost() {
+                bail!("{}", k.statement);
+            }
+            eprintln!("{}", k.statement);
+        }
+    }
     if !report.ok {
         bail!(
             "the audit chain does not verify: {}",

@@ -10,6 +10,7 @@
 
 mod audit;
 mod audit_shards;
+mod backup;
 mod clients;
 mod keys;
 mod policy;
@@ -77,6 +78,10 @@ enum Command {
         #[command(subcommand)]
         command: clients::ClientsCommand,
     },
+    /// Copy the SQLite vault, consistently, while it serves (PostgreSQL: pg_dump).
+    Backup(backup::BackupArgs),
+    /// Put a backup in place as the SQLite vault of this data dir (PostgreSQL: pg_restore).
+    Restore(backup::RestoreArgs),
 }
 
 /// Runs one command to its end. Tracing must be set up before, so that the
@@ -94,5 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retention { command } => retention::run(config, &clock, command).await,
         Command::Users { command } => users::run(config, clock, command).await,
         Command::Clients { command } => clients::run(config, clock, command).await,
+        Command::Backup(args) => backup::backup(&config, args).await,
+        Command::Restore(args) => backup::restore(&config, args).await,
     }
 }

@@ -8,6 +8,21 @@ use crate::{app, clock::Clock, config::Config};
 /// and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     let listen = config.listen;
+    // Held until serve returns, so that `arkku restore` will not replace
+    // the file meanwhile. Taken before the database is opened when its
+    // directory exists; a vault that does not exist yet is locked once
+    // start-up has created it (a refused start creates nothing).
+    let db_file = crate::backup::sqlite_file(&config.database_url)
+        .filter(|f| !f.as_os_str().is_empty() && f.to_str() != Some(":memory:"));
+    let early = match &db_file {
+        Some(f)
+            if f.parent()
+                .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir()) =>
+        {
+            Some(crate::backup::lock::serving(f)?)
+        }
+        _ => None,
+    };
     let backend = if config.database_url.starts_with("sqlite:") {
         "sqlite"
     } else {
@@ -16,6 +31,11 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     let state = app::open_with_clock(config, clock)
         .await
         .context("starting arkku")?;
+    let _lock = match (early, &db_file) {
+        (Some(l), _) => Some(l),
+        (None, Some(f)) => Some(crate::backup::lock::serving(f)?),
+        (None, None) => None,
+    };
     app::spawn_retention_sweeper(state.clone());
     app::spawn_chain_watch(&state);
     app::spawn_issuer_refresh(&state);

@@ -160,6 +160,12 @@ pub enum Db {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The versions of the SQLite migrations built into this binary: a backup
+/// that names another cannot be restored by it.
+pub fn sqlite_migration_versions() -> Vec<i64> {
+    SQLITE_MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). SQLite files are
     /// created if missing and run in WAL mode with `synchronous=FULL`, so an

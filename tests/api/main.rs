@@ -15,6 +15,7 @@ mod audit;
 mod audit_export;
 mod audit_pages;
 mod auth;
+mod backup;
 mod bench;
 mod cli;
 mod clients;
@@ -71,6 +72,7 @@ fn main() {
     }
     let mut all: Vec<(&str, Vec<Scenario>)> = vec![
         ("auth", auth::tests()),
+        ("backup", backup::tests()),
         ("consents", consents::tests()),
         ("customers", customers::tests()),
         ("dsr", dsr::tests()),
