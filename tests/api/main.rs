@@ -33,6 +33,7 @@ mod issuers;
 mod keys;
 mod keys_page;
 mod limits;
+mod logs;
 mod lookup;
 mod oauth;
 mod openapi;
@@ -80,6 +81,7 @@ fn main() {
         ("interactions", interactions::tests()),
         ("keys", keys::tests()),
         ("limits", limits::tests()),
+        ("logs", logs::tests()),
         ("lookup", lookup::tests()),
         ("openapi", openapi::tests()),
         ("retention", retention::tests()),
