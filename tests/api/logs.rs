@@ -239,6 +239,9 @@ async fn served(b: Backend, format: &str) -> (TestApp, Proc, String, String, Str
             // Our own debug lines too: they must not leak either.
             ("ARKKU_LOG", "info,arkku=debug"),
             ("ARKKU_NOTIFY", "file"),
+            // The harness sets NO_COLOR; empty, it asks for nothing, so
+            // only the terminal test keeps colour out of the file.
+            ("NO_COLOR", ""),
             no_rate_limits_env(),
         ],
     );
