@@ -142,6 +142,10 @@ pub struct GlobalArgs {
     /// 0600 (default: <data-dir>/notify.key, created like the other keys).
     #[arg(long, env = "ARKKU_NOTIFY_SECRET_FILE", global = true)]
     pub notify_secret_file: Option<PathBuf>,
+    /// Log line format: `json` (one object a line), `text`, or `auto`: text
+    /// when stderr, where the log goes, is a terminal, JSON otherwise.
+    #[arg(long, env = "ARKKU_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Auto, global = true)]
+    pub log_format: crate::logging::LogFormat,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "ARKKU_LOG", default_value = "info", global = true)]
     pub log: String,

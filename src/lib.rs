@@ -30,6 +30,8 @@ pub mod domain;
 pub mod http;
 /// The ways in: token checks, clients, external issuers, customer and staff sign-in.
 pub mod identity;
+/// Where and how the process logs (`ARKKU_LOG_FORMAT`).
+pub mod logging;
 /// Channel and purpose policies and the pure integration rule.
 pub mod policy;
 /// The retention sweeper: purges what the policies no longer allow to keep.

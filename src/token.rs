@@ -42,7 +42,9 @@ pub enum TokenError {
     ForeignKeyHeader,
     #[error("algorithm {0:?} is not allowed for this issuer")]
     Algorithm(Algorithm),
-    #[error("invalid token: {0}")]
+    /// Its text names the kind of failure only: the library's own text
+    /// for a JSON error quotes the offending claim's value.
+    #[error("invalid token: {}", jwt_failure(.0))]
     Jwt(#[from] jsonwebtoken::errors::Error),
     #[error("invalid claim {0}")]
     Claim(&'static str),
@@ -52,6 +54,26 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet (nbf)")]
     NotYetValid,
+}
+
+/// What went wrong in the JWT library, without any text of the token.
+fn jwt_failure(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidToken => "not a JWT",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "algorithm not allowed",
+        ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::ImmatureSignature => "not valid yet",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::InvalidSubject => "wrong subject",
+        ErrorKind::Base64(_) => "not base64url",
+        ErrorKind::Json(_) => "header or claims not of the expected shape",
+        ErrorKind::Utf8(_) => "not UTF-8",
+        _ => "key or crypto failure",
+    }
 }
 
 impl TokenError {
@@ -426,6 +448,20 @@ mod tests {
             check_lifetime(Some(NOW + 3600), NOW + 3700, NOW, HOUR),
             Err(TokenError::Claim("iat"))
         ));
+    }
+
+    #[test]
+    fn a_refusal_never_quotes_a_claim() {
+        // serde_json's own message would say: invalid type: string "…".
+        let json = serde_json::from_str::<ReceivedClaims>(
+            r#"{"sub":"s","exp":1,"role":"agent","purposes":"jane.doe@example.com"}"#,
+        )
+        .map(drop)
+        .unwrap_err();
+        assert!(json.to_string().contains("jane.doe"), "the premise");
+        let e = TokenError::Jwt(json.into());
+        assert!(!e.to_string().contains("jane.doe"), "{e}");
+        assert!(e.is_malformed());
     }
 
     proptest! {

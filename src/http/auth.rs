@@ -39,7 +39,13 @@ impl FromRequestParts<AppState> for Actor {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(refuse(AuthFailure::Malformed));
         }
-        state.auth.authenticate(token.trim()).await.map_err(refuse)
+        let actor = state
+            .auth
+            .authenticate(token.trim())
+            .await
+            .map_err(refuse)?;
+        super::access_log::record(&actor);
+        Ok(actor)
     }
 }
 

@@ -9,6 +9,7 @@
 //! router and the document served at `/openapi.json` ([`openapi`]), next to
 //! the interactive documentation at `/docs` ([`docs`]).
 
+pub mod access_log;
 pub mod audit;
 pub mod audited;
 pub mod auth;
@@ -107,5 +108,6 @@ pub fn build_router(state: AppState) -> Router {
             axum::response::IntoResponse::into_response(error::ApiError::Internal)
         }))
         .layer(middleware::from_fn(request_id::assign))
+        .layer(middleware::from_fn(access_log::layer))
         .with_state(state)
 }

@@ -96,12 +96,16 @@ impl Staff {
         };
         let key = sessions::form_key(&state.app).map_err(unavailable)?;
         let csrf = csrf::session_token(&key, &id);
-        Ok(Some(Staff {
+        let staff = Staff {
             account,
             id,
             lang,
             csrf,
-        }))
+        };
+        if let Ok(actor) = staff.caller() {
+            crate::http::access_log::record(&actor);
+        }
+        Ok(Some(staff))
     }
 
     /// The actor this staff member is to the service layer: the account's

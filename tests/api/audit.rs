@@ -1782,7 +1782,7 @@ async fn serve_started_on_a_chain_with_an_edited_entry_is_not_ready_and_names_th
     assert_broken_at(&r, 3);
     let logs = proc.stderr();
     assert!(
-        logs.contains("THE AUDIT CHAIN DOES NOT VERIFY") && logs.contains("first_bad_seq=3"),
+        logs.contains("THE AUDIT CHAIN DOES NOT VERIFY") && logs.contains("\"first_bad_seq\":3"),
         "the error is logged: {logs}"
     );
     assert!(logs.contains("ERROR"), "{logs}");
@@ -1813,7 +1813,7 @@ async fn an_entry_edited_while_serve_runs_is_found_by_a_background_pass(b: Backe
     let r = readyz_until_chain(&base, "broken").await;
     assert_broken_at(&r, 7);
     assert!(
-        proc.stderr().contains("first_bad_seq=7"),
+        proc.stderr().contains("\"first_bad_seq\":7"),
         "{}",
         proc.stderr()
     );

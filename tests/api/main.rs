@@ -34,6 +34,7 @@ mod issuers;
 mod keys;
 mod keys_page;
 mod limits;
+mod logs;
 mod lookup;
 mod oauth;
 mod openapi;
@@ -83,6 +84,7 @@ fn main() {
         ("interactions", interactions::tests()),
         ("keys", keys::tests()),
         ("limits", limits::tests()),
+        ("logs", logs::tests()),
         ("lookup", lookup::tests()),
         ("openapi", openapi::tests()),
         ("retention", retention::tests()),

@@ -63,12 +63,16 @@ impl Customer {
         };
         let key = sessions::form_key(&state.app).map_err(unavailable)?;
         let csrf = csrf::session_token(&key, &session);
-        Ok(Some(Customer {
+        let customer = Customer {
             id: live.subject_id,
             session,
             lang,
             csrf,
-        }))
+        };
+        if let Ok(actor) = customer.caller() {
+            crate::http::access_log::record(&actor);
+        }
+        Ok(Some(customer))
     }
 
     /// The actor this customer is to the service layer, as a customer
