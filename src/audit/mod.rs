@@ -20,7 +20,7 @@ pub mod export;
 pub mod verify;
 pub mod watch;
 
-pub use append::{Auditor, Claim, Committed};
+pub use append::{Auditor, Claim, Committed, Drained};
 pub use chain::{entry_hash, GENESIS_HASH};
 pub use checkpoint::Checkpointer;
 
