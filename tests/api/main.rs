@@ -2,7 +2,9 @@
 //!
 //! Every scenario runs on SQLite, and again on PostgreSQL when
 //! `ARKKU_TEST_POSTGRES_URL` is set (each test gets a fresh database). Without
-//! it the PostgreSQL runs are listed as ignored and a note says so.
+//! it the PostgreSQL runs are listed as ignored and a note says so. A few
+//! scenarios (`postgres_only` below: several nodes on one database) exist for
+//! PostgreSQL alone and have no SQLite run.
 
 // A panic in a test is a failed assertion. (`allow-unwrap-in-tests` in
 // clippy.toml does not reach this binary: with `harness = false` it is not
@@ -27,6 +29,7 @@ mod dsr_register;
 mod durability;
 mod edge;
 mod export_zip;
+mod fleet;
 mod input;
 mod interactions;
 mod issuers;
@@ -39,6 +42,7 @@ mod openapi;
 mod privacy_page;
 mod retention;
 mod schema;
+mod shutdown;
 mod sign_in;
 mod startup;
 mod storage;
@@ -64,7 +68,8 @@ fn main() {
         println!(
             "\nnote: PostgreSQL run SKIPPED: set ARKKU_TEST_POSTGRES_URL (for example \
              postgres://postgres@127.0.0.1:5432/test) to run every test on PostgreSQL too.\n\
-             note: schema comparison SKIPPED: {} needs both databases.\n",
+             note: schema comparison SKIPPED: {} needs both databases.\n\
+             note: fleet SKIPPED: several nodes on one database run on PostgreSQL only.\n",
             schema::NAME
         );
     }
@@ -102,7 +107,10 @@ fn main() {
         ("keys_page", keys_page::tests()),
         ("audit_pages", audit_pages::tests()),
         ("subjects", subjects::tests()),
+        ("shutdown", shutdown::tests()),
     ];
+    // Scenarios that only PostgreSQL can run (several hosts on one database).
+    let postgres_only: Vec<(&str, Vec<Scenario>)> = vec![("fleet", fleet::tests())];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
         for (name, f) in scenarios {
@@ -116,6 +124,17 @@ fn main() {
                     .with_ignored_flag(skip);
                 trials.push(trial);
             }
+        }
+    }
+    for (module, scenarios) in postgres_only {
+        for (name, f) in scenarios {
+            let backend = Backend::Postgres;
+            let trial = Trial::test(format!("{}::{module}::{name}", backend.name()), move || {
+                helpers::run(backend, f);
+                Ok(())
+            })
+            .with_ignored_flag(postgres.is_none());
+            trials.push(trial);
         }
     }
     trials.push(schema::trial(postgres.is_some()));
