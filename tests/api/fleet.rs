@@ -200,7 +200,7 @@ async fn three_nodes_under_mixed_load_with_one_killed_and_restarted_lose_no_ackn
                     }
                     _ => {
                         let id = mine[(j / 4) % mine.len()];
-                        let action = if (j / 4 / mine.len()) % 2 == 0 {
+                        let action = if (j / 4 / mine.len()).is_multiple_of(2) {
                             "grant"
                         } else {
                             "withdraw"
