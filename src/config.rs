@@ -130,6 +130,10 @@ pub struct GlobalArgs {
         global = true
     )]
     pub max_connections_per_peer: usize,
+    /// On SIGTERM or SIGINT, how long `serve` waits for the requests in
+    /// progress to finish and their audit entries to commit before it exits.
+    #[arg(long, env = "ARKKU_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_positive, global = true)]
+    pub shutdown_timeout: Duration,
     /// How `serve` delivers customer sign-in codes: `webhook` posts them to
     /// --notify-url (the default when that is set), `file` appends them to
     /// <data-dir>/outbox.jsonl (development only), `none` delivers nothing.
@@ -315,6 +319,7 @@ impl Config {
                 idle_timeout: a.idle_timeout,
                 max_connections: a.max_connections,
                 max_connections_per_peer: a.max_connections_per_peer,
+                shutdown_timeout: a.shutdown_timeout,
             },
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
@@ -349,6 +354,7 @@ impl Config {
                 idle_timeout: Duration::from_secs(60),
                 max_connections: 10_000,
                 max_connections_per_peer: 256,
+                shutdown_timeout: Duration::from_secs(10),
             },
             issuer: LOCAL_ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),

@@ -24,8 +24,11 @@
 //! - problem+json for the errors hyper answers by itself (a head too large or
 //!   unparsable), which it would otherwise send with an empty body.
 //!
-//! Graceful shutdown keeps axum's behaviour: stop accepting, let every
-//! connection finish its request in progress, then return.
+//! Graceful shutdown keeps axum's behaviour: stop accepting (the listener is
+//! closed, so a new connection is refused), let every connection finish its
+//! request in progress, then return; and adds a deadline: connections still
+//! busy after `shutdown_timeout` are left to be dropped with the runtime, so
+//! one stuck client cannot hold a stopping node for ever.
 //!
 //! Longer than 500 lines: the accept loop, its timeouts and its connection caps
 //! interlock (a slot is freed where a timeout fires), so they stay in one file;
@@ -77,6 +80,9 @@ pub struct EdgeLimits {
     /// Open connections one peer may hold; 0 for no per-peer cap (behind a
     /// proxy every connection comes from the proxy's address).
     pub max_connections_per_peer: usize,
+    /// After the shutdown signal, how long the requests in progress may take
+    /// before their connections are dropped.
+    pub shutdown_timeout: Duration,
 }
 
 impl EdgeLimits {
@@ -219,8 +225,23 @@ pub async fn serve(
     }
     drop(listener);
     drop(watcher);
+    let open = budget - slots.available_permits();
+    tracing::info!(
+        connections = open,
+        deadline = ?limits.shutdown_timeout,
+        "stopped accepting; draining the open connections"
+    );
     signal.send_replace(());
-    signal.closed().await;
+    match tokio::time::timeout(limits.shutdown_timeout, signal.closed()).await {
+        Ok(()) => tracing::info!(connections = open, "every connection drained"),
+        Err(_) => tracing::warn!(
+            connections = open,
+            still_open = budget - slots.available_permits(),
+            deadline = ?limits.shutdown_timeout,
+            "shutdown deadline passed: the connections still open are dropped, \
+             their requests unanswered"
+        ),
+    }
     Ok(())
 }
 

@@ -98,6 +98,15 @@ pub struct Committed {
     pub applied: bool,
 }
 
+/// What [`Auditor::drain`] found at shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct Drained {
+    /// Entries waiting in the queue when the drain began.
+    pub queued: usize,
+    /// Whether all of them were settled within the deadline.
+    pub settled: bool,
+}
+
 /// The `at` of a probe (which carries no entry).
 const PROBE_AT: i64 = i64::MIN;
 
@@ -195,6 +204,35 @@ impl Auditor {
     fn missed_deadline(&self) -> AuditError {
         self.healthy.store(false, Ordering::Relaxed);
         AuditError::Timeout(self.deadline)
+    }
+
+    /// At shutdown: waits, up to `within`, until every entry queued before
+    /// the call has been committed (or has failed) and its requester
+    /// answered. A marker goes through the queue behind them; the writer
+    /// answers it only after the batch it rode in, so its answer means
+    /// everything before it is settled.
+    pub async fn drain(&self, within: Duration) -> Drained {
+        let Some(queue) = &self.queue else {
+            return Drained {
+                queued: 0,
+                settled: true,
+            };
+        };
+        let queued = queue.max_capacity() - queue.capacity();
+        let (done, wait) = oneshot::channel();
+        let marker = Pending {
+            entry: None,
+            effect: None,
+            at: PROBE_AT,
+            claim: Arc::default(),
+            done,
+        };
+        let settled = tokio::time::timeout(within, async {
+            queue.send(marker).await.is_ok() && wait.await.is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        Drained { queued, settled }
     }
 
     /// Whether the last batch was committed (for `/readyz`).

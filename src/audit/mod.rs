@@ -25,7 +25,7 @@ pub mod tie;
 pub mod verify;
 pub mod watch;
 
-pub use append::{Auditor, Claim, Committed};
+pub use append::{Auditor, Claim, Committed, Drained};
 pub use chain::{entry_hash, GENESIS_HASH};
 pub use checkpoint::Checkpointer;
 

@@ -1,11 +1,18 @@
 //! `arkku serve` and `arkku migrate`: run the API, or only prepare its database.
 
+use std::time::Instant;
+
 use anyhow::Context;
 
 use crate::{app, clock::Clock, config::Config};
 
 /// `arkku serve`: starts the vault, its background tasks and the listener,
-/// and serves until SIGINT or SIGTERM.
+/// and serves until SIGINT or SIGTERM. Then it stops accepting, lets the
+/// requests in progress finish and the audit queue commit, all within
+/// `ARKKU_SHUTDOWN_TIMEOUT`, and returns (exit 0). The background tasks
+/// (sweeper, chain watch, notifier) end with the runtime: each of their
+/// changes commits with its audit entry or not at all, so a cut leaves
+/// nothing half done.
 pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     let listen = config.listen;
     // Held until serve returns, so that `arkku restore` will not replace
@@ -23,6 +30,7 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let deadline = config.edge.shutdown_timeout;
     let backend = if config.database_url.starts_with("sqlite:") {
         "sqlite"
     } else {
@@ -44,9 +52,34 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, backend, "arkku listening");
-    crate::serve(listener, state, shutdown_signal())
+    let (signalled, signalled_at) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = signalled.send(Instant::now());
+    };
+    crate::serve(listener, state.clone(), signal)
         .await
         .context("serving")?;
+    let began = signalled_at.await.unwrap_or_else(|_| Instant::now());
+    let left = deadline.saturating_sub(began.elapsed());
+    let audit = state.audit.drain(left).await;
+    let took = began.elapsed();
+    if audit.settled && took <= deadline {
+        tracing::info!(
+            audit_queued = audit.queued,
+            took_ms = took.as_millis() as u64,
+            "shut down: every request in progress answered and every audit entry settled"
+        );
+    } else {
+        tracing::warn!(
+            audit_queued = audit.queued,
+            audit_settled = audit.settled,
+            took_ms = took.as_millis() as u64,
+            deadline = ?deadline,
+            "shut down at the deadline: requests still in progress were dropped unanswered \
+             (a change is kept only if its audit entry committed)"
+        );
+    }
     Ok(())
 }
 

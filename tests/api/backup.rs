@@ -27,11 +27,22 @@ use crate::helpers::{
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
+    scenarios![verify_against_the_last_checkpoint_says_nothing_is_missing_or_how_many_entries_are]
+}
+
+/// `arkku backup` and `restore` copy SQLite files; on PostgreSQL they point
+/// to pg_dump, tested in [`postgres_tests`].
+pub fn sqlite_tests() -> Vec<Scenario> {
     scenarios![
         a_backup_under_write_load_restores_every_write_acknowledged_before_it_and_the_last_checkpoint_counts_what_was_lost,
         restore_refuses_a_served_vault_a_vault_holding_data_and_files_that_are_not_arkku_databases,
-        verify_against_the_last_checkpoint_says_nothing_is_missing_or_how_many_entries_are,
-        on_postgresql_backup_and_restore_point_to_pg_dump_and_its_procedure_restores_everything,
+    ]
+}
+
+/// PostgreSQL's backup procedure (README): pg_dump, pg_restore, migrate, verify.
+pub fn postgres_tests() -> Vec<Scenario> {
+    scenarios![
+        on_postgresql_backup_and_restore_point_to_pg_dump_and_its_procedure_restores_everything
     ]
 }
 
@@ -169,11 +180,6 @@ fn copy_keys(from: &Path, to: &Path) {
 async fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_and_the_last_checkpoint_counts_what_was_lost(
     b: Backend,
 ) {
-    if b == Backend::Postgres {
-        // `arkku backup` copies SQLite only; PostgreSQL's procedure is
-        // tested in its own scenario below.
-        return;
-    }
     let env = Env::new(b).await;
     // Checkpoint files go outside the data dir, as on other storage.
     let kept = env.dir.path().join("kept-checkpoints");
@@ -396,9 +402,6 @@ async fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_a
 async fn restore_refuses_a_served_vault_a_vault_holding_data_and_files_that_are_not_arkku_databases(
     b: Backend,
 ) {
-    if b == Backend::Postgres {
-        return; // SQLite only; see the PostgreSQL scenario.
-    }
     let env = Env::new(b).await;
     let mut server = env.serve().await;
     let key = env.issuer_key();
@@ -615,9 +618,6 @@ async fn verify_against_the_last_checkpoint_says_nothing_is_missing_or_how_many_
 async fn on_postgresql_backup_and_restore_point_to_pg_dump_and_its_procedure_restores_everything(
     b: Backend,
 ) {
-    if b == Backend::Sqlite {
-        return; // The SQLite commands are tested above.
-    }
     let env = Env::new(b).await;
     let out = env.dir.path().join("arkku.dump");
     let out_arg = out.display().to_string();

@@ -708,6 +708,16 @@ impl Proc {
         self.child.wait().expect("reap");
     }
 
+    /// Sends SIGTERM (with kill(1): the crate forbids unsafe code, so no
+    /// libc call) and returns at once; [`Proc::wait_exit`] reaps it.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {}: {status}", self.child.id());
+    }
+
     /// Fails the test if the process has exited.
     #[track_caller]
     pub fn assert_running(&mut self) {

@@ -2,7 +2,9 @@
 //!
 //! Every scenario runs on SQLite, and again on PostgreSQL when
 //! `ARKKU_TEST_POSTGRES_URL` is set (each test gets a fresh database). Without
-//! it the PostgreSQL runs are listed as ignored and a note says so.
+//! it the PostgreSQL runs are listed as ignored and a note says so. A few
+//! scenarios (`one_backend` below: several nodes on one database, copying a
+//! SQLite file, PostgreSQL's own backup tools) exist for one database only.
 
 // A panic in a test is a failed assertion. (`allow-unwrap-in-tests` in
 // clippy.toml does not reach this binary: with `harness = false` it is not
@@ -28,6 +30,7 @@ mod dsr_register;
 mod durability;
 mod edge;
 mod export_zip;
+mod fleet;
 mod input;
 mod interactions;
 mod issuers;
@@ -42,6 +45,7 @@ mod privacy_page;
 mod retention;
 mod schema;
 mod shards;
+mod shutdown;
 mod sign_in;
 mod startup;
 mod storage;
@@ -67,11 +71,12 @@ fn main() {
         println!(
             "\nnote: PostgreSQL run SKIPPED: set ARKKU_TEST_POSTGRES_URL (for example \
              postgres://postgres@127.0.0.1:5432/test) to run every test on PostgreSQL too.\n\
-             note: schema comparison SKIPPED: {} needs both databases.\n",
+             note: schema comparison SKIPPED: {} needs both databases.\n\
+             note: fleet and the pg_dump backup SKIPPED: they run on PostgreSQL only.\n",
             schema::NAME
         );
     }
-    let mut all: Vec<(&str, Vec<Scenario>)> = vec![
+    let all: Vec<(&str, Vec<Scenario>)> = vec![
         ("auth", auth::tests()),
         ("backup", backup::tests()),
         ("consents", consents::tests()),
@@ -108,20 +113,31 @@ fn main() {
         ("audit_pages", audit_pages::tests()),
         ("subjects", subjects::tests()),
         ("shards", shards::tests()),
+        ("shutdown", shutdown::tests()),
+    ];
+    // Scenarios of one database only: several hosts on one database
+    // (PostgreSQL), copying the database file (SQLite), or the other's tools.
+    let one_backend: Vec<(&str, Backend, Vec<Scenario>)> = vec![
+        ("fleet", Backend::Postgres, fleet::tests()),
+        ("backup", Backend::Postgres, backup::postgres_tests()),
+        ("backup", Backend::Sqlite, backup::sqlite_tests()),
     ];
     let mut trials = Vec::new();
-    for (module, scenarios) in all.drain(..) {
+    let all = all
+        .into_iter()
+        .flat_map(|(module, scenarios)| {
+            [Backend::Sqlite, Backend::Postgres].map(|b| (module, b, scenarios.clone()))
+        })
+        .chain(one_backend);
+    for (module, backend, scenarios) in all {
         for (name, f) in scenarios {
-            for backend in [Backend::Sqlite, Backend::Postgres] {
-                let skip = backend == Backend::Postgres && postgres.is_none();
-                let trial =
-                    Trial::test(format!("{}::{module}::{name}", backend.name()), move || {
-                        helpers::run(backend, f);
-                        Ok(())
-                    })
-                    .with_ignored_flag(skip);
-                trials.push(trial);
-            }
+            let skip = backend == Backend::Postgres && postgres.is_none();
+            let trial = Trial::test(format!("{}::{module}::{name}", backend.name()), move || {
+                helpers::run(backend, f);
+                Ok(())
+            })
+            .with_ignored_flag(skip);
+            trials.push(trial);
         }
     }
     trials.push(schema::trial(postgres.is_some()));
