@@ -28,6 +28,8 @@ pub mod domain;
 pub mod http;
 /// The ways in: token checks, clients, external issuers, customer and staff sign-in.
 pub mod identity;
+/// Prometheus series and the listener that serves them (`ARKKU_METRICS_LISTEN`).
+pub mod metrics;
 /// Channel and purpose policies and the pure integration rule.
 pub mod policy;
 /// The retention sweeper: purges what the policies no longer allow to keep.

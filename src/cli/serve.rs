@@ -23,10 +23,32 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    spawn_metrics_listener(&state).await?;
     tracing::info!(address = %listener.local_addr()?, backend, "arkku listening");
     crate::serve(listener, state, shutdown_signal())
         .await
         .context("serving")?;
+    Ok(())
+}
+
+/// Binds `ARKKU_METRICS_LISTEN`, if set, and serves `/metrics` there until
+/// the process ends (a scrape needs no draining). A bind failure stops the
+/// start, as the API's own does.
+async fn spawn_metrics_listener(state: &crate::http::AppState) -> anyhow::Result<()> {
+    let Some(address) = state.config.metrics_listen else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the metrics listener {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    let state = state.clone();
+    tokio::spawn(async move {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = crate::metrics::listener::serve(listener, state, forever).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 
