@@ -34,6 +34,7 @@ mod keys;
 mod keys_page;
 mod limits;
 mod lookup;
+mod metrics;
 mod oauth;
 mod openapi;
 mod privacy_page;
@@ -102,6 +103,7 @@ fn main() {
         ("keys_page", keys_page::tests()),
         ("audit_pages", audit_pages::tests()),
         ("subjects", subjects::tests()),
+        ("metrics", metrics::tests()),
     ];
     let mut trials = Vec::new();
     for (module, scenarios) in all.drain(..) {
