@@ -426,26 +426,24 @@ impl Metrics {
     /// Key ages: the key files by modification time, the current version of
     /// each channel-key domain by its creation time (metadata only).
     async fn key_ages(&self, svc: &crate::service::Services) {
-        let now = std::time::SystemTime::now();
+        let now = svc.clock.now();
         let config = &svc.config;
         for (key, path) in [
             ("root", &config.root_key_file),
             ("issuer", &config.issuer_key_file),
             ("audit", &config.audit_key_file),
         ] {
-            let age = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| now.duration_since(m).ok());
-            if let Some(age) = age {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            if let Some(modified) = modified {
+                let age = (now - time::OffsetDateTime::from(modified)).as_seconds_f64();
                 self.key_file_age
                     .get_or_create(&KeyFileLabel { key })
-                    .set(age.as_secs_f64());
+                    .set(age.max(0.0));
             }
         }
         match crate::store::keys::channel_keys(&svc.db).await {
             Ok(keys) => {
-                let now = crate::store::to_micros(svc.clock.now());
+                let now = crate::store::to_micros(now);
                 let mut newest: std::collections::BTreeMap<&str, (u32, i64)> = Default::default();
                 for k in &keys {
                     let e = newest.entry(k.channel.as_str()).or_insert((0, 0));

@@ -29,10 +29,13 @@ const PHONE_E164: &str = "+358404821999";
 const SMS: &str = "050 717 3131";
 const SMS_E164: &str = "+358507173131";
 
-/// One scrape, parsed into (name, labels, value) samples.
+/// One sample: series name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// One scrape, parsed into samples.
 struct Scrape {
     text: String,
-    samples: Vec<(String, Vec<(String, String)>, f64)>,
+    samples: Vec<Sample>,
 }
 
 impl Scrape {
