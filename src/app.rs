@@ -300,11 +300,13 @@ pub(crate) async fn open_with(
     let client_secrets =
         crate::identity::verified::VerifiedSecrets::new().map_err(|_| CryptoError::Rng)?;
     let limiter = crate::service::ratelimit::ActorLimiter::new(&policies.limits);
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let audit = match audit {
-        Audit::Durable => Auditor::start(
+        Audit::Durable => Auditor::start_with_metrics(
             db.clone(),
             config.audit_timeout,
             Some(Arc::clone(&checkpoints)),
+            metrics.audit.clone(),
         ),
         #[cfg(feature = "bench")]
         Audit::Discard => Auditor::discarding_for_benchmarks(),
@@ -326,6 +328,7 @@ pub(crate) async fn open_with(
         limiter,
         chain: Arc::default(),
         clock,
+        metrics,
     }))
 }
 
@@ -381,8 +384,16 @@ pub fn spawn_retention_sweeper(state: AppState) {
                 now: state.clock.now(),
                 dry_run: false,
                 batch: crate::retention::DEFAULT_BATCH,
+                progress: Some(&state.metrics.retention),
             };
-            match sweep.run().await {
+            let started = std::time::Instant::now();
+            state.metrics.retention.started();
+            let outcome = sweep.run().await;
+            state
+                .metrics
+                .retention
+                .finished(outcome.is_ok(), started.elapsed());
+            match outcome {
                 Ok(r) => tracing::info!(
                     purged = r.purged,
                     customers = r.customers,

@@ -21,6 +21,11 @@ pub struct GlobalArgs {
         global = true
     )]
     pub listen: SocketAddr,
+    /// Address of the separate `GET /metrics` listener (Prometheus text
+    /// format); unset: no metrics listener. It has no authentication: bind
+    /// it to loopback or a private network.
+    #[arg(long, env = "ARKKU_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Database URL: sqlite://PATH or postgres://… (default: sqlite://<data-dir>/arkku.db).
     #[arg(long = "database", env = "ARKKU_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
@@ -231,6 +236,8 @@ pub enum PolicySource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The metrics listener's address; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: String,
     pub data_dir: PathBuf,
     pub policies: PolicySource,
@@ -286,6 +293,7 @@ impl Config {
             .unwrap_or_else(|| data_dir.join("notify.key"));
         Ok(Config {
             listen: a.listen,
+            metrics_listen: a.metrics_listen,
             database_url,
             root_key_file: a
                 .root_key_file
@@ -333,6 +341,7 @@ impl Config {
         let notify_secret_file = data_dir.join("notify.key");
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
             database_url,
             root_key_file: data_dir.join("root.key"),
             issuer_key_file: data_dir.join("issuer.key"),

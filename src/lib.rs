@@ -32,6 +32,8 @@ pub mod http;
 pub mod identity;
 /// Where and how the process logs (`ARKKU_LOG_FORMAT`).
 pub mod logging;
+/// Prometheus series and the listener that serves them (`ARKKU_METRICS_LISTEN`).
+pub mod metrics;
 /// Channel and purpose policies and the pure integration rule.
 pub mod policy;
 /// The retention sweeper: purges what the policies no longer allow to keep.

@@ -125,6 +125,8 @@ pub struct Sweep<'a> {
     pub now: OffsetDateTime,
     pub dry_run: bool,
     pub batch: usize,
+    /// Where `serve`'s sweeper counts its progress for `/metrics`.
+    pub progress: Option<&'a crate::metrics::RetentionMetrics>,
 }
 
 /// The rows one rule lets go: of a channel's contact points, of a channel's
@@ -342,7 +344,12 @@ impl Sweep<'_> {
             )
             .await?;
             report.batches += 1;
-            report.customers += queries::erase_empty(self.db, &empty, c.now).await?;
+            let erased = queries::erase_empty(self.db, &empty, c.now).await?;
+            report.customers += erased;
+            if let Some(p) = self.progress {
+                p.batch();
+                p.customers_erased(erased);
+            }
         }
         Ok(())
     }
@@ -395,10 +402,16 @@ impl Sweep<'_> {
                 json!(customers.iter().map(Uuid::to_string).collect::<Vec<_>>());
             self.audit(run_id, channel, detail).await?;
             report.batches += 1;
+            if let Some(p) = self.progress {
+                p.batch();
+            }
         }
         let ids: Vec<Uuid> = doomed.iter().map(|d| d.id).collect();
         let n = queries::delete(self.db, table, &ids).await?;
         report.purged += n;
+        if let Some(p) = self.progress {
+            p.purged(table.name(), n);
+        }
         Ok(n)
     }
 

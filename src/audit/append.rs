@@ -14,7 +14,10 @@ use std::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{chain, AuditError, Checkpointer, Decision, Effect, Entry, GENESIS_HASH};
-use crate::store::{self, audit::AuditRow, Db};
+use crate::{
+    metrics::AuditMetrics,
+    store::{self, audit::AuditRow, Db},
+};
 
 /// Appends entries durably, with group commit.
 ///
@@ -116,10 +119,22 @@ const MAX_BATCH: usize = 4096;
 impl Auditor {
     /// Starts the writer task. Checkpoints are signed every `checkpoint_every`
     /// entries when a signer is given.
+    /// Its series are counted nowhere (the CLI's short-lived writers).
     pub fn start(db: Db, deadline: Duration, checkpoints: Option<Arc<Checkpointer>>) -> Self {
+        Self::start_with_metrics(db, deadline, checkpoints, AuditMetrics::unregistered())
+    }
+
+    /// [`Auditor::start`], with batch sizes and commit times counted in
+    /// `metrics` (`serve`'s `/metrics`).
+    pub fn start_with_metrics(
+        db: Db,
+        deadline: Duration,
+        checkpoints: Option<Arc<Checkpointer>>,
+        metrics: AuditMetrics,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(MAX_BATCH * 4);
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(writer(db, rx, Arc::clone(&healthy), checkpoints));
+        tokio::spawn(writer(db, rx, Arc::clone(&healthy), checkpoints, metrics));
         Auditor {
             queue: Some(queue),
             deadline,
@@ -235,6 +250,13 @@ impl Auditor {
         Drained { queued, settled }
     }
 
+    /// Entries (and probes) queued for the writer and not yet taken.
+    pub fn queue_depth(&self) -> usize {
+        self.queue
+            .as_ref()
+            .map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
     /// Whether the last batch was committed (for `/readyz`).
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -247,6 +269,7 @@ async fn writer(
     mut rx: mpsc::Receiver<Pending>,
     healthy: Arc<AtomicBool>,
     checkpoints: Option<Arc<Checkpointer>>,
+    metrics: AuditMetrics,
 ) {
     let appender = match store::audit::Appender::open(&db) {
         Ok(a) => a,
@@ -291,6 +314,7 @@ async fn writer(
         };
         match appender.append(pending).await {
             Ok((rows, applied)) => {
+                metrics.committed(rows.len(), started.elapsed());
                 tracing::debug!(
                     entries = rows.len(),
                     micros = started.elapsed().as_micros() as u64,
@@ -304,6 +328,7 @@ async fn writer(
             }
             Err(e) => {
                 healthy.store(false, Ordering::Relaxed);
+                metrics.failed();
                 tracing::error!(error = %e, entries = batch.len(), "audit batch failed");
                 let err = AuditError::from(e);
                 for p in batch.drain(..) {

@@ -46,6 +46,7 @@ pub async fn run(config: Config, clock: &Clock, command: RetentionCommand) -> an
         now: now.unwrap_or_else(|| clock.now()),
         dry_run,
         batch,
+        progress: None,
     }
     .run()
     .await

@@ -51,6 +51,7 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    spawn_metrics_listener(&state).await?;
     tracing::info!(address = %listener.local_addr()?, backend, "arkku listening");
     let (signalled, signalled_at) = tokio::sync::oneshot::channel();
     let signal = async move {
@@ -80,6 +81,27 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
              (a change is kept only if its audit entry committed)"
         );
     }
+    Ok(())
+}
+
+/// Binds `ARKKU_METRICS_LISTEN`, if set, and serves `/metrics` there until
+/// the process ends (a scrape needs no draining). A bind failure stops the
+/// start, as the API's own does.
+async fn spawn_metrics_listener(state: &crate::http::AppState) -> anyhow::Result<()> {
+    let Some(address) = state.config.metrics_listen else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the metrics listener {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    let state = state.clone();
+    tokio::spawn(async move {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = crate::metrics::listener::serve(listener, state, forever).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

@@ -18,12 +18,15 @@ impl FromRequestParts<AppState> for Actor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let refuse = |f: AuthFailure| ApiError::Unauthenticated(f);
+        let refuse = |f: AuthFailure| {
+            state.metrics.auth_failure("bearer_token", f.as_str());
+            ApiError::Unauthenticated(f)
+        };
         let mut values = parts
             .headers
             .get_all(axum::http::header::AUTHORIZATION)
             .iter();
-        let header = values.next().ok_or(refuse(AuthFailure::Missing))?;
+        let header = values.next().ok_or_else(|| refuse(AuthFailure::Missing))?;
         // Two credentials are ambiguous: a proxy and the backend could each
         // act on a different one. Refuse rather than pick.
         if values.next().is_some() {
@@ -35,7 +38,7 @@ impl FromRequestParts<AppState> for Actor {
             .map_err(|_| refuse(AuthFailure::Malformed))?;
         let (scheme, token) = header
             .split_once(' ')
-            .ok_or(refuse(AuthFailure::Malformed))?;
+            .ok_or_else(|| refuse(AuthFailure::Malformed))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(refuse(AuthFailure::Malformed));
         }

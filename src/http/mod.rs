@@ -24,6 +24,7 @@ pub mod health;
 pub mod idempotency;
 pub mod interactions;
 pub mod lookup;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod peer;
@@ -103,6 +104,10 @@ pub fn build_router(state: AppState) -> Router {
             idempotency::layer,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!(request_id = %request_id::current(), "handler panicked");
             axum::response::IntoResponse::into_response(error::ApiError::Internal)

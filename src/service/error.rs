@@ -88,6 +88,18 @@ pub enum AuthFailure {
     Invalid,
 }
 
+impl AuthFailure {
+    /// The failure as one word (a label of `/metrics`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Expired => "expired",
+            AuthFailure::Invalid => "invalid",
+        }
+    }
+}
+
 impl std::fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

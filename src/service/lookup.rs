@@ -114,6 +114,7 @@ fn decide(
         last_activity_at: store::from_micros(hit.last_activity_at),
     };
     let decision = decide_channel(&svc.policies, grant, channel, &consents, item, false, now);
+    svc.metrics.decision(&decision);
     let permitted = matches!(decision, ChannelDecision::Permit(_));
     (decision.reason_code(), permitted)
 }

@@ -84,4 +84,6 @@ pub struct Services {
     pub chain: Arc<crate::audit::watch::ChainWatch>,
     /// The time every operation reads.
     pub clock: Clock,
+    /// The series `/metrics` serves ([`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -234,7 +234,10 @@ pub async fn verify(
     let mut scope = AuditScope::anonymous(Action::AuthSignIn);
     let outcome = match check_code(svc, peer, input, &mut scope).await {
         Ok(customer) => customer_token(svc, customer),
-        Err(e) => Err(e),
+        Err(e) => {
+            svc.metrics.auth_failure("customer_code", e.code());
+            Err(e)
+        }
     };
     finish(svc, scope, outcome).await
 }
@@ -249,7 +252,9 @@ pub async fn verify_for_session(
 ) -> Result<Uuid, Error> {
     let mut scope = AuditScope::anonymous(Action::AuthSignIn);
     scope.detail("via", "web_session");
-    let outcome = check_code(svc, peer, input, &mut scope).await;
+    let outcome = check_code(svc, peer, input, &mut scope)
+        .await
+        .inspect_err(|e| svc.metrics.auth_failure("customer_code", e.code()));
     finish(svc, scope, outcome).await
 }
 
@@ -312,6 +317,7 @@ fn customer_token(svc: &Services, customer: Uuid) -> Result<CustomerToken, Error
             svc.clock.now(),
         )
         .map_err(|e| Error::internal(&e))?;
+    svc.metrics.token_issued("customer");
     Ok(CustomerToken {
         access_token,
         token_type: "Bearer",

@@ -233,6 +233,26 @@ impl Db {
         }
     }
 
+    /// The pool's open connections, how many of them are idle, and its
+    /// maximum, for `/metrics`. (On SQLite the hot reads bypass the pool.)
+    pub fn pool_use(&self) -> (u32, u32, u32) {
+        fn idle(n: usize) -> u32 {
+            u32::try_from(n).unwrap_or(u32::MAX)
+        }
+        match self {
+            Db::Sqlite(pool, _) => (
+                pool.size(),
+                idle(pool.num_idle()),
+                pool.options().get_max_connections(),
+            ),
+            Db::Postgres(pool) => (
+                pool.size(),
+                idle(pool.num_idle()),
+                pool.options().get_max_connections(),
+            ),
+        }
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> StoreResult<()> {
         on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;

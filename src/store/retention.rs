@@ -42,7 +42,8 @@ pub enum Table {
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    /// The table's name (for the audit entry's detail and `/metrics`).
+    pub fn name(self) -> &'static str {
         match self {
             Table::Contacts => "contacts",
             Table::Interactions => "interactions",

@@ -39,6 +39,7 @@ mod keys_page;
 mod limits;
 mod logs;
 mod lookup;
+mod metrics;
 mod oauth;
 mod openapi;
 mod privacy_page;
@@ -114,6 +115,7 @@ fn main() {
         ("subjects", subjects::tests()),
         ("shards", shards::tests()),
         ("shutdown", shutdown::tests()),
+        ("metrics", metrics::tests()),
     ];
     // Scenarios of one database only: several hosts on one database
     // (PostgreSQL), copying the database file (SQLite), or the other's tools.

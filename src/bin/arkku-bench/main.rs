@@ -82,6 +82,9 @@ struct Args {
     /// Entries `audit_append` writes and `audit_verify` checks.
     #[arg(long, default_value_t = 1_000_000)]
     audit_entries: usize,
+    /// On/off pairs `metrics_overhead` drives (each `--seconds` per server).
+    #[arg(long, default_value_t = 3)]
+    metrics_rounds: usize,
     /// Concurrent appenders of `audit_append` (requests in flight on a busy server).
     #[arg(long, default_value_t = 256)]
     audit_writers: usize,
@@ -184,6 +187,13 @@ enum Scenario {
     /// argon2id verification. Not in the default list: run it by name.
     #[value(name = "token_burst")]
     TokenBurst,
+    /// Profile reads from `arkku serve` with `ARKKU_METRICS_LISTEN` set (and
+    /// scraped every second) against a second `arkku serve` on the same
+    /// database without it, alternately `--metrics-rounds` times; the
+    /// "baseline" columns are the server without metrics. Not in the
+    /// default list: run it by name.
+    #[value(name = "metrics_overhead")]
+    MetricsOverhead,
 }
 
 impl Scenario {
@@ -198,6 +208,7 @@ impl Scenario {
             Scenario::AuditAppend => "audit_append",
             Scenario::AuditVerify => "audit_verify",
             Scenario::TokenBurst => "token_burst",
+            Scenario::MetricsOverhead => "profile_read_metrics",
         }
     }
 

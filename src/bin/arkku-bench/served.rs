@@ -68,6 +68,10 @@ struct Plan {
 pub struct Served {
     arkku: Server,
     plain: Server,
+    /// How `arkku serve` was started, for a second one with metrics on.
+    policies: std::path::PathBuf,
+    data: std::path::PathBuf,
+    url: String,
     issuer: SecretKey,
     agent: Arc<str>,
     ids: Arc<Vec<String>>,
@@ -126,6 +130,9 @@ impl Served {
         Ok(Served {
             arkku,
             plain,
+            policies,
+            data: data.to_owned(),
+            url: url.to_owned(),
             issuer,
             agent,
             ids: Arc::new(ids.iter().map(|u| u.to_string()).collect()),
@@ -137,6 +144,7 @@ impl Served {
         let plans = match scenario {
             Scenario::Export => self.export_plans(args).await?,
             Scenario::TokenBurst => return self.token_burst(args).await,
+            Scenario::MetricsOverhead => return self.metrics_overhead(args).await,
             _ => vec![self.plan(scenario, args.concurrency)?],
         };
         let mut rows = Vec::new();
@@ -207,6 +215,7 @@ impl Served {
             ),
             Scenario::Export
             | Scenario::TokenBurst
+            | Scenario::MetricsOverhead
             | Scenario::RetentionSweep
             | Scenario::AuditAppend
             | Scenario::AuditVerify => {
@@ -379,6 +388,99 @@ impl Served {
             row("oauth_token", backend, &tokens, None, rss),
             verify,
         ])
+    }
+
+    /// Profile reads with and without the metrics listener: a second `arkku
+    /// serve` with `ARKKU_METRICS_LISTEN`, scraped every second while it is
+    /// driven, and the first (no metrics) driven just before or after it,
+    /// the order swapped each round so that the machine's drift favours
+    /// neither. One row per round: "ours" is metrics on, "baseline" off.
+    async fn metrics_overhead(&self, args: &Args) -> anyhow::Result<Vec<Row>> {
+        let addr = free_addr()?;
+        let scrape_at = free_addr()?;
+        let mut on = Server::spawn(
+            Command::new(crate::arkku_bin()?)
+                .arg("serve")
+                .env("ARKKU_POLICIES", &self.policies)
+                .env("ARKKU_DATA_DIR", &self.data)
+                .env("ARKKU_DATABASE_URL", &self.url)
+                .env("ARKKU_LISTEN", addr.to_string())
+                .env("ARKKU_METRICS_LISTEN", scrape_at.to_string())
+                .env("ARKKU_RETENTION_INTERVAL", "off")
+                .env("ARKKU_LOG", "warn"),
+            addr,
+        )?;
+        on.wait_up("arkku serve with metrics").await?;
+        let scrape = || Call {
+            method: Method::GET,
+            path: "/metrics".into(),
+            token: None,
+            body: None,
+            oauth: None,
+        };
+        // Both servers warmed alike (their SQLite page caches start cold),
+        // so that the first round does not measure a cold start.
+        for server in [&on, &self.arkku] {
+            let plan = self.plan(Scenario::ProfileRead, args.concurrency)?;
+            load::drive(server.addr, server.pid(), args.concurrency, 3.0, plan.mine).await?;
+        }
+        let mut rows = Vec::new();
+        for round in 0..args.metrics_rounds.max(1) {
+            let reads = |server: &Server| {
+                let plan = self.plan(Scenario::ProfileRead, args.concurrency)?;
+                anyhow::Ok((server.addr, server.pid(), plan.mine))
+            };
+            let drive = |(addr, pid, make): (std::net::SocketAddr, u32, MakeCall)| {
+                load::drive(addr, pid, args.concurrency, args.seconds, make)
+            };
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let scraper = {
+                let stop = Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let mut scrapes = 0u32;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Ok((200, _)) = load::fetch(scrape_at, scrape()).await {
+                            scrapes += 1;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    scrapes
+                })
+            };
+            eprintln!(
+                "metrics_overhead: round {} of {}, {} s each …",
+                round + 1,
+                args.metrics_rounds.max(1),
+                args.seconds
+            );
+            let (with, without) = if round % 2 == 0 {
+                let with = drive(reads(&on)?).await?;
+                (with, drive(reads(&self.arkku)?).await?)
+            } else {
+                let without = drive(reads(&self.arkku)?).await?;
+                (drive(reads(&on)?).await?, without)
+            };
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let scrapes = scraper.await.unwrap_or(0);
+            let (status, body) = load::fetch(scrape_at, scrape()).await?;
+            let text = String::from_utf8_lossy(&body);
+            anyhow::ensure!(
+                status == 200
+                    && text.contains(
+                        "arkku_http_requests_total{route=\"/v1/customers/{id}\",method=\"GET\",status=\"200\"}"
+                    ),
+                "the metrics listener does not count the profile reads: {status}"
+            );
+            eprintln!("metrics_overhead: {scrapes} scrapes while driven");
+            rows.push(row(
+                Scenario::MetricsOverhead.name(),
+                args.database.name(),
+                &with,
+                Some(&without),
+                on.peak_rss_mb(),
+            ));
+        }
+        Ok(rows)
     }
 
     /// Checks one answer, then drives arkku and (if the scenario has one) the baseline.

@@ -205,6 +205,7 @@ async fn grant(
             s.clock.now(),
         )
         .map_err(|e| OAuthError::from(Error::internal(&e)))?;
+    s.metrics.token_issued("client");
     if let Some(r) = s.auth.revocations() {
         r.client_added(row.id);
     }
@@ -289,6 +290,7 @@ async fn record<T>(
         Ok(_) => Decision::Allow,
         Err(e) => {
             scope.detail("code", e.code());
+            s.metrics.auth_failure("client", e.code());
             Decision::Deny
         }
     };

@@ -146,6 +146,7 @@ fn decide(svc: &Services, read: &Authorised, profile: &Profile) -> Decisions {
                 Err(_) => ChannelDecision::Withhold(WithheldReason::IntegrationNever),
             };
             disclosure.record(&c.channel, &decision);
+            svc.metrics.decision(&decision);
             decision
         })
         .collect();

@@ -53,6 +53,7 @@ pub(super) async fn list(
             Err(_) => ChannelDecision::Withhold(WithheldReason::IntegrationNever),
         };
         disclosure.record(&row.channel, &decision);
+        svc.metrics.decision(&decision);
         if let ChannelDecision::Permit(permit) = &decision {
             let opened = keys.open_interaction(permit, row).await.map_err(|e| {
                 tracing::error!(customer_id = %id, interaction_id = %row.id, error = %e, "interaction failed to open");

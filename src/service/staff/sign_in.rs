@@ -63,6 +63,19 @@ pub enum SignInError {
     Unavailable,
 }
 
+impl SignInError {
+    /// The refusal as one word (a label of `/metrics`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignInError::Refused => "refused",
+            SignInError::Locked { .. } => "locked",
+            SignInError::Disabled => "disabled",
+            SignInError::Busy => "busy",
+            SignInError::Unavailable => "unavailable",
+        }
+    }
+}
+
 impl From<Error> for SignInError {
     fn from(_: Error) -> Self {
         SignInError::Unavailable
@@ -123,8 +136,21 @@ fn decide(disabled: bool, locked: bool, password_ok: bool, code: CodeCheck) -> V
 
 /// Checks a staff member's name, password and TOTP code at the vault's
 /// clock; `peer` is the address the attempt came from (recorded in the
-/// audit entry). Returns the account on success.
+/// audit entry). Returns the account on success; a refusal is counted
+/// for `/metrics` by its kind.
 pub async fn sign_in(
+    svc: &Services,
+    name: &str,
+    password: Zeroizing<String>,
+    code: &str,
+    peer: Option<IpAddr>,
+) -> Result<StaffAccount, SignInError> {
+    attempt(svc, name, password, code, peer)
+        .await
+        .inspect_err(|e| svc.metrics.auth_failure("staff_sign_in", e.code()))
+}
+
+async fn attempt(
     svc: &Services,
     name: &str,
     password: Zeroizing<String>,
