@@ -465,32 +465,9 @@ impl Metrics {
     }
 }
 
-/// The method as a label: the standard ones by name, any other as `other`
-/// (a client may send any token as a method).
-pub fn method_label(m: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_method_outside_the_standard_set_is_labelled_other() {
-        assert_eq!(method_label(&axum::http::Method::GET), "GET");
-        let odd = axum::http::Method::from_bytes(b"ALICE").expect("method");
-        assert_eq!(method_label(&odd), "other");
-    }
 
     #[test]
     fn counters_are_rendered_with_their_labels() {
