@@ -345,10 +345,17 @@ impl Sweep<'_> {
             .await?;
             report.batches += 1;
             let erased = queries::erase_empty(self.db, &empty, c.now).await?;
-            report.customers += erased;
+            report.customers += erased.customers;
             if let Some(p) = self.progress {
                 p.batch();
-                p.customers_erased(erased);
+                p.customers_erased(erased.customers);
+                // Rows that expired while this sweep ran went with their
+                // customer: still rows the sweeper deleted.
+                for (table, n) in erased.rows {
+                    if n > 0 {
+                        p.purged(table, n);
+                    }
+                }
             }
         }
         Ok(())

@@ -306,16 +306,28 @@ pub async fn empty_customers(
         .collect())
 }
 
+/// What [`erase_empty`] deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ErasedEmpty {
+    /// Customers erased (a tombstone stays).
+    pub customers: u64,
+    /// Expired rows that went with them, by table: a sweep whose contact
+    /// pass ran just before a row expired finds its customer empty in the
+    /// customer pass and deletes the row here instead.
+    pub rows: [(&'static str, u64); 3],
+}
+
 /// Erases customers that hold nothing but their profile and data keys:
 /// data keys (and any expired rows left) go, the profile fields are cleared,
 /// a tombstone stays. One transaction per batch; customers erased meanwhile
-/// are skipped. Returns how many were erased.
-pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<u64> {
+/// are skipped.
+pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<ErasedEmpty> {
+    const TABLES: [&str; 4] = ["data_keys", "contacts", "interactions", "consents"];
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(ErasedEmpty::default());
     }
     let sqlite = matches!(db, Db::Sqlite(..));
-    let mut statements: Vec<Sql<'_>> = ["data_keys", "contacts", "interactions", "consents"]
+    let mut statements: Vec<Sql<'_>> = TABLES
         .into_iter()
         .map(|table| {
             let mut sql = Sql::new("DELETE FROM ");
@@ -334,15 +346,18 @@ pub async fn erase_empty(db: &Db, ids: &[Uuid], now: Micros) -> StoreResult<u64>
         .push(" WHERE erased_at IS NULL AND ");
     in_ids(&mut erase, sqlite, "id", ids);
     statements.push(erase);
-    let erased = on_db!(db, pool => {
+    let affected: Vec<u64> = on_db!(db, pool => {
         let mut tx = pool.begin().await?;
-        let mut affected = 0;
+        let mut affected = Vec::with_capacity(statements.len());
         for sql in &statements {
-            affected = sql.query().execute(&mut *tx).await?.rows_affected();
+            affected.push(sql.query().execute(&mut *tx).await?.rows_affected());
         }
         tx.commit().await?;
-        // The last statement's count: the customers erased.
         affected
     });
-    Ok(erased)
+    let n = |i: usize| affected.get(i).copied().unwrap_or(0);
+    Ok(ErasedEmpty {
+        customers: n(TABLES.len()),
+        rows: [(TABLES[1], n(1)), (TABLES[2], n(2)), (TABLES[3], n(3))],
+    })
 }

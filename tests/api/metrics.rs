@@ -304,34 +304,52 @@ async fn serve_counts_what_it_does_on_its_own_metrics_listener_and_labels_nothin
         );
     }
 
-    // A sweep: the sms contact point passes its retention; the sweeper of
-    // `serve` purges it, and erases its customer, who has nothing left.
+    // Sweeps: the sms contact point passes its retention and the sweeper of
+    // `serve` purges it; then its customer, who has nothing left, grows old
+    // and is erased. One step at a time: a sweep already past its contact
+    // pass when both happen at once erases the customer with the contact.
     let swept_before = after.sum("arkku_retention_sweeps_total", &[("outcome", "ok")]);
+    let wait_for = |name: &'static str, want: &'static [(&'static str, &'static str)]| {
+        let metrics = metrics.clone();
+        let before = before.sum(name, want);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let now = scrape(&metrics).await;
+                if now.sum(name, want) - before >= 1.0 {
+                    return now;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no sweep moved {name}: {}",
+                    now.text
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     app.exec(&format!(
         "UPDATE contacts SET last_activity_at = last_activity_at - {} WHERE channel = 'sms'",
         731 * DAY_US
     ))
     .await;
+    let purged = wait_for(
+        "arkku_retention_purged_rows_total",
+        &[("table", "contacts")],
+    )
+    .await;
+    assert_eq!(
+        purged.sum("arkku_retention_erased_customers_total", &[])
+            - before.sum("arkku_retention_erased_customers_total", &[]),
+        0.0,
+        "the customer is not erased while recently updated"
+    );
     app.exec(&format!(
         "UPDATE customers SET updated_at = updated_at - {}",
         400 * DAY_US
     ))
     .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let swept = loop {
-        let now = scrape(&metrics).await;
-        let erased = now.sum("arkku_retention_erased_customers_total", &[])
-            - before.sum("arkku_retention_erased_customers_total", &[]);
-        if erased >= 1.0 {
-            break now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no sweep erased the customer: {}",
-            now.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let swept = wait_for("arkku_retention_erased_customers_total", &[]).await;
     let delta = |name: &str, want: &[(&str, &str)]| swept.sum(name, want) - before.sum(name, want);
     assert_eq!(
         delta(
