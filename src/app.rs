@@ -311,6 +311,7 @@ pub(crate) async fn open_with(
         #[cfg(feature = "bench")]
         Audit::Discard => Auditor::discarding_for_benchmarks(),
     };
+    let projector = crate::store::customers::projection::Projector::start(db.clone());
     Ok(AppState::new(Services {
         config,
         policies,
@@ -329,7 +330,32 @@ pub(crate) async fn open_with(
         chain: Arc::default(),
         clock,
         metrics,
+        projector,
     }))
+}
+
+/// Builds the profile document of every customer that has none, once, in
+/// the background (`serve` calls it at start): how a vault written before
+/// the documents existed, or restored from such a backup, moves to them
+/// while it serves. Reads do not wait for it; a customer without a document
+/// is read from the tables meanwhile.
+pub fn spawn_profile_backfill(state: &AppState) {
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        match crate::store::customers::projection::backfill(&db).await {
+            Ok(done) if done.seen > 0 => tracing::info!(
+                customers = done.seen,
+                stored = done.stored,
+                seconds = done.elapsed.as_secs_f64(),
+                "profile documents built"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                "building profile documents stopped; reads use the tables until the next start"
+            ),
+        }
+    });
 }
 
 /// Starts the background verification of the audit chain (at once, then

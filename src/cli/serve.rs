@@ -46,6 +46,7 @@ pub async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     };
     app::spawn_retention_sweeper(state.clone());
     app::spawn_chain_watch(&state);
+    app::spawn_profile_backfill(&state);
     app::spawn_issuer_refresh(&state);
     app::spawn_notifier(&state);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -12,12 +12,17 @@ use crate::{
     store::{self, customers::ContactRow, interactions::InteractionRow},
 };
 
-/// The live customer row, its contact points and consent facts, in one
-/// round trip; 404 if the customer never existed, 410 if erased.
+/// The live customer row, its contact points and consent facts, from the
+/// customer's profile document (built from the tables, and handed to the
+/// projector to store, if it had none); 404 if the customer never existed,
+/// 410 if erased.
 pub async fn live_profile(s: &Services, id: Uuid) -> Result<store::customers::Profile, Error> {
-    let profile = store::customers::profile(&s.db, id)
+    let (profile, refresh) = store::customers::profile_read(&s.db, id)
         .await?
         .ok_or(Error::NotFound)?;
+    if let Some(refresh) = refresh {
+        s.projector.offer(refresh);
+    }
     if profile.customer.erased_at.is_some() {
         return Err(Error::CustomerErased);
     }

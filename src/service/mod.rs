@@ -86,4 +86,6 @@ pub struct Services {
     pub clock: Clock,
     /// The series `/metrics` serves ([`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Stores the profile documents that reads had to build from the tables.
+    pub projector: crate::store::customers::projection::Projector,
 }

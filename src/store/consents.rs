@@ -46,7 +46,7 @@ pub const REVIEW_AGENT_RECORDED: &str = "agent_recorded";
 
 /// What a policy decision needs of one ledger event (the hot read paths
 /// load these, not whole rows).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConsentFact {
     pub purpose: String,
     /// A channel name or `*`.

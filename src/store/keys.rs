@@ -21,7 +21,7 @@ pub struct WrappedChannelKey {
 }
 
 /// A data key as stored: wrapped by the channel key of `key_version`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WrappedDataKey {
     pub channel: String,
     pub key_version: u32,

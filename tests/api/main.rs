@@ -43,6 +43,7 @@ mod metrics;
 mod oauth;
 mod openapi;
 mod privacy_page;
+mod profile_docs;
 mod retention;
 mod schema;
 mod shards;
@@ -116,6 +117,7 @@ fn main() {
         ("shards", shards::tests()),
         ("shutdown", shutdown::tests()),
         ("metrics", metrics::tests()),
+        ("profile_docs", profile_docs::tests()),
     ];
     // Scenarios of one database only: several hosts on one database
     // (PostgreSQL), copying the database file (SQLite), or the other's tools.

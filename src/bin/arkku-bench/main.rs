@@ -339,7 +339,11 @@ async fn bench(args: &Args, dbs: &mut Databases, data: &Path) -> anyhow::Result<
         if scenario.served() {
             let s = match served.take() {
                 Some(s) => s,
-                None => served::Served::start(args, &dbs.create("main").await?, data).await?,
+                None => {
+                    let s = served::Served::start(args, &dbs.create("main").await?, data).await?;
+                    rows.push(s.backfill.clone());
+                    s
+                }
             };
             rows.extend(s.run(scenario, args).await?);
             served = Some(s);

@@ -6,11 +6,12 @@
 //! read hot paths (profile, lookup) in [`read`].
 
 mod contacts;
+pub mod projection;
 mod read;
 
 pub(in crate::store) use contacts::{add_contact_if_new_postgres, add_contact_if_new_sqlite};
 pub use contacts::{contact_channel, has_contact_value, remove_contact};
-pub use read::{lookup, profile, LookupHit, Profile};
+pub use read::{lookup, profile, profile_read, LookupHit, Profile};
 
 use sqlx::Row;
 use uuid::Uuid;
@@ -44,7 +45,7 @@ pub struct NewContact {
 }
 
 /// A customer as stored, with the wrapped key of its profile fields.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct CustomerRow {
     pub id: Uuid,
     pub display_name: Option<Vec<u8>>,
@@ -57,7 +58,7 @@ pub struct CustomerRow {
 }
 
 /// A contact point as stored, with the wrapped data key of its channel.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ContactRow {
     pub id: Uuid,
     pub channel: String,

@@ -1,20 +1,30 @@
 //! The read hot paths of a customer: the whole profile with its contact
-//! points and consent facts, and the lookup by blind index. Each is one round
-//! trip: on SQLite two statements on the direct reader's one transaction, on
-//! PostgreSQL one statement with the facts folded into a JSON column.
+//! points and consent facts, and the lookup by blind index.
+//!
+//! A profile is read from its document in `profile_docs` (one row, see
+//! [`super::projection`]); only when the document is missing or stale are the
+//! tables read, in one snapshot with the row's `gen`: on SQLite three
+//! statements on the direct reader's one transaction, on PostgreSQL one
+//! statement with the facts folded into a JSON column.
 
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{wrapped, ContactRow, CustomerRow};
+use super::{
+    projection::{self, Refresh},
+    wrapped, ContactRow, CustomerRow,
+};
 use crate::store::{
     consents::{self, facts_json_pg, ConsentFact},
     Db, Micros, StoreResult,
 };
 
 /// A customer as read for a request: the row, its contact points and the
-/// consent facts that decide which of them may be shown.
-#[derive(Debug)]
+/// consent facts that decide which of them may be shown. Also what a
+/// profile document holds (serialised as is).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Profile {
     pub customer: CustomerRow,
     pub contacts: Vec<ContactRow>,
@@ -40,18 +50,121 @@ macro_rules! profile_sql {
 }
 
 const PROFILE_SQLITE: &str = profile_sql!();
-const PROFILE_POSTGRES: &str = profile_sql!(facts_json_pg!("$1"));
+const PROFILE_POSTGRES: &str = profile_sql!(concat!(
+    facts_json_pg!("$1"),
+    ", (SELECT gen FROM profile_docs WHERE customer_id = $1)"
+));
+
+/// A customer's document and its `gen` (no row: never built, or a customer
+/// that does not exist).
+const DOC_SQL: &str = "SELECT gen, doc FROM profile_docs WHERE customer_id = $1";
+const DOC_POSTGRES: &str = "SELECT doc FROM profile_docs WHERE customer_id = $1";
 
 /// The customer, all contact points with their wrapped keys, and the consent
-/// facts (the read hot path). One statement for the rows; on SQLite the facts
-/// come from a second statement in the same read transaction, on PostgreSQL
-/// from a subquery column of the same statement: one round trip either way.
+/// facts (the read hot path).
 pub async fn profile(db: &Db, id: Uuid) -> StoreResult<Option<Profile>> {
+    Ok(profile_read(db, id).await?.map(|(p, _)| p))
+}
+
+/// As [`profile`], and the document to store when the profile had to be read
+/// from the tables (hand it to [`projection::Projector::offer`]).
+///
+/// From the document: one statement on SQLite's direct reader, one round
+/// trip on PostgreSQL. Without one: the tables, in the same snapshot as the
+/// document's `gen` on SQLite; one more round trip on PostgreSQL.
+pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
     let domain = crate::vault::PROFILE_DOMAIN;
-    let (rows, consents) = match db {
-        Db::Sqlite(_, reader) => reader.read(|tx| profile_sqlite(tx, id, domain))?,
+    match db {
+        Db::Sqlite(_, reader) => {
+            let read = reader.read(|tx| {
+                let row: Option<(i64, Option<Vec<u8>>)> = tx
+                    .prepare_cached(DOC_SQL)?
+                    .query_row(rusqlite::named_params! {"$1": id}, |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                match row {
+                    Some((_, Some(doc))) => Ok(Read::Doc(doc)),
+                    row => Ok(Read::Tables(
+                        profile_sqlite(tx, id, domain)?,
+                        row.map(|(gen, _)| gen),
+                    )),
+                }
+            })?;
+            match read {
+                Read::Doc(doc) => match projection::decode(&doc) {
+                    Some(p) => Ok(Some((p, None))),
+                    None => profile_from_tables(db, id).await,
+                },
+                Read::Tables((rows, consents), gen) => with_refresh(id, gen, rows, consents),
+            }
+        }
+        Db::Postgres(pool) => {
+            let doc: Option<Option<Vec<u8>>> = sqlx::query_scalar(DOC_POSTGRES)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            if let Some(p) = doc.flatten().as_deref().and_then(projection::decode) {
+                return Ok(Some((p, None)));
+            }
+            profile_from_tables(db, id).await
+        }
+    }
+}
+
+/// What the SQLite read transaction found: a document, or the tables' rows
+/// and the document row's `gen`.
+enum Read {
+    Doc(Vec<u8>),
+    Tables((Vec<ProfileRaw>, Vec<ConsentFact>), Option<i64>),
+}
+
+/// The profile from the tables, never the document, with the document to
+/// store: read in one snapshot with the document row's `gen`.
+pub(super) async fn profile_from_tables(
+    db: &Db,
+    id: Uuid,
+) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
+    let domain = crate::vault::PROFILE_DOMAIN;
+    let (rows, consents, gen) = match db {
+        Db::Sqlite(_, reader) => reader.read(|tx| {
+            let (rows, consents) = profile_sqlite(tx, id, domain)?;
+            let gen: Option<i64> = tx
+                .prepare_cached(DOC_SQL)?
+                .query_row(rusqlite::named_params! {"$1": id}, |r| r.get(0))
+                .optional()?;
+            Ok((rows, consents, gen))
+        })?,
         Db::Postgres(pool) => profile_postgres(pool, id, domain).await?,
     };
+    with_refresh(id, gen, rows, consents)
+}
+
+fn with_refresh(
+    id: Uuid,
+    gen: Option<i64>,
+    rows: Vec<ProfileRaw>,
+    consents: Vec<ConsentFact>,
+) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
+    let Some(profile) = assemble(id, rows, consents)? else {
+        return Ok(None);
+    };
+    let refresh = projection::encode(&profile).map(|doc| Refresh {
+        customer_id: id,
+        gen,
+        doc,
+    });
+    Ok(Some((profile, refresh)))
+}
+
+/// The profile of the profile statement's rows; `None` if there are none
+/// (no such customer).
+fn assemble(
+    id: Uuid,
+    rows: Vec<ProfileRaw>,
+    consents: Vec<ConsentFact>,
+) -> StoreResult<Option<Profile>> {
+    let domain = crate::vault::PROFILE_DOMAIN;
     let mut iter = rows.into_iter();
     let Some((head, first)) = iter.next() else {
         return Ok(None);
@@ -143,15 +256,18 @@ async fn profile_postgres(
     pool: &sqlx::PgPool,
     id: Uuid,
     domain: &str,
-) -> StoreResult<(Vec<ProfileRaw>, Vec<ConsentFact>)> {
+) -> StoreResult<(Vec<ProfileRaw>, Vec<ConsentFact>, Option<i64>)> {
     let rows = sqlx::query(PROFILE_POSTGRES)
         .bind(id)
         .bind(domain)
         .fetch_all(pool)
         .await?;
-    let consents = match rows.first() {
-        Some(r) => consents::facts_from_json(r.try_get::<Option<&str>, _>(16)?)?,
-        None => Vec::new(),
+    let (consents, gen) = match rows.first() {
+        Some(r) => (
+            consents::facts_from_json(r.try_get::<Option<&str>, _>(16)?)?,
+            r.try_get::<Option<i64>, _>(17)?,
+        ),
+        None => (Vec::new(), None),
     };
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -180,7 +296,7 @@ async fn profile_postgres(
         };
         out.push((head, contact));
     }
-    Ok((out, consents))
+    Ok((out, consents, gen))
 }
 
 /// One row of the profile statement: the customer's columns, then one
@@ -218,24 +334,38 @@ pub struct LookupHit {
     pub consents: Vec<ConsentFact>,
 }
 
-/// The lookup statement; `$extra` adds a column (PostgreSQL's consent facts).
-macro_rules! lookup_sql {
-    ($($extra:expr)?) => {
-        concat!(
-            "SELECT ct.customer_id, ct.id, ct.last_activity_at"
-            $(, ", ", $extra)?,
-            " FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
-             WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
-             ORDER BY ct.customer_id, ct.id LIMIT $3"
-        )
-    };
+/// The lookup statement on SQLite: the matching contact points; each hit's
+/// customer is then read from its document (or, without one, the tables).
+const LOOKUP_SQLITE: &str = "SELECT ct.customer_id, ct.id, ct.last_activity_at FROM contacts ct \
+     WHERE ct.channel = $1 AND ct.blind_index = $2 ORDER BY ct.customer_id, ct.id LIMIT $3";
+const ERASED_SQLITE: &str = "SELECT erased_at FROM customers WHERE id = $1";
+
+/// The lookup statement on PostgreSQL: the matching contact points of live
+/// customers with each customer's document, and its consent facts only when
+/// it has no document. One round trip.
+const LOOKUP_POSTGRES: &str = concat!(
+    "SELECT ct.customer_id, ct.id, ct.last_activity_at, pd.doc, \
+     CASE WHEN pd.doc IS NULL THEN ",
+    facts_json_pg!("ct.customer_id"),
+    " END FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
+     LEFT JOIN profile_docs pd ON pd.customer_id = ct.customer_id \
+     WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
+     ORDER BY ct.customer_id, ct.id LIMIT $3"
+);
+
+/// A lookup hit's customer as its document says: `None` if erased, else its
+/// consent facts; `Err(())` if the document cannot be read.
+fn facts_of_doc(doc: &[u8]) -> Result<Option<Vec<ConsentFact>>, ()> {
+    let profile = projection::decode(doc).ok_or(())?;
+    Ok(profile
+        .customer
+        .erased_at
+        .is_none()
+        .then_some(profile.consents))
 }
 
-const LOOKUP_SQLITE: &str = lookup_sql!();
-const LOOKUP_POSTGRES: &str = lookup_sql!(facts_json_pg!("ct.customer_id"));
-
 /// Contact points whose blind index matches, on live customers; at most
-/// `limit`. One round trip, as [`profile`].
+/// `limit`. The customers' consent facts come from their documents.
 pub async fn lookup(
     db: &Db,
     channel: &str,
@@ -254,13 +384,34 @@ pub async fn lookup(
                 .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (customer_id, contact_id, last_activity_at) in rows {
-                    let consents = consents::facts_sqlite(tx, customer_id)?;
-                    out.push(LookupHit {
-                        customer_id,
-                        contact_id,
-                        last_activity_at,
-                        consents,
-                    });
+                    let doc: Option<Vec<u8>> = tx
+                        .prepare_cached(DOC_SQL)?
+                        .query_row(rusqlite::named_params! {"$1": customer_id}, |r| r.get(1))
+                        .optional()?
+                        .flatten();
+                    let facts = match doc.as_deref().map(facts_of_doc) {
+                        Some(Ok(facts)) => facts,
+                        _ => {
+                            let erased: Option<Option<i64>> = tx
+                                .prepare_cached(ERASED_SQLITE)?
+                                .query_row(rusqlite::named_params! {"$1": customer_id}, |r| {
+                                    r.get(0)
+                                })
+                                .optional()?;
+                            match erased {
+                                Some(None) => Some(consents::facts_sqlite(tx, customer_id)?),
+                                _ => None,
+                            }
+                        }
+                    };
+                    if let Some(consents) = facts {
+                        out.push(LookupHit {
+                            customer_id,
+                            contact_id,
+                            last_activity_at,
+                            consents,
+                        });
+                    }
                 }
                 Ok(out)
             })?,
@@ -273,11 +424,28 @@ pub async fn lookup(
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
+                    let customer_id: Uuid = r.try_get(0)?;
+                    let doc: Option<&[u8]> = r.try_get(3)?;
+                    let consents = match doc.map(facts_of_doc) {
+                        Some(Ok(Some(facts))) => facts,
+                        // Erased since the document was built (the join says
+                        // live): the document is stale-proof, so skip it.
+                        Some(Ok(None)) => continue,
+                        Some(Err(())) => {
+                            let facts: Option<String> =
+                                sqlx::query_scalar(concat!("SELECT ", facts_json_pg!("$1")))
+                                    .bind(customer_id)
+                                    .fetch_one(pool)
+                                    .await?;
+                            consents::facts_from_json(facts.as_deref())?
+                        }
+                        None => consents::facts_from_json(r.try_get::<Option<&str>, _>(4)?)?,
+                    };
                     out.push(LookupHit {
-                        customer_id: r.try_get(0)?,
+                        customer_id,
                         contact_id: r.try_get(1)?,
                         last_activity_at: r.try_get(2)?,
-                        consents: consents::facts_from_json(r.try_get::<Option<&str>, _>(3)?)?,
+                        consents,
                     });
                 }
                 out

@@ -1,0 +1,332 @@
+//! The profile document (`profile_docs`): a read builds it, every change to
+//! what it copies makes it stale in the same transaction, a stale or
+//! unreadable document is never served, it holds no plaintext, and `serve`
+//! builds the documents of a vault that has none while it serves.
+
+use std::time::{Duration, Instant};
+
+use arkku::domain::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{free_port, spawn_app, Backend, Reply, Scenario, TestApp, Tok};
+use crate::scenarios;
+
+pub fn tests() -> Vec<Scenario> {
+    scenarios![
+        a_read_builds_the_document_and_every_change_makes_it_stale_until_read_again,
+        the_document_holds_ciphertext_only_and_an_erasure_leaves_none,
+        an_unreadable_document_is_read_from_the_tables_and_replaced,
+        serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves,
+    ]
+}
+
+const NAME: &str = "Aino Projektio";
+const EMAIL: &str = "aino.projektio@example.com";
+const PHONE: &str = "040 765 4321";
+
+fn aino() -> Value {
+    json!({"display_name": NAME, "contacts": [
+        {"channel": "phone", "value": PHONE},
+        {"channel": "email", "value": EMAIL}]})
+}
+
+/// The customer's document state: `None` without a row, else whether the
+/// document is there.
+async fn doc_state(app: &TestApp, id: &str) -> Option<bool> {
+    let rows = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM profile_docs WHERE customer_id = {}",
+            id_literal(app, id)
+        ))
+        .await;
+    if rows == 0 {
+        return None;
+    }
+    let built = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM profile_docs WHERE customer_id = {} AND doc IS NOT NULL",
+            id_literal(app, id)
+        ))
+        .await;
+    Some(built == 1)
+}
+
+/// A customer id as an SQL literal of the backend's id type.
+fn id_literal(app: &TestApp, id: &str) -> String {
+    match app.db() {
+        arkku::store::Db::Sqlite(..) => format!("X'{}'", id.replace('-', "")),
+        arkku::store::Db::Postgres(_) => format!("'{id}'::uuid"),
+    }
+}
+
+/// Waits until the customer's document is stored (the projector writes it
+/// after the read that built it has answered).
+async fn until_built(app: &TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while doc_state(app, id).await != Some(true) {
+        assert!(Instant::now() < deadline, "no document stored for {id}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads as the service (every channel it may see) and returns the body,
+/// without the per-request fields.
+async fn read(app: &TestApp, id: &str) -> Value {
+    let r = app
+        .read_customer(&app.service(), id, "purpose=support")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json
+}
+
+async fn ok(r: Reply, status: StatusCode) -> Reply {
+    assert_eq!(r.status, status, "{}", r.text);
+    r
+}
+
+fn me(app: &TestApp, id: &str) -> String {
+    app.token(Tok {
+        role: Role::Customer,
+        sub: id,
+        purposes: &[],
+        channel: None,
+    })
+}
+
+/// Reads, checks the document goes stale at once after `change` and that
+/// the next read shows `expect` of the change, then that the rebuilt
+/// document serves exactly what the tables did.
+async fn after_change(app: &TestApp, id: &str, what: &str, expect: impl Fn(&Value) -> bool) {
+    assert_eq!(
+        doc_state(app, id).await,
+        Some(false),
+        "{what}: the change left the document in place"
+    );
+    let from_tables = read(app, id).await;
+    assert!(expect(&from_tables), "{what}: {from_tables}");
+    until_built(app, id).await;
+    let from_doc = read(app, id).await;
+    assert_eq!(from_doc, from_tables, "{what}: the document differs");
+}
+
+async fn a_read_builds_the_document_and_every_change_makes_it_stale_until_read_again(b: Backend) {
+    let app = spawn_app(b).await;
+    let svc = app.service();
+    let id = app.create_customer_ok(&svc, aino()).await;
+    // Created with contact points: a row exists, with no document yet.
+    assert_eq!(doc_state(&app, &id).await, Some(false));
+    let first = read(&app, &id).await;
+    until_built(&app, &id).await;
+    assert_eq!(read(&app, &id).await, first, "read from the document");
+
+    // The profile fields.
+    ok(
+        app.patch_customer(&svc, &id, json!({"display_name": "Aino Uusi"}))
+            .await,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    after_change(&app, &id, "patch", |v| v["display_name"] == "Aino Uusi").await;
+
+    // A contact point added, then removed.
+    ok(
+        app.add_contact(
+            &svc,
+            &id,
+            json!({"channel": "sms", "value": "+358401112223"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    after_change(&app, &id, "add contact", |v| {
+        v["withheld"].as_array().is_some_and(|c| c.len() == 3)
+    })
+    .await;
+    let contact_id = app
+        .read_customer(&app.agent("sms"), &id, "purpose=support")
+        .await
+        .json["contacts"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["channel"] == "sms"))
+        .and_then(|c| c["id"].as_str())
+        .expect("the sms contact point")
+        .to_owned();
+    ok(
+        app.remove_contact(&svc, &id, &contact_id).await,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    after_change(&app, &id, "remove contact", |v| {
+        v["withheld"].as_array().is_some_and(|c| c.len() == 2)
+    })
+    .await;
+
+    // Consent: a phone agent sees e-mail only once the customer consents.
+    let agent = app.agent("phone");
+    let withheld = app.read_customer(&agent, &id, "purpose=support").await;
+    assert_eq!(
+        withheld.json["withheld"],
+        json!([{"channel": "email", "reason": "consent_required"}]),
+        "{}",
+        withheld.text
+    );
+    ok(
+        app.request(
+            Method::POST,
+            "/v1/me/consents",
+            Some(&me(&app, &id)),
+            Some(
+                json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
+                        "method": "spoken",
+                        "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}}),
+            ),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(doc_state(&app, &id).await, Some(false), "consent");
+    let granted = app.read_customer(&agent, &id, "purpose=support").await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.text);
+    assert_eq!(granted.json["withheld"], json!([]), "{}", granted.text);
+    until_built(&app, &id).await;
+    let again = app.read_customer(&agent, &id, "purpose=support").await;
+    assert_eq!(again.json["withheld"], json!([]), "{}", again.text);
+    assert_eq!(again.json["contacts"], granted.json["contacts"]);
+
+    // An interaction touches its channel's contact point (last activity).
+    ok(
+        app.request(
+            Method::POST,
+            &format!("/v1/customers/{id}/interactions"),
+            Some(&agent),
+            Some(json!({"channel": "phone", "kind": "complaint", "body": "Projektio"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    after_change(&app, &id, "interaction", |_| true).await;
+}
+
+async fn the_document_holds_ciphertext_only_and_an_erasure_leaves_none(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), aino()).await;
+    read(&app, &id).await;
+    until_built(&app, &id).await;
+    let doc: Vec<u8> = arkku::on_db!(app.db(), pool => {
+        sqlx::query_scalar::<_, Vec<u8>>(&format!(
+            "SELECT doc FROM profile_docs WHERE customer_id = {}",
+            id_literal(&app, &id)
+        ))
+        .fetch_one(pool)
+        .await
+    })
+    .expect("document");
+    let text = String::from_utf8_lossy(&doc);
+    for plain in [NAME, EMAIL, "+358407654321", "407654321", "aino.projektio"] {
+        assert!(!text.contains(plain), "{plain:?} in the document");
+    }
+
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/customers/{id}?reason=DSR-2026-77"),
+            Some(&app.compliance()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(doc_state(&app, &id).await, Some(false), "erasure");
+    let gone = app
+        .read_customer(&app.service(), &id, "purpose=support")
+        .await;
+    gone.assert_problem(410, "customer_erased");
+    // The tombstone's document, once built, holds no key and no value.
+    until_built(&app, &id).await;
+    app.read_customer(&app.service(), &id, "purpose=support")
+        .await
+        .assert_problem(410, "customer_erased");
+}
+
+async fn an_unreadable_document_is_read_from_the_tables_and_replaced(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), aino()).await;
+    let first = read(&app, &id).await;
+    until_built(&app, &id).await;
+    // A document of a format this binary does not read (as one written by
+    // a later version would be).
+    app.exec(&format!(
+        "UPDATE profile_docs SET doc = {} WHERE customer_id = {}",
+        match app.db() {
+            arkku::store::Db::Sqlite(..) => "X'FF00'",
+            arkku::store::Db::Postgres(_) => "'\\xff00'::bytea",
+        },
+        id_literal(&app, &id)
+    ))
+    .await;
+    assert_eq!(read(&app, &id).await, first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let replaced = app
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM profile_docs WHERE customer_id = {} AND LENGTH(doc) > 2",
+                id_literal(&app, &id)
+            ))
+            .await;
+        if replaced == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the document was not replaced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(read(&app, &id).await, first);
+}
+
+async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: Backend) {
+    // Arrange: a vault as written before the documents existed.
+    let app = spawn_app(b).await;
+    let svc = app.service();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let body = json!({"display_name": format!("Asiakas {i}"), "contacts": [
+            {"channel": "email", "value": format!("asiakas{i}@example.com")}]});
+        ids.push(app.create_customer_ok(&svc, body).await);
+    }
+    app.exec("DELETE FROM profile_docs").await;
+
+    // Act: serve it.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut server = app.cli_proc_with(
+        &["serve"],
+        &[("ARKKU_LISTEN", &listen), ("ARKKU_LOG_FORMAT", "json")],
+    );
+    let base = format!("http://{listen}");
+    server.wait_healthy(&base, Duration::from_secs(15)).await;
+
+    // Assert: every customer reads at once, and every document is built.
+    for id in &ids {
+        let r = crate::helpers::send(
+            crate::helpers::http_client()
+                .get(format!("{base}/v1/customers/{id}?purpose=support"))
+                .bearer_auth(&svc),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app
+        .scalar("SELECT COUNT(*) FROM profile_docs WHERE doc IS NOT NULL")
+        .await
+        < 60
+    {
+        assert!(Instant::now() < deadline, "documents not built");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &ids {
+        assert_eq!(doc_state(&app, id).await, Some(true), "{id}");
+    }
+    server.assert_running();
+}
