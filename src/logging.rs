@@ -4,7 +4,13 @@
 //! is a terminal, where it writes text; colour codes only ever go to a
 //! terminal, and not even there when `NO_COLOR` is set.
 
+mod request_id;
+
 use std::io::IsTerminal;
+
+use tracing_subscriber::{fmt::MakeWriter, util::SubscriberInitExt, EnvFilter};
+
+use self::request_id::WithRequestId;
 
 /// `ARKKU_LOG_FORMAT` / `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,19 +53,7 @@ pub fn init(filter: &str, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let output = format.resolve(std::io::stderr().is_terminal(), no_color);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match output {
-        Output::Json => builder
-            .with_ansi(false)
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        Output::Text { colour } => builder.with_ansi(colour).init(),
-    }
+    subscriber(filter, output, std::io::stderr).init();
     std::panic::set_hook(Box::new(|info| {
         let panic_message = info.payload().downcast_ref::<&'static str>().copied();
         let location = info.location().map(ToString::to_string);
@@ -70,6 +64,40 @@ pub fn init(filter: &str, format: LogFormat) {
             "panicked"
         );
     }));
+}
+
+/// The subscriber writing `output` to `writer`. No span is copied into a
+/// line (arkku opens none per request: see [`request_id`]), and each line
+/// written while a request is served carries its `request_id`.
+fn subscriber<W>(
+    filter: EnvFilter,
+    output: Output,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match output {
+        Output::Json => Box::new(
+            builder
+                .with_ansi(false)
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .map_event_format(WithRequestId::json)
+                .finish(),
+        ),
+        Output::Text { colour } => Box::new(
+            builder
+                .with_ansi(colour)
+                .map_event_format(|f| WithRequestId::text(f.with_ansi(colour), colour))
+                .finish(),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@
 //! does nothing.
 //!
 //! The layer wraps the request id's ([`super::request_id`]) and logs after
-//! the request's span has closed, so each field appears once; the id is
-//! read from the `x-request-id` the inner layer put on the response.
+//! the request's scope has ended, naming `request_id` itself (the log
+//! formatter adds the field only to lines that lack it, inside the scope);
+//! the id is read from the `x-request-id` the inner layer put on the response.
 
 use std::{
     sync::{Arc, OnceLock},

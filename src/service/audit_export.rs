@@ -99,6 +99,9 @@ pub struct CsvDownload {
 /// time; what it has rendered so far is counted for the manifest.
 pub struct CsvRows {
     db: Db,
+    /// The request that asked for the file: the body is sent after the
+    /// request's scope has ended, so a failure names it explicitly.
+    request_id: String,
     filter: AuditFilter,
     started: bool,
     done: bool,
@@ -111,6 +114,7 @@ impl CsvRows {
     fn new(db: Db, filter: AuditFilter) -> Self {
         CsvRows {
             db,
+            request_id: super::request::id(),
             filter,
             started: false,
             done: false,
@@ -158,7 +162,11 @@ impl CsvRows {
                 Ok(Some(chunk)) => Some((Ok(chunk), rows)),
                 Ok(None) => None,
                 Err(e) => {
-                    tracing::error!(error = %e, "audit export stopped: the download is cut short");
+                    tracing::error!(
+                        request_id = %rows.request_id,
+                        error = %e,
+                        "audit export stopped: the download is cut short"
+                    );
                     rows.done = true;
                     Some((Err(std::io::Error::other("audit export failed")), rows))
                 }

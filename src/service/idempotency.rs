@@ -218,7 +218,9 @@ pub async fn release(svc: &Services, held: Held) {
         return;
     }
     let db: Db = svc.db.clone();
-    tokio::spawn(async move {
+    // The retries outlive the request; their lines still name it.
+    let request_id = super::request::id();
+    tokio::spawn(super::request::scope(request_id, async move {
         let mut wait = Duration::from_millis(100);
         while wait < ABANDONED_AFTER {
             tokio::time::sleep(wait).await;
@@ -229,7 +231,7 @@ pub async fn release(svc: &Services, held: Held) {
             wait *= 2;
         }
         tracing::warn!("could not free an idempotency key; it frees itself when abandoned");
-    });
+    }));
 }
 
 /// Where a kept answer is bound: its customer, the profile key domain, the

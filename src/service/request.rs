@@ -16,6 +16,12 @@ pub fn id() -> String {
         .unwrap_or_else(|_| "-".to_owned())
 }
 
+/// Calls `f` with the id of the request being served, without copying it;
+/// `None` outside a request. The log formatter reads it for every line.
+pub fn with_id<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
+    REQUEST_ID.try_with(|id| f(id)).ok()
+}
+
 /// Runs `fut` as the request `id`.
 pub async fn scope<F: Future>(id: String, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await

@@ -609,11 +609,13 @@ async fn every_request_has_one_json_line_and_the_log_holds_none_of_the_data(b: B
         Some((unread, Who::Nobody)),
         Some(json!({"display_name": NAME}))
     );
-    // A refused token is logged (at debug) inside the request's span: the
-    // span must not carry the path either.
+    // A refused token is logged (at debug) inside the request, with its
+    // request id and without the path.
+    let mut refused = Vec::new();
     for path in [format!("{one}?{read}"), format!("/v1/customers/{EMAIL}")] {
         let forged = Some((format!("{}x", email_agent.0), Who::Nobody));
         api!(Method::GET, "/v1/customers/{id}", path, forged, None);
+        refused.push(d.sent.last().expect("sent").request_id.clone());
     }
     for (route, path) in [
         ("/healthz", "/healthz"),
@@ -846,6 +848,9 @@ async fn every_request_has_one_json_line_and_the_log_holds_none_of_the_data(b: B
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Wrong passwords until the account locks: the lock is a warning,
+    // logged inside the request that caused it.
+    let locked = lock_out(&mut d, &app).await;
 
     // --- the customer's privacy page ---------------------------------------
     let mut pena = Jar::default();
@@ -1142,6 +1147,35 @@ async fn every_request_has_one_json_line_and_the_log_holds_none_of_the_data(b: B
             ),
         }
     }
+    // Lines written inside a request carry its id, as a field of their own
+    // (no span is copied into lines), and name no request that was not sent.
+    for line in &lines {
+        assert!(
+            line.get("span").is_none() && line.get("spans").is_none(),
+            "{line}"
+        );
+        if let Some(rid) = line.get("request_id") {
+            let rid = rid.as_str().expect("request_id");
+            assert!(by_id.contains_key(rid), "a line of no request: {line}");
+        }
+    }
+    let inside = |message: &str, rid: &str| {
+        lines
+            .iter()
+            .filter(|l| l["message"] == message && l["request_id"] == rid)
+            .count()
+    };
+    for rid in &refused {
+        assert_eq!(inside("token refused", rid), 1, "request {rid}:\n{text}");
+    }
+    let lock = "staff account locked after repeated failed sign-ins";
+    assert_eq!(inside(lock, &locked), 1, "request {locked}:\n{text}");
+    let warned = lines
+        .iter()
+        .find(|l| l["message"] == lock)
+        .expect("lock line");
+    assert_eq!(warned["level"], "WARN", "{warned}");
+
     // Besides the test's own requests, only the start-up health check.
     let ours: BTreeSet<&str> = d.sent.iter().map(|s| s.request_id.as_str()).collect();
     for line in &access {
@@ -1191,6 +1225,16 @@ async fn the_text_format_has_the_same_lines_without_colour(b: Backend) {
         None,
     )
     .await;
+    let forged = format!("{service}x");
+    d.api(
+        Method::GET,
+        "/v1/customers/{id}",
+        &format!("/v1/customers/{id}"),
+        Some((&forged, Who::Nobody)),
+        None,
+    )
+    .await;
+    let refused = d.sent.last().expect("sent").request_id.clone();
 
     let text = proc.stderr();
     assert!(!text.contains('\u{1b}'), "an ESC byte in the log");
@@ -1219,6 +1263,16 @@ async fn the_text_format_has_the_same_lines_without_colour(b: Backend) {
             assert!(line.contains(&format!("sub=\"{sub}\"")), "{line}");
         }
     }
+
+    // A line inside a request ends with the request's id.
+    let line = text
+        .lines()
+        .find(|l| l.contains("token refused"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{text}"));
+    assert!(
+        line.ends_with(&format!(" request_id=\"{refused}\"")),
+        "{line}"
+    );
 
     // With no format set, a command writing to a file logs JSON.
     let r = app.cli(&["migrate"]).await;
@@ -1263,6 +1317,45 @@ async fn staff_sign_in(d: &mut Driver, jar: &mut Jar, name: &str, uri: &str) -> 
         .await;
     assert!(r.status.is_redirection(), "{name} signed in: {}", r.text);
     jar.0.get("arkku_session").expect("a session").clone()
+}
+
+/// Signs in as `lena`, a compliance officer added for this, with a wrong
+/// password until her account locks; returns the id of the request that
+/// locked it.
+async fn lock_out(d: &mut Driver, app: &TestApp) -> String {
+    add_user(app, "lena", "compliance", PASSWORD).await;
+    let mut jar = Jar::default();
+    let r = d
+        .page(
+            &mut jar,
+            Method::GET,
+            "/console/",
+            "/console/",
+            Who::Nobody,
+            None,
+        )
+        .await;
+    let mut csrf = hidden(&r.text, "/console/sign-in", "csrf");
+    for _ in 0..arkku::identity::lockout::MAX_FAILURES {
+        let r = d
+            .page(
+                &mut jar,
+                Method::POST,
+                "/console/sign-in",
+                "/console/sign-in",
+                Who::Nobody,
+                Some(&[
+                    ("csrf", &csrf),
+                    ("name", "lena"),
+                    ("password", "Wrong-Passphrase-Ibex-9921"),
+                    ("code", "000000"),
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        csrf = hidden(&r.text, "/console/sign-in", "csrf");
+    }
+    d.sent.last().expect("sent").request_id.clone()
 }
 
 fn role_name(role: Role) -> &'static str {
