@@ -1533,12 +1533,12 @@ async fn when_audit_appends_fail_requests_answer_503_release_nothing_and_recover
     assert_good(&verify_http(&app).await, n);
 }
 
-/// On PostgreSQL the writer writes the next batch while one commits, chained
-/// onto that one's last hash. Here a batch fails only at its commit (a
-/// deferred trigger that waits half a second, then refuses), while reads
-/// queued behind it are written on top of it: none of them may commit on a
-/// head that never existed. Every read answered 200 has its entry, every
-/// other has none, and the log stays one verified, gap-free chain.
+/// A batch fails only at its commit (a deferred trigger that waits half a
+/// second, then refuses) while reads queue behind it. They must be chained
+/// onto the head that exists, not onto the refused batch's last hash (a
+/// writer that prepares the next batch while one commits would know only
+/// that one). Every read answered 200 has its entry, the refused one has
+/// none, and the log stays one verified, gap-free chain.
 async fn a_batch_failing_at_its_commit_while_later_ones_are_written_acknowledges_only_durable_chained_entries(
     b: Backend,
 ) {
