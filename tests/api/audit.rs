@@ -43,6 +43,7 @@ pub fn tests() -> Vec<Scenario> {
         a_history_rewritten_with_recomputed_hashes_is_caught_by_signed_checkpoints,
         when_audit_appends_fail_requests_answer_503_release_nothing_and_recover_without_a_gap,
         a_write_refused_during_an_audit_outage_changes_nothing,
+        a_batch_failing_at_its_commit_while_later_ones_are_written_acknowledges_only_durable_chained_entries,
         export_prints_every_entry_as_one_json_line_in_seq_order,
         the_operators_export_and_verification_show_what_compliance_sees,
         a_forged_stored_checkpoint_fails_verification_even_with_a_kept_checkpoint_of_that_entry,
@@ -1530,6 +1531,101 @@ async fn when_audit_appends_fail_requests_answer_503_release_nothing_and_recover
         (1..=n).collect::<Vec<_>>()
     );
     assert_good(&verify_http(&app).await, n);
+}
+
+/// A batch fails only at its commit (a deferred trigger that waits half a
+/// second, then refuses) while reads queue behind it. They must be chained
+/// onto the head that exists, not onto the refused batch's last hash (a
+/// writer that prepares the next batch while one commits would know only
+/// that one). Every read answered 200 has its entry, the refused one has
+/// none, and the log stays one verified, gap-free chain.
+async fn a_batch_failing_at_its_commit_while_later_ones_are_written_acknowledges_only_durable_chained_entries(
+    b: Backend,
+) {
+    if b == Backend::Sqlite {
+        // SQLite commits one batch at a time and has no deferred triggers.
+        return;
+    }
+    let app = spawn_app_with(b, helpers::no_rate_limits).await;
+    let svc = app.service();
+    let agent = app.agent("phone");
+    let doomed = app.create_customer_ok(&svc, pena()).await;
+    let fine = app
+        .create_customer_ok(
+            &svc,
+            json!({"display_name": "Fine Oy", "contacts": [{"channel": "phone", "value": "040 765 4321"}]}),
+        )
+        .await;
+    app.exec(
+        "CREATE FUNCTION audit_fail_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(0.5); RAISE EXCEPTION 'refused at commit'; END $$",
+    )
+    .await;
+    app.exec(&format!(
+        "CREATE CONSTRAINT TRIGGER audit_fail_commit AFTER INSERT ON audit_log \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+         WHEN (NEW.customer_id = '{doomed}') EXECUTE FUNCTION audit_fail_commit()"
+    ))
+    .await;
+    let before = app.audit_count().await;
+
+    let read = |id: &str| {
+        app.client
+            .get(format!("{}/v1/customers/{id}?purpose=support", app.address))
+            .bearer_auth(&agent)
+    };
+    let failing = send(read(&doomed));
+    let later = async {
+        // The doomed batch is committing (its trigger waits): these queue
+        // behind it, a few at a time, and are written while it commits.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut set = tokio::task::JoinSet::new();
+        for round in 0..8u64 {
+            for _ in 0..4 {
+                let rb = read(&fine);
+                set.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(round * 40)).await;
+                    send(rb).await
+                });
+            }
+        }
+        let mut answers = Vec::new();
+        while let Some(a) = set.join_next().await {
+            answers.push(a.expect("a read task"));
+        }
+        answers
+    };
+    let (failing, later) = tokio::join!(failing, later);
+
+    failing.reply.assert_problem(503, "audit_unavailable");
+    assert_eq!(
+        app.audit_count().await,
+        before + later.len() as i64,
+        "one entry per acknowledged read, none for the refused one"
+    );
+    let entries = all_entries(&app, "").await;
+    let logged: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["request_id"].as_str())
+        .collect();
+    assert!(
+        !logged.contains(&failing.request_id.as_str()),
+        "the refused read left no entry"
+    );
+    for a in &later {
+        assert_eq!(
+            a.reply.status,
+            StatusCode::OK,
+            "a read behind the failed batch is chained again, not failed: {}",
+            a.reply.text
+        );
+        let n = logged.iter().filter(|r| **r == a.request_id).count();
+        assert_eq!(n, 1, "an acknowledged read has exactly one entry");
+    }
+    let n = entries.len() as i64;
+    assert_eq!(seqs(&entries), (1..=n).collect::<Vec<_>>(), "gap-free");
+    let report = verify_http(&app).await;
+    assert_eq!(report["ok"], true, "{report}");
 }
 
 async fn a_write_refused_during_an_audit_outage_changes_nothing(b: Backend) {
