@@ -13,16 +13,31 @@ use crate::{
 };
 
 /// The live customer row, its contact points and consent facts, from the
-/// customer's profile document (built from the tables, and handed to the
-/// projector to store, if it had none); 404 if the customer never existed,
-/// 410 if erased.
+/// customer's profile document (or the tables if it has none); 404 if the
+/// customer never existed, 410 if erased.
 pub async fn live_profile(s: &Services, id: Uuid) -> Result<store::customers::Profile, Error> {
-    let (profile, refresh) = store::customers::profile_read(&s.db, id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    if let Some(refresh) = refresh {
-        s.projector.offer(refresh);
-    }
+    live(store::customers::profile(&s.db, id).await?)
+}
+
+/// As [`live_profile`], for the profile read itself: a document built from
+/// the tables is handed to the projector to store. Only reads offer one: an
+/// operation that goes on to change the customer would make it stale at
+/// once, and storing it would only compete with the audit writer.
+pub async fn live_profile_for_read(
+    s: &Services,
+    id: Uuid,
+) -> Result<store::customers::Profile, Error> {
+    let read = store::customers::profile_read(&s.db, id).await?;
+    live(read.map(|(profile, refresh)| {
+        if let Some(refresh) = refresh {
+            s.projector.offer(refresh);
+        }
+        profile
+    }))
+}
+
+fn live(profile: Option<store::customers::Profile>) -> Result<store::customers::Profile, Error> {
+    let profile = profile.ok_or(Error::NotFound)?;
     if profile.customer.erased_at.is_some() {
         return Err(Error::CustomerErased);
     }

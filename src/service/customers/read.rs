@@ -22,7 +22,7 @@ use crate::{
         audited::AuditScope,
         input::short_text,
         ledger,
-        load::live_profile,
+        load::live_profile_for_read,
         views::{rfc3339, ContactView, ProfileView, WithheldView},
         Caller, Error, Services,
     },
@@ -73,7 +73,7 @@ pub async fn read(
     svc.audited_for(caller, Action::CustomerRead, named, async |actor, scope| {
         let (id, query) = (id?, query?);
         let read = authorise(svc, actor, query, scope)?;
-        let profile = live_profile(svc, id).await?;
+        let profile = live_profile_for_read(svc, id).await?;
         let decisions = decide(svc, &read, &profile);
         let view = open(svc, &read.grant, profile, &decisions).await?;
         scope.disclosure(&decisions.disclosure);

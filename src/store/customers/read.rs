@@ -334,38 +334,24 @@ pub struct LookupHit {
     pub consents: Vec<ConsentFact>,
 }
 
-/// The lookup statement on SQLite: the matching contact points; each hit's
-/// customer is then read from its document (or, without one, the tables).
-const LOOKUP_SQLITE: &str = "SELECT ct.customer_id, ct.id, ct.last_activity_at FROM contacts ct \
-     WHERE ct.channel = $1 AND ct.blind_index = $2 ORDER BY ct.customer_id, ct.id LIMIT $3";
-const ERASED_SQLITE: &str = "SELECT erased_at FROM customers WHERE id = $1";
-
-/// The lookup statement on PostgreSQL: the matching contact points of live
-/// customers with each customer's document, and its consent facts only when
-/// it has no document. One round trip.
-const LOOKUP_POSTGRES: &str = concat!(
-    "SELECT ct.customer_id, ct.id, ct.last_activity_at, pd.doc, \
-     CASE WHEN pd.doc IS NULL THEN ",
-    facts_json_pg!("ct.customer_id"),
-    " END FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
-     LEFT JOIN profile_docs pd ON pd.customer_id = ct.customer_id \
-     WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
-     ORDER BY ct.customer_id, ct.id LIMIT $3"
-);
-
-/// A lookup hit's customer as its document says: `None` if erased, else its
-/// consent facts; `Err(())` if the document cannot be read.
-fn facts_of_doc(doc: &[u8]) -> Result<Option<Vec<ConsentFact>>, ()> {
-    let profile = projection::decode(doc).ok_or(())?;
-    Ok(profile
-        .customer
-        .erased_at
-        .is_none()
-        .then_some(profile.consents))
+/// The lookup statement; `$extra` adds a column (PostgreSQL's consent facts).
+macro_rules! lookup_sql {
+    ($($extra:expr)?) => {
+        concat!(
+            "SELECT ct.customer_id, ct.id, ct.last_activity_at"
+            $(, ", ", $extra)?,
+            " FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
+             WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
+             ORDER BY ct.customer_id, ct.id LIMIT $3"
+        )
+    };
 }
 
+const LOOKUP_SQLITE: &str = lookup_sql!();
+const LOOKUP_POSTGRES: &str = lookup_sql!(facts_json_pg!("ct.customer_id"));
+
 /// Contact points whose blind index matches, on live customers; at most
-/// `limit`. The customers' consent facts come from their documents.
+/// `limit`. One round trip, as [`profile`].
 pub async fn lookup(
     db: &Db,
     channel: &str,
@@ -384,34 +370,13 @@ pub async fn lookup(
                 .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (customer_id, contact_id, last_activity_at) in rows {
-                    let doc: Option<Vec<u8>> = tx
-                        .prepare_cached(DOC_SQL)?
-                        .query_row(rusqlite::named_params! {"$1": customer_id}, |r| r.get(1))
-                        .optional()?
-                        .flatten();
-                    let facts = match doc.as_deref().map(facts_of_doc) {
-                        Some(Ok(facts)) => facts,
-                        _ => {
-                            let erased: Option<Option<i64>> = tx
-                                .prepare_cached(ERASED_SQLITE)?
-                                .query_row(rusqlite::named_params! {"$1": customer_id}, |r| {
-                                    r.get(0)
-                                })
-                                .optional()?;
-                            match erased {
-                                Some(None) => Some(consents::facts_sqlite(tx, customer_id)?),
-                                _ => None,
-                            }
-                        }
-                    };
-                    if let Some(consents) = facts {
-                        out.push(LookupHit {
-                            customer_id,
-                            contact_id,
-                            last_activity_at,
-                            consents,
-                        });
-                    }
+                    let consents = consents::facts_sqlite(tx, customer_id)?;
+                    out.push(LookupHit {
+                        customer_id,
+                        contact_id,
+                        last_activity_at,
+                        consents,
+                    });
                 }
                 Ok(out)
             })?,
@@ -424,28 +389,11 @@ pub async fn lookup(
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
-                    let customer_id: Uuid = r.try_get(0)?;
-                    let doc: Option<&[u8]> = r.try_get(3)?;
-                    let consents = match doc.map(facts_of_doc) {
-                        Some(Ok(Some(facts))) => facts,
-                        // Erased since the document was built (the join says
-                        // live): the document is stale-proof, so skip it.
-                        Some(Ok(None)) => continue,
-                        Some(Err(())) => {
-                            let facts: Option<String> =
-                                sqlx::query_scalar(concat!("SELECT ", facts_json_pg!("$1")))
-                                    .bind(customer_id)
-                                    .fetch_one(pool)
-                                    .await?;
-                            consents::facts_from_json(facts.as_deref())?
-                        }
-                        None => consents::facts_from_json(r.try_get::<Option<&str>, _>(4)?)?,
-                    };
                     out.push(LookupHit {
-                        customer_id,
+                        customer_id: r.try_get(0)?,
                         contact_id: r.try_get(1)?,
                         last_activity_at: r.try_get(2)?,
-                        consents,
+                        consents: consents::facts_from_json(r.try_get::<Option<&str>, _>(3)?)?,
                     });
                 }
                 out
