@@ -50,21 +50,11 @@ fn withdraw(purpose: &str, channel: &str) -> Value {
     json!({"purpose": purpose, "channel": channel, "action": "withdraw", "method": "spoken"})
 }
 
-/// A token of the customer `id` themselves.
-fn me(app: &TestApp, id: &str) -> String {
-    app.token(Tok {
-        role: Role::Customer,
-        sub: id,
-        purposes: &[],
-        channel: None,
-    })
-}
-
 /// The customer confirms the pending grant `consent_id` an agent recorded.
 async fn confirm(app: &TestApp, id: &str, consent_id: &Value) -> Reply {
     consent(
         app,
-        &me(app, id),
+        &app.customer(id),
         "/v1/me/consents",
         json!({"action": "confirm", "consent_id": consent_id}),
     )
@@ -481,7 +471,12 @@ async fn an_agents_own_grant_opens_nothing_until_the_customer_confirms_it(b: Bac
 
     // The customer sees what waits for them, and the ledger flags it.
     let mine = app
-        .request(Method::GET, "/v1/me/consents", Some(&me(&app, &id)), None)
+        .request(
+            Method::GET,
+            "/v1/me/consents",
+            Some(&app.customer(&id)),
+            None,
+        )
         .await;
     assert_eq!(
         mine.json["current"],
@@ -553,7 +548,7 @@ async fn an_agents_own_grant_opens_nothing_until_the_customer_confirms_it(b: Bac
         .assert_problem(404, "not_found");
     // The export shows the status too.
     let export = app
-        .request(Method::GET, "/v1/me/export", Some(&me(&app, &id)), None)
+        .request(Method::GET, "/v1/me/export", Some(&app.customer(&id)), None)
         .await;
     assert_eq!(export.status, StatusCode::OK, "{}", export.text);
     assert_eq!(export.json["consents"][0]["status"], "pending_confirmation");
@@ -624,7 +619,7 @@ async fn a_withdrawal_by_an_agent_takes_effect_at_once_and_closes_a_pending_gran
     let path = format!("/v1/customers/{id}/consents");
     let r = consent(
         &app,
-        &me(&app, &id),
+        &app.customer(&id),
         "/v1/me/consents",
         grant("cross_channel", "email"),
     )
@@ -655,7 +650,7 @@ async fn a_withdrawal_by_an_agent_takes_effect_at_once_and_closes_a_pending_gran
 async fn a_malformed_customer_consent_body_is_refused_without_echoing_its_values(b: Backend) {
     let app = spawn_app(b).await;
     let id = app.create_customer_ok(&app.service(), pena()).await;
-    let me = me(&app, &id);
+    let me = app.customer(&id);
     let before = app.count("consents").await;
     for body in [
         json!({"action": "confirm", "consent_id": "pena@example.com"}),

@@ -39,15 +39,6 @@ fn liisa() -> Value {
     ]})
 }
 
-fn customer_token(app: &TestApp, id: &str) -> String {
-    app.token(Tok {
-        role: Role::Customer,
-        sub: id,
-        purposes: &[],
-        channel: None,
-    })
-}
-
 fn dsr_staff(app: &TestApp) -> String {
     app.compliance()
 }
@@ -97,7 +88,7 @@ async fn a_customer_sees_their_own_profile_unmasked_and_nobody_elses(b: Backend)
     let app = spawn_app(b).await;
     let id = app.create_customer_ok(&app.service(), pena()).await;
     let other = app.create_customer_ok(&app.service(), liisa()).await;
-    let r = get(&app, &customer_token(&app, &id), "/v1/me").await;
+    let r = get(&app, &app.customer(&id), "/v1/me").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["id"], id.as_str());
     assert_eq!(r.json["display_name"], "Pena Export");
@@ -130,7 +121,7 @@ async fn a_customer_sees_their_own_profile_unmasked_and_nobody_elses(b: Backend)
         .assert_problem(403, "forbidden");
     get(
         &app,
-        &customer_token(&app, "0190b0a0-0000-7000-8000-000000000000"),
+        &app.customer("0190b0a0-0000-7000-8000-000000000000"),
         "/v1/me",
     )
     .await
@@ -171,7 +162,7 @@ async fn an_export_holds_everything_on_the_customer_and_nothing_of_another(b: Ba
         .await;
     assert_eq!(r.json["matches"].as_array().unwrap().len(), 2, "{}", r.text);
 
-    let mine = get(&app, &customer_token(&app, &id), "/v1/me/export").await;
+    let mine = get(&app, &app.customer(&id), "/v1/me/export").await;
     assert_eq!(mine.status, StatusCode::OK, "{}", mine.text);
     let staff = get(
         &app,
@@ -309,7 +300,7 @@ async fn only_the_customer_and_dsr_staff_may_export(b: Backend) {
     )
     .await
     .assert_problem(404, "not_found");
-    get(&app, &customer_token(&app, &id), &path("?purpose=dsr"))
+    get(&app, &app.customer(&id), &path("?purpose=dsr"))
         .await
         .assert_problem(403, "forbidden");
     // Every attempt is audited, allowed or not.
@@ -332,7 +323,7 @@ async fn assert_erased(app: &TestApp, id: &str, values: &[(&str, &str)]) {
     app.read_customer(&app.agent("phone"), id, "purpose=support")
         .await
         .assert_problem(410, "customer_erased");
-    get(app, &customer_token(app, id), "/v1/me")
+    get(app, &app.customer(id), "/v1/me")
         .await
         .assert_problem(410, "customer_erased");
     get(
@@ -439,7 +430,7 @@ async fn erasure_shreds_the_customer_and_a_second_erasure_changes_nothing(b: Bac
 async fn a_customer_erases_themselves(b: Backend) {
     let app = spawn_app(b).await;
     let id = app.create_customer_ok(&app.service(), pena()).await;
-    let me = customer_token(&app, &id);
+    let me = app.customer(&id);
     let r = delete(&app, &me, "/v1/me").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["id"], id.as_str());

@@ -415,15 +415,6 @@ async fn the_register_downloads_as_csv_with_formulas_neutralised(b: Backend) {
     agent.assert_problem(403, "forbidden");
 }
 
-fn customer_token(app: &TestApp, id: &str) -> String {
-    app.token(Tok {
-        role: Role::Customer,
-        sub: id,
-        purposes: &[],
-        channel: None,
-    })
-}
-
 async fn a_customer_sees_their_own_requests_and_nobody_elses(b: Backend) {
     let app = spawn_app(b).await;
     let pena = customer(&app, "pena.own@example.com").await;
@@ -444,7 +435,7 @@ async fn a_customer_sees_their_own_requests_and_nobody_elses(b: Backend) {
     )
     .await;
 
-    let r = get(&app, &customer_token(&app, &pena), "/v1/me/requests").await;
+    let r = get(&app, &app.customer(&pena), "/v1/me/requests").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let mine = r.json["requests"].as_array().unwrap();
     assert_eq!(mine.len(), 1, "{}", r.text);
@@ -454,7 +445,7 @@ async fn a_customer_sees_their_own_requests_and_nobody_elses(b: Backend) {
     assert!(mine[0].get("handled_by").is_none(), "no staff identity");
 
     // The staff register is not theirs to read, by list or by id.
-    let token = customer_token(&app, &pena);
+    let token = app.customer(&pena);
     get(&app, &token, "/v1/dsr/requests")
         .await
         .assert_problem(403, "forbidden");

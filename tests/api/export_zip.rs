@@ -6,11 +6,11 @@
 
 use std::io::Read;
 
-use arkku::domain::{DisplayZone, Role};
+use arkku::domain::DisplayZone;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, Scenario, TestApp, Tok};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, Scenario, TestApp};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -21,15 +21,6 @@ pub fn tests() -> Vec<Scenario> {
 }
 
 const EVIL: &str = "=HYPERLINK(\"http://evil\")";
-
-fn me(app: &TestApp, id: &str) -> String {
-    app.token(Tok {
-        role: Role::Customer,
-        sub: id,
-        purposes: &[],
-        channel: None,
-    })
-}
 
 /// A customer with a phone number, an e-mail address, a user name, a
 /// hostile name, an interaction and a consent, read once by a phone agent
@@ -64,7 +55,7 @@ async fn customer_with_history(app: &TestApp) -> String {
         .request(
             Method::POST,
             "/v1/me/consents",
-            Some(&me(app, &id)),
+            Some(&app.customer(&id)),
             Some(grant),
         )
         .await;
@@ -179,7 +170,7 @@ fn assert_contacts_read_naturally(files: &[(String, String)]) -> Vec<String> {
 async fn a_customers_zip_reads_plainly_and_runs_nothing(b: Backend) {
     let app = spawn_app(b).await;
     let id = customer_with_history(&app).await;
-    let files = zip_files(&app, &me(&app, &id), "/v1/me/export?format=zip").await;
+    let files = zip_files(&app, &app.customer(&id), "/v1/me/export?format=zip").await;
     let mut names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     names.sort();
     assert_eq!(
@@ -201,7 +192,7 @@ async fn a_customers_zip_reads_plainly_and_runs_nothing(b: Backend) {
 
     // Local times with the zone, the same instants as the JSON's UTC.
     let json = app
-        .request(Method::GET, "/v1/me/export", Some(&me(&app, &id)), None)
+        .request(Method::GET, "/v1/me/export", Some(&app.customer(&id)), None)
         .await;
     assert_eq!(json.status, StatusCode::OK, "{}", json.text);
     let zone = DisplayZone::parse("Europe/Helsinki").unwrap();
@@ -233,7 +224,7 @@ async fn a_customers_zip_reads_plainly_and_runs_nothing(b: Backend) {
     app.request(
         Method::GET,
         "/v1/me/export?format=xml",
-        Some(&me(&app, &id)),
+        Some(&app.customer(&id)),
         None,
     )
     .await

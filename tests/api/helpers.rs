@@ -331,6 +331,16 @@ impl TestApp {
         })
     }
 
+    /// The customer `id` themselves (role customer, no purposes).
+    pub fn customer(&self, id: &str) -> String {
+        self.token(Tok {
+            role: Role::Customer,
+            sub: id,
+            purposes: &[],
+            channel: None,
+        })
+    }
+
     /// The compliance officer `auditor` with purpose `dsr` (reads the audit log).
     pub fn compliance(&self) -> String {
         self.token(Tok {

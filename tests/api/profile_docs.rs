@@ -5,11 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use arkku::domain::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{free_port, spawn_app, Backend, Reply, Scenario, TestApp, Tok};
+use crate::helpers::{free_port, spawn_app, Backend, Reply, Scenario, TestApp};
 use crate::scenarios;
 
 pub fn tests() -> Vec<Scenario> {
@@ -83,15 +82,6 @@ async fn read(app: &TestApp, id: &str) -> Value {
 async fn ok(r: Reply, status: StatusCode) -> Reply {
     assert_eq!(r.status, status, "{}", r.text);
     r
-}
-
-fn me(app: &TestApp, id: &str) -> String {
-    app.token(Tok {
-        role: Role::Customer,
-        sub: id,
-        purposes: &[],
-        channel: None,
-    })
 }
 
 /// Reads, checks the document goes stale at once after `change` and that
@@ -176,7 +166,7 @@ async fn a_read_builds_the_document_and_every_change_makes_it_stale_until_read_a
         app.request(
             Method::POST,
             "/v1/me/consents",
-            Some(&me(&app, &id)),
+            Some(&app.customer(&id)),
             Some(
                 json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
                         "method": "spoken",
@@ -306,8 +296,10 @@ async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: 
     let base = format!("http://{listen}");
     server.wait_healthy(&base, Duration::from_secs(15)).await;
 
-    // Assert: every customer reads at once, and every document is built.
-    for id in &ids {
+    // Assert: customers read at once, and every document is built, also
+    // of the 50 customers nobody read (so the start-up build did it, not
+    // the reads).
+    for id in &ids[..10] {
         let r = crate::helpers::send(
             crate::helpers::http_client()
                 .get(format!("{base}/v1/customers/{id}?purpose=support"))
