@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{read::profile_from_tables, Profile};
+use super::{read::refreshes_from_tables, Profile};
 use crate::store::{on_db, sql::Sql, Db, StoreResult};
 
 /// The encoding's version, first in every document; a document of another
@@ -132,8 +132,9 @@ pub async fn stale(db: &Db, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<
     Ok(ids)
 }
 
-/// Customers per backfill batch: one read of the tables each, then one
-/// write transaction for the batch.
+/// Customers per backfill batch: one read of the tables for the batch (one
+/// statement on PostgreSQL, one read transaction on SQLite), then one write
+/// transaction.
 const BACKFILL_BATCH: i64 = 500;
 
 /// What a [`backfill`] did.
@@ -148,8 +149,8 @@ pub struct Backfilled {
 }
 
 /// Builds the document of every customer that has none, a batch at a time,
-/// while the vault serves: each customer is read in one snapshot and its
-/// document stored only if nothing changed since. Safe to run beside
+/// while the vault serves: each batch is read in one snapshot and each
+/// document stored only if its customer did not change since. Safe to run beside
 /// readers, writers and other nodes doing the same.
 pub async fn backfill(db: &Db) -> StoreResult<Backfilled> {
     let started = Instant::now();
@@ -159,12 +160,7 @@ pub async fn backfill(db: &Db) -> StoreResult<Backfilled> {
         let ids = stale(db, after, BACKFILL_BATCH).await?;
         let Some(last) = ids.last() else { break };
         after = Some(*last);
-        let mut refreshes = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some((_, Some(refresh))) = profile_from_tables(db, id).await? {
-                refreshes.push(refresh);
-            }
-        }
+        let refreshes = refreshes_from_tables(db, &ids).await?;
         done.seen += refreshes.len() as u64;
         done.stored += store(db, &refreshes).await?;
     }

@@ -3,9 +3,10 @@
 //!
 //! A profile is read from its document in `profile_docs` (one row, see
 //! [`super::projection`]); only when the document is missing or stale are the
-//! tables read, in one snapshot with the row's `gen`: on SQLite three
-//! statements on the direct reader's one transaction, on PostgreSQL one
-//! statement with the facts folded into a JSON column.
+//! tables read, in one snapshot with the row's `gen`: on SQLite on the
+//! direct reader's one transaction, on PostgreSQL in the same statement as
+//! the document (one round trip either way, the facts folded into a JSON
+//! column).
 
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
@@ -32,33 +33,58 @@ pub struct Profile {
 }
 
 /// The profile statement: the customer's columns, then one contact point's
-/// per row; `$extra` adds a column (PostgreSQL's consent facts).
+/// per row, for the customers `$where` picks; each `$extra` adds a column
+/// (PostgreSQL's consent facts, the document's `gen`, the customer's id).
 macro_rules! profile_sql {
-    ($($extra:expr)?) => {
+    ($where:literal $(, $extra:expr)*) => {
         concat!(
             "SELECT c.display_name, c.external_ref, c.preferred_channel, c.created_at, c.updated_at, c.erased_at, \
              pk.key_version, pk.wrapped, \
              ct.id, ct.channel, ct.value, ct.label, ct.created_at, ct.last_activity_at, dk.key_version, dk.wrapped"
-            $(, ", ", $extra)?,
+            $(, ", ", $extra)*,
             " FROM customers c \
              LEFT JOIN data_keys pk ON pk.customer_id = c.id AND pk.channel = $2 \
              LEFT JOIN contacts ct ON ct.customer_id = c.id \
              LEFT JOIN data_keys dk ON dk.customer_id = c.id AND dk.channel = ct.channel \
-             WHERE c.id = $1 ORDER BY ct.created_at, ct.id"
+             WHERE ", $where
         )
     };
 }
 
-const PROFILE_SQLITE: &str = profile_sql!();
-const PROFILE_POSTGRES: &str = profile_sql!(concat!(
+const PROFILE_SQLITE: &str = profile_sql!("c.id = $1 ORDER BY ct.created_at, ct.id");
+const PROFILE_POSTGRES: &str = profile_sql!(
+    "c.id = $1 ORDER BY ct.created_at, ct.id",
     facts_json_pg!("$1"),
-    ", (SELECT gen FROM profile_docs WHERE customer_id = $1)"
-));
+    "(SELECT gen FROM profile_docs WHERE customer_id = $1)"
+);
+/// A PostgreSQL profile read in one round trip: the customer's document
+/// (last column) if it has one, else [`PROFILE_POSTGRES`]'s rows from the
+/// tables — one statement, so one snapshot either way. The uncorrelated
+/// `NOT EXISTS` is evaluated once: with a document the join never runs.
+const DOC_OR_PROFILE_POSTGRES: &str = concat!(
+    "WITH d AS (SELECT doc FROM profile_docs WHERE customer_id = $1 AND doc IS NOT NULL) \
+     SELECT NULL::bytea, NULL::bytea, NULL::text, 0::bigint, 0::bigint, NULL::bigint, NULL::bigint, \
+     NULL::bytea, NULL::uuid, NULL::text, NULL::bytea, NULL::bytea, NULL::bigint, NULL::bigint, \
+     NULL::bigint, NULL::bytea, NULL::text, NULL::bigint, d.doc FROM d UNION ALL ",
+    profile_sql!(
+        "c.id = $1 AND NOT EXISTS (SELECT 1 FROM d) ORDER BY 13, 9",
+        facts_json_pg!("$1"),
+        "(SELECT gen FROM profile_docs WHERE customer_id = $1)",
+        "NULL::bytea"
+    )
+);
+/// The profiles of many customers in one statement (one snapshot), for
+/// rebuilding their documents: each row also names its customer.
+const PROFILES_POSTGRES: &str = profile_sql!(
+    "c.id = ANY($1) ORDER BY c.id, ct.created_at, ct.id",
+    facts_json_pg!("c.id"),
+    "(SELECT gen FROM profile_docs WHERE customer_id = c.id)",
+    "c.id"
+);
 
 /// A customer's document and its `gen` (no row: never built, or a customer
 /// that does not exist).
 const DOC_SQL: &str = "SELECT gen, doc FROM profile_docs WHERE customer_id = $1";
-const DOC_POSTGRES: &str = "SELECT doc FROM profile_docs WHERE customer_id = $1";
 
 /// The customer, all contact points with their wrapped keys, and the consent
 /// facts (the read hot path).
@@ -69,9 +95,9 @@ pub async fn profile(db: &Db, id: Uuid) -> StoreResult<Option<Profile>> {
 /// As [`profile`], and the document to store when the profile had to be read
 /// from the tables (hand it to [`projection::Projector::offer`]).
 ///
-/// From the document: one statement on SQLite's direct reader, one round
-/// trip on PostgreSQL. Without one: the tables, in the same snapshot as the
-/// document's `gen` on SQLite; one more round trip on PostgreSQL.
+/// One read transaction on SQLite's direct reader, one statement on
+/// PostgreSQL: the document, or without one the tables in the same snapshot
+/// as the document row's `gen`.
 pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
     let domain = crate::vault::PROFILE_DOMAIN;
     match db {
@@ -100,14 +126,28 @@ pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Opt
             }
         }
         Db::Postgres(pool) => {
-            let doc: Option<Option<Vec<u8>>> = sqlx::query_scalar(DOC_POSTGRES)
+            let rows = sqlx::query(DOC_OR_PROFILE_POSTGRES)
                 .bind(id)
-                .fetch_optional(pool)
+                .bind(domain)
+                .fetch_all(pool)
                 .await?;
-            if let Some(p) = doc.flatten().as_deref().and_then(projection::decode) {
-                return Ok(Some((p, None)));
+            let doc = match rows.first() {
+                Some(r) => r.try_get::<Option<&[u8]>, _>(18)?,
+                None => None,
+            };
+            if let Some(doc) = doc {
+                return match projection::decode(doc) {
+                    Some(p) => Ok(Some((p, None))),
+                    // Another format: read as if there were none.
+                    None => profile_from_tables(db, id).await,
+                };
             }
-            profile_from_tables(db, id).await
+            let (consents, gen) = match rows.first() {
+                Some(r) => facts_and_gen(r)?,
+                None => (Vec::new(), None),
+            };
+            let raws = rows.iter().map(raw_pg).collect::<StoreResult<_>>()?;
+            with_refresh(id, gen, raws, consents)
         }
     }
 }
@@ -263,40 +303,98 @@ async fn profile_postgres(
         .fetch_all(pool)
         .await?;
     let (consents, gen) = match rows.first() {
-        Some(r) => (
-            consents::facts_from_json(r.try_get::<Option<&str>, _>(16)?)?,
-            r.try_get::<Option<i64>, _>(17)?,
-        ),
+        Some(r) => facts_and_gen(r)?,
         None => (Vec::new(), None),
     };
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let head = (
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get(2)?,
-            r.try_get(3)?,
-            r.try_get(4)?,
-            r.try_get(5)?,
-            r.try_get(6)?,
-            r.try_get(7)?,
-        );
-        let contact = match r.try_get::<Option<Uuid>, _>(8)? {
-            Some(cid) => Some((
-                cid,
-                r.try_get(9)?,
-                r.try_get(10)?,
-                r.try_get(11)?,
-                r.try_get(12)?,
-                r.try_get(13)?,
-                r.try_get(14)?,
-                r.try_get(15)?,
-            )),
-            None => None,
-        };
-        out.push((head, contact));
-    }
+    let out = rows.iter().map(raw_pg).collect::<StoreResult<_>>()?;
     Ok((out, consents, gen))
+}
+
+/// The documents of `ids` built from the tables, each with the `gen` it was
+/// read with (customers that do not exist are left out): on PostgreSQL one
+/// statement for all of them, on SQLite one read transaction. The batch
+/// form of [`profile_from_tables`], for [`projection::backfill`].
+pub(super) async fn refreshes_from_tables(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Refresh>> {
+    let domain = crate::vault::PROFILE_DOMAIN;
+    let mut read = Vec::with_capacity(ids.len());
+    match db {
+        Db::Sqlite(_, reader) => {
+            read = reader.read(|tx| {
+                let mut read = Vec::with_capacity(ids.len());
+                for &id in ids {
+                    let (rows, consents) = profile_sqlite(tx, id, domain)?;
+                    let gen: Option<i64> = tx
+                        .prepare_cached(DOC_SQL)?
+                        .query_row(rusqlite::named_params! {"$1": id}, |r| r.get(0))
+                        .optional()?;
+                    read.push((id, rows, consents, gen));
+                }
+                Ok(read)
+            })?;
+        }
+        Db::Postgres(pool) => {
+            let rows = sqlx::query(PROFILES_POSTGRES)
+                .bind(ids)
+                .bind(domain)
+                .fetch_all(pool)
+                .await?;
+            // Rows come in customer order; each customer's first row carries
+            // its facts and `gen`.
+            for r in &rows {
+                let id: Uuid = r.try_get(18)?;
+                if read.last().is_none_or(|(last, ..)| *last != id) {
+                    let (consents, gen) = facts_and_gen(r)?;
+                    read.push((id, Vec::new(), consents, gen));
+                }
+                if let Some((_, raws, ..)) = read.last_mut() {
+                    raws.push(raw_pg(r)?);
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(read.len());
+    for (id, rows, consents, gen) in read {
+        if let Some((_, Some(refresh))) = with_refresh(id, gen, rows, consents)? {
+            out.push(refresh);
+        }
+    }
+    Ok(out)
+}
+
+/// The consent facts and the document's `gen` of a PostgreSQL profile row.
+fn facts_and_gen(r: &sqlx::postgres::PgRow) -> StoreResult<(Vec<ConsentFact>, Option<i64>)> {
+    Ok((
+        consents::facts_from_json(r.try_get::<Option<&str>, _>(16)?)?,
+        r.try_get::<Option<i64>, _>(17)?,
+    ))
+}
+
+/// The customer's and the contact point's columns of a PostgreSQL profile row.
+fn raw_pg(r: &sqlx::postgres::PgRow) -> StoreResult<ProfileRaw> {
+    let head = (
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
+        r.try_get(6)?,
+        r.try_get(7)?,
+    );
+    let contact = match r.try_get::<Option<Uuid>, _>(8)? {
+        Some(cid) => Some((
+            cid,
+            r.try_get(9)?,
+            r.try_get(10)?,
+            r.try_get(11)?,
+            r.try_get(12)?,
+            r.try_get(13)?,
+            r.try_get(14)?,
+            r.try_get(15)?,
+        )),
+        None => None,
+    };
+    Ok((head, contact))
 }
 
 /// One row of the profile statement: the customer's columns, then one
