@@ -4,6 +4,7 @@
 # `arkku keys rotate --channel phone` on them, on SQLite and PostgreSQL.
 #
 #   bash bench/rotate.sh [keys] [batch]
+#   BIN_DIR=path/to/release bash bench/rotate.sh    # a build of your choosing
 # Needs: psql; PostgreSQL at $PG_ADMIN (default postgres://postgres@127.0.0.1:5432/test).
 # BACKENDS="sqlite" runs SQLite only.
 #
@@ -14,8 +15,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${1:-100000}; BATCH=${2:-1000}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
-cargo build --release -q --features bench --bin arkku --bin arkku-bench
-BIN=target/release/arkku
+# BIN_DIR: run the arkku and arkku-bench found there instead of building them
+# (to compare two builds in one sitting).
+if [ -n "${BIN_DIR:-}" ]; then
+  BIN_DIR=$(cd "$BIN_DIR" && pwd)
+else
+  cargo build --release -q --features bench --bin arkku --bin arkku-bench
+  BIN_DIR=target/release
+fi
+BIN=$BIN_DIR/arkku
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 unset $(env | grep -o '^ARKKU_[A-Z_]*' || true)
@@ -24,7 +32,7 @@ run_backend() {
   local name=$1 url=$2
   export ARKKU_DATA_DIR=$WORK/$name ARKKU_DATABASE_URL=$url ARKKU_LOG=warn
   export ARKKU_KEY_REFRESH=100ms ARKKU_ROTATE_GRACE=200ms ARKKU_ROTATE_BATCH=$BATCH
-  target/release/arkku-bench rotate-seed "$KEYS" phone | sed "s/^/$name  /"
+  "$BIN_DIR/arkku-bench" rotate-seed "$KEYS" phone | sed "s/^/$name  /"
   local t0 t1
   t0=$(date +%s.%N)
   $BIN keys rotate --channel phone | sed "s/^/$name  /"

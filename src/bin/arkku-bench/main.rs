@@ -92,6 +92,12 @@ struct Args {
     /// the last one's attempt budget to refill).
     #[arg(long, default_value_t = 3)]
     token_bursts: usize,
+    /// Leave the seeded vault without profile documents, so that `arkku
+    /// serve` builds them at start while the scenarios run (the online
+    /// migration of 0017); `profile_backfill_online` is then how long serve
+    /// took to build them all, as it logs.
+    #[arg(long)]
+    online_backfill: bool,
     /// Write the figures to this JSON file too.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -341,7 +347,7 @@ async fn bench(args: &Args, dbs: &mut Databases, data: &Path) -> anyhow::Result<
                 Some(s) => s,
                 None => {
                     let s = served::Served::start(args, &dbs.create("main").await?, data).await?;
-                    rows.push(s.backfill.clone());
+                    rows.extend(s.backfill.clone());
                     s
                 }
             };
@@ -365,13 +371,17 @@ async fn bench(args: &Args, dbs: &mut Databases, data: &Path) -> anyhow::Result<
         });
         filled = Some(f);
     }
+    if let Some(s) = served.as_ref().filter(|_| args.online_backfill) {
+        rows.push(s.online_backfill(args).await?);
+    }
     drop(served);
     print_table(&rows);
     if let Some(path) = &args.json {
         let report = json!({"machine": machine(), "customers": args.customers, "seconds": args.seconds,
                             "concurrency": args.concurrency, "export_interactions": args.export_interactions,
                             "sweep_records": args.sweep_records, "audit_entries": args.audit_entries,
-                            "audit_writers": args.audit_writers, "scenarios": rows});
+                            "audit_writers": args.audit_writers, "online_backfill": args.online_backfill,
+                            "scenarios": rows});
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -76,8 +76,11 @@ pub struct Served {
     agent: Arc<str>,
     ids: Arc<Vec<String>>,
     /// The profile documents of the seeded vault, built before the servers
-    /// start (what `serve` does at start on a vault that has none).
-    pub backfill: Row,
+    /// start (what `serve` does at start on a vault that has none); `None`
+    /// with `--online-backfill`, where serve builds them while serving.
+    pub backfill: Option<Row>,
+    /// With `--online-backfill`: serve's log, where it says when it is done.
+    serve_log: Option<std::path::PathBuf>,
 }
 
 impl Served {
@@ -91,21 +94,25 @@ impl Served {
             .await
             .context("seeding")?;
         // The documents every profile read uses, built as `serve` builds them
-        // on a vault that has none (migration 0017), timed.
-        let done = arkku::store::customers::projection::backfill(&state.db)
-            .await
-            .context("building the profile documents")?;
-        let secs = done.elapsed.as_secs_f64().max(1e-3);
-        eprintln!(
-            "profile_backfill: {} documents of {} customers in {secs:.2} s",
-            done.stored, done.seen
-        );
-        let backfill = Row::one_shot(
-            "profile_backfill",
-            args.database.name(),
-            done.stored as f64 / secs,
-            crate::procs::peak_rss_mb(std::process::id()),
-        );
+        // on a vault that has none (migration 0017), timed; or left to serve.
+        let backfill = if args.online_backfill {
+            None
+        } else {
+            let done = arkku::store::customers::projection::backfill(&state.db)
+                .await
+                .context("building the profile documents")?;
+            let secs = done.elapsed.as_secs_f64().max(1e-3);
+            eprintln!(
+                "profile_backfill: {} documents of {} customers in {secs:.2} s",
+                done.stored, done.seen
+            );
+            Some(Row::one_shot(
+                "profile_backfill",
+                args.database.name(),
+                done.stored as f64 / secs,
+                crate::procs::peak_rss_mb(std::process::id()),
+            ))
+        };
         // The bulk-loaded database as it is once the load has settled, not
         // while its aftermath runs under the first scenario: on PostgreSQL
         // vacuumed, analysed and checkpointed; on SQLite its WAL copied into
@@ -124,17 +131,26 @@ impl Served {
         let exe = std::env::current_exe()?;
         let addr = free_addr()?;
         let policies = unlimited_policies(data)?;
-        let mut arkku = Server::spawn(
-            Command::new(crate::arkku_bin()?)
-                .arg("serve")
-                .env("ARKKU_POLICIES", &policies)
-                .env("ARKKU_DATA_DIR", data)
-                .env("ARKKU_DATABASE_URL", url)
-                .env("ARKKU_LISTEN", addr.to_string())
-                .env("ARKKU_RETENTION_INTERVAL", "off")
-                .env("ARKKU_LOG", "warn"),
-            addr,
-        )?;
+        let mut serve = Command::new(crate::arkku_bin()?);
+        serve
+            .arg("serve")
+            .env("ARKKU_POLICIES", &policies)
+            .env("ARKKU_DATA_DIR", data)
+            .env("ARKKU_DATABASE_URL", url)
+            .env("ARKKU_LISTEN", addr.to_string())
+            .env("ARKKU_RETENTION_INTERVAL", "off")
+            .env("ARKKU_LOG", "warn");
+        let serve_log = if args.online_backfill {
+            let log = data.join("serve.log");
+            serve
+                .env("ARKKU_LOG", "warn,arkku::app=info")
+                .env("ARKKU_LOG_FORMAT", "json")
+                .stderr(std::fs::File::create(&log).context("serve log")?);
+            Some(log)
+        } else {
+            None
+        };
+        let mut arkku = Server::spawn(&mut serve, addr)?;
         arkku.wait_up("arkku serve").await?;
         let addr = free_addr()?;
         let mut plain = Server::spawn(
@@ -156,7 +172,34 @@ impl Served {
             agent,
             ids: Arc::new(ids.iter().map(|u| u.to_string()).collect()),
             backfill,
+            serve_log,
         })
+    }
+
+    /// With `--online-backfill`: waits until serve says it has built every
+    /// document (its `profile documents built` line), and reports its rate.
+    pub async fn online_backfill(&self, args: &Args) -> anyhow::Result<Row> {
+        let log = self.serve_log.as_ref().context("serve log")?;
+        for _ in 0..36_000 {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let built = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["message"] == "profile documents built");
+            if let Some(v) = built {
+                let seen = v["customers"].as_f64().unwrap_or(0.0);
+                let secs = v["seconds"].as_f64().unwrap_or(0.0).max(1e-3);
+                eprintln!("profile_backfill_online: serve built the documents of {seen} customers in {secs:.1} s while serving");
+                return Ok(Row::one_shot(
+                    "profile_backfill_online",
+                    args.database.name(),
+                    seen / secs,
+                    self.arkku.peak_rss_mb(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("serve did not finish building the profile documents within an hour")
     }
 
     /// Runs one served scenario; `export` gives two rows (large and typical customers).
