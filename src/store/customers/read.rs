@@ -3,10 +3,9 @@
 //!
 //! A profile is read from its document in `profile_docs` (one row, see
 //! [`super::projection`]); only when the document is missing or stale are the
-//! tables read, in one snapshot with the row's `gen`: on SQLite on the
-//! direct reader's one transaction, on PostgreSQL in the same statement as
-//! the document (one round trip either way, the facts folded into a JSON
-//! column).
+//! tables read, in one snapshot with the row's `gen`: on SQLite three
+//! statements on the direct reader's one transaction, on PostgreSQL one
+//! statement with the facts folded into a JSON column.
 
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
@@ -57,22 +56,6 @@ const PROFILE_POSTGRES: &str = profile_sql!(
     facts_json_pg!("$1"),
     "(SELECT gen FROM profile_docs WHERE customer_id = $1)"
 );
-/// A PostgreSQL profile read in one round trip: the customer's document
-/// (last column) if it has one, else [`PROFILE_POSTGRES`]'s rows from the
-/// tables — one statement, so one snapshot either way. The uncorrelated
-/// `NOT EXISTS` is evaluated once: with a document the join never runs.
-const DOC_OR_PROFILE_POSTGRES: &str = concat!(
-    "WITH d AS (SELECT doc FROM profile_docs WHERE customer_id = $1 AND doc IS NOT NULL) \
-     SELECT NULL::bytea, NULL::bytea, NULL::text, 0::bigint, 0::bigint, NULL::bigint, NULL::bigint, \
-     NULL::bytea, NULL::uuid, NULL::text, NULL::bytea, NULL::bytea, NULL::bigint, NULL::bigint, \
-     NULL::bigint, NULL::bytea, NULL::text, NULL::bigint, d.doc FROM d UNION ALL ",
-    profile_sql!(
-        "c.id = $1 AND NOT EXISTS (SELECT 1 FROM d) ORDER BY 13, 9",
-        facts_json_pg!("$1"),
-        "(SELECT gen FROM profile_docs WHERE customer_id = $1)",
-        "NULL::bytea"
-    )
-);
 /// The profiles of many customers in one statement (one snapshot), for
 /// rebuilding their documents: each row also names its customer.
 const PROFILES_POSTGRES: &str = profile_sql!(
@@ -85,6 +68,7 @@ const PROFILES_POSTGRES: &str = profile_sql!(
 /// A customer's document and its `gen` (no row: never built, or a customer
 /// that does not exist).
 const DOC_SQL: &str = "SELECT gen, doc FROM profile_docs WHERE customer_id = $1";
+const DOC_POSTGRES: &str = "SELECT doc FROM profile_docs WHERE customer_id = $1";
 
 /// The customer, all contact points with their wrapped keys, and the consent
 /// facts (the read hot path).
@@ -95,9 +79,11 @@ pub async fn profile(db: &Db, id: Uuid) -> StoreResult<Option<Profile>> {
 /// As [`profile`], and the document to store when the profile had to be read
 /// from the tables (hand it to [`projection::Projector::offer`]).
 ///
-/// One read transaction on SQLite's direct reader, one statement on
-/// PostgreSQL: the document, or without one the tables in the same snapshot
-/// as the document row's `gen`.
+/// From the document: one statement on SQLite's direct reader, one round
+/// trip on PostgreSQL. Without one: the tables, in the same snapshot as the
+/// document's `gen` on SQLite; one more round trip on PostgreSQL (a single
+/// statement for both measured dearer for the reads that find a document,
+/// docs/PERFORMANCE.md).
 pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
     let domain = crate::vault::PROFILE_DOMAIN;
     match db {
@@ -126,28 +112,14 @@ pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Opt
             }
         }
         Db::Postgres(pool) => {
-            let rows = sqlx::query(DOC_OR_PROFILE_POSTGRES)
+            let doc: Option<Option<Vec<u8>>> = sqlx::query_scalar(DOC_POSTGRES)
                 .bind(id)
-                .bind(domain)
-                .fetch_all(pool)
+                .fetch_optional(pool)
                 .await?;
-            let doc = match rows.first() {
-                Some(r) => r.try_get::<Option<&[u8]>, _>(18)?,
-                None => None,
-            };
-            if let Some(doc) = doc {
-                return match projection::decode(doc) {
-                    Some(p) => Ok(Some((p, None))),
-                    // Another format: read as if there were none.
-                    None => profile_from_tables(db, id).await,
-                };
+            if let Some(p) = doc.flatten().as_deref().and_then(projection::decode) {
+                return Ok(Some((p, None)));
             }
-            let (consents, gen) = match rows.first() {
-                Some(r) => facts_and_gen(r)?,
-                None => (Vec::new(), None),
-            };
-            let raws = rows.iter().map(raw_pg).collect::<StoreResult<_>>()?;
-            with_refresh(id, gen, raws, consents)
+            profile_from_tables(db, id).await
         }
     }
 }
