@@ -132,9 +132,8 @@ pub async fn stale(db: &Db, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<
     Ok(ids)
 }
 
-/// Customers per backfill batch: one read of the tables for the batch (one
-/// statement on PostgreSQL, one read transaction on SQLite), then one write
-/// transaction.
+/// Customers per backfill batch: read from the tables (on SQLite in one read
+/// transaction), then stored in one write transaction.
 const BACKFILL_BATCH: i64 = 500;
 
 /// What a [`backfill`] did.
