@@ -148,9 +148,9 @@ pub struct Backfilled {
 }
 
 /// Builds the document of every customer that has none, a batch at a time,
-/// while the vault serves: each batch is read in one snapshot and each
-/// document stored only if its customer did not change since. Safe to run beside
-/// readers, writers and other nodes doing the same.
+/// while the vault serves: each customer is read in one snapshot (on SQLite
+/// a whole batch is) and its document stored only if nothing changed since.
+/// Safe to run beside readers, writers and other nodes doing the same.
 pub async fn backfill(db: &Db) -> StoreResult<Backfilled> {
     let started = Instant::now();
     let mut done = Backfilled::default();

@@ -32,30 +32,29 @@ pub struct Profile {
 }
 
 /// The profile statement: the customer's columns, then one contact point's
-/// per row, for the customer `$where` picks; each `$extra` adds a column
-/// (PostgreSQL's consent facts and the document's `gen`).
+/// per row; `$extra` adds a column (PostgreSQL's consent facts).
 macro_rules! profile_sql {
-    ($where:literal $(, $extra:expr)*) => {
+    ($($extra:expr)?) => {
         concat!(
             "SELECT c.display_name, c.external_ref, c.preferred_channel, c.created_at, c.updated_at, c.erased_at, \
              pk.key_version, pk.wrapped, \
              ct.id, ct.channel, ct.value, ct.label, ct.created_at, ct.last_activity_at, dk.key_version, dk.wrapped"
-            $(, ", ", $extra)*,
+            $(, ", ", $extra)?,
             " FROM customers c \
              LEFT JOIN data_keys pk ON pk.customer_id = c.id AND pk.channel = $2 \
              LEFT JOIN contacts ct ON ct.customer_id = c.id \
              LEFT JOIN data_keys dk ON dk.customer_id = c.id AND dk.channel = ct.channel \
-             WHERE ", $where
+             WHERE c.id = $1 ORDER BY ct.created_at, ct.id"
         )
     };
 }
 
-const PROFILE_SQLITE: &str = profile_sql!("c.id = $1 ORDER BY ct.created_at, ct.id");
-const PROFILE_POSTGRES: &str = profile_sql!(
-    "c.id = $1 ORDER BY ct.created_at, ct.id",
+const PROFILE_SQLITE: &str = profile_sql!();
+const PROFILE_POSTGRES: &str = profile_sql!(concat!(
     facts_json_pg!("$1"),
-    "(SELECT gen FROM profile_docs WHERE customer_id = $1)"
-);
+    ", (SELECT gen FROM profile_docs WHERE customer_id = $1)"
+));
+
 /// A customer's document and its `gen` (no row: never built, or a customer
 /// that does not exist).
 const DOC_SQL: &str = "SELECT gen, doc FROM profile_docs WHERE customer_id = $1";
