@@ -527,6 +527,14 @@ impl TestApp {
         db_scalar(self.db(), sql).await
     }
 
+    /// An id (a UUID) as an SQL literal of the backend's id type.
+    pub fn id_literal(&self, id: &str) -> String {
+        match self.db() {
+            arkku::store::Db::Sqlite(..) => format!("X'{}'", id.replace('-', "")),
+            arkku::store::Db::Postgres(_) => format!("'{id}'::uuid"),
+        }
+    }
+
     /// Number of rows in `table`.
     pub async fn count(&self, table: &str) -> i64 {
         self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
