@@ -129,11 +129,11 @@ pub struct Sweep<'a> {
     pub progress: Option<&'a crate::metrics::RetentionMetrics>,
 }
 
-/// The rows one rule lets go: of a channel's contact points, of a channel's
-/// interactions of one kind, or of a purpose's lapsed consent groups.
+/// The rows one rule lets go: of a channel's interactions of one kind, or of
+/// a purpose's lapsed consent groups. (Contact points of every channel go
+/// together: [`Sweep::contacts`].)
 #[derive(Clone, Copy)]
 enum Expired<'a> {
-    Contacts(&'a str, Micros),
     Interactions(&'a str, &'a str, Micros),
     /// Purpose, maximum age, now.
     Consents(&'a str, Micros, Micros),
@@ -142,9 +142,6 @@ enum Expired<'a> {
 impl Expired<'_> {
     async fn fetch(self, db: &Db, limit: i64) -> Result<Vec<Doomed>, StoreError> {
         match self {
-            Expired::Contacts(channel, cutoff) => {
-                queries::expired_contacts(db, channel, cutoff, limit).await
-            }
             Expired::Interactions(channel, kind, cutoff) => {
                 queries::expired_interactions(db, channel, kind, cutoff, limit).await
             }
@@ -156,7 +153,6 @@ impl Expired<'_> {
 
     fn table(self) -> Table {
         match self {
-            Expired::Contacts(..) => Table::Contacts,
             Expired::Interactions(..) => Table::Interactions,
             Expired::Consents(..) => Table::Consents,
         }
@@ -165,7 +161,7 @@ impl Expired<'_> {
     /// The channel the audit entry names (none for consents).
     fn channel(&self) -> Option<&str> {
         match *self {
-            Expired::Contacts(channel, _) | Expired::Interactions(channel, _, _) => Some(channel),
+            Expired::Interactions(channel, _, _) => Some(channel),
             Expired::Consents(..) => None,
         }
     }
@@ -173,7 +169,6 @@ impl Expired<'_> {
     /// What every audit entry of these rows says besides the ids.
     fn detail(self) -> serde_json::Value {
         match self {
-            Expired::Contacts(..) => json!({"table": "contacts"}),
             Expired::Interactions(_, kind, _) => json!({"table": "interactions", "kind": kind}),
             Expired::Consents(purpose, _, _) => json!({"table": "consents", "purpose": purpose}),
         }
@@ -261,23 +256,74 @@ impl Sweep<'_> {
         i64::try_from(self.batch.max(1).saturating_mul(BATCHES_PER_DELETE)).unwrap_or(i64::MAX)
     }
 
-    /// Contact points past their channel's retention.
+    /// Contact points past their channel's retention. Each fetch is audited
+    /// channel by channel (an entry names one channel), then deleted.
+    ///
+    /// On PostgreSQL one fetch spans every channel: its triggers mark a
+    /// customer's profile document once per statement, so a customer whose
+    /// points of several channels go together is marked once, not once per
+    /// channel (each mark is a new row version). SQLite's triggers run per
+    /// row, and there a pass per channel measured faster (docs/PERFORMANCE.md).
     async fn contacts(
         &self,
         c: &Cutoffs,
         run_id: &str,
         report: &mut Report,
     ) -> Result<(), SweepError> {
-        for (channel, cutoff) in &c.contacts {
-            let n = if self.dry_run {
-                count(queries::count_expired_contacts(self.db, channel, *cutoff).await?)
-            } else {
-                let rows = Expired::Contacts(channel, *cutoff);
-                self.drain(run_id, rows, report).await?
-            };
-            add(&mut report.contacts, channel, n);
+        if self.dry_run {
+            for (channel, cutoff) in &c.contacts {
+                let n = count(queries::count_expired_contacts(self.db, channel, *cutoff).await?);
+                add(&mut report.contacts, channel, n);
+            }
+            return Ok(());
+        }
+        let passes: Vec<&[(String, Micros)]> = match self.db {
+            Db::Postgres(_) => vec![&c.contacts],
+            Db::Sqlite(..) => c.contacts.chunks(1).collect(),
+        };
+        for channels in passes {
+            self.drain_contacts(channels, run_id, report).await?;
         }
         Ok(())
+    }
+
+    /// Fetches and purges expired contact points of `channels` until none is
+    /// left.
+    async fn drain_contacts(
+        &self,
+        channels: &[(String, Micros)],
+        run_id: &str,
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
+        let limit = self.limit();
+        loop {
+            let doomed = queries::expired_contacts(self.db, channels, limit).await?;
+            if doomed.is_empty() {
+                return Ok(());
+            }
+            let mut by_channel: BTreeMap<&str, Vec<Doomed>> = BTreeMap::new();
+            for (channel, d) in &doomed {
+                by_channel.entry(channel.as_str()).or_default().push(*d);
+            }
+            for (channel, rows) in &by_channel {
+                let detail = json!({"table": "contacts"});
+                self.audit_batches(run_id, Some(channel), detail, rows, report)
+                    .await?;
+            }
+            let ids = by_channel
+                .iter()
+                .map(|(channel, rows)| (*channel, rows.iter().map(|d| d.id).collect()))
+                .collect();
+            let gone = queries::delete_contacts(self.db, &ids).await?;
+            let n: u64 = gone.values().sum();
+            for (channel, k) in &gone {
+                add(&mut report.contacts, channel, *k);
+            }
+            report.purged += n;
+            if let Some(p) = self.progress {
+                p.purged(Table::Contacts.name(), n);
+            }
+        }
     }
 
     /// Interactions past their kind's retention.
@@ -399,6 +445,27 @@ impl Sweep<'_> {
         doomed: &[Doomed],
         report: &mut Report,
     ) -> Result<u64, SweepError> {
+        self.audit_batches(run_id, channel, detail, doomed, report)
+            .await?;
+        let ids: Vec<Uuid> = doomed.iter().map(|d| d.id).collect();
+        let n = queries::delete(self.db, table, &ids).await?;
+        report.purged += n;
+        if let Some(p) = self.progress {
+            p.purged(table.name(), n);
+        }
+        Ok(n)
+    }
+
+    /// Audits the rows about to be purged, a batch per entry, each entry
+    /// durable before the next is written (and before any row goes).
+    async fn audit_batches(
+        &self,
+        run_id: &str,
+        channel: Option<&str>,
+        detail: serde_json::Value,
+        doomed: &[Doomed],
+        report: &mut Report,
+    ) -> Result<(), SweepError> {
         for batch in doomed.chunks(self.batch.max(1)) {
             let ids: Vec<String> = batch.iter().map(|d| d.id.to_string()).collect();
             let customers: BTreeSet<Uuid> = batch.iter().map(|d| d.customer_id).collect();
@@ -413,13 +480,7 @@ impl Sweep<'_> {
                 p.batch();
             }
         }
-        let ids: Vec<Uuid> = doomed.iter().map(|d| d.id).collect();
-        let n = queries::delete(self.db, table, &ids).await?;
-        report.purged += n;
-        if let Some(p) = self.progress {
-            p.purged(table.name(), n);
-        }
-        Ok(n)
+        Ok(())
     }
 
     async fn audit(

@@ -14,6 +14,7 @@ pub fn tests() -> Vec<Scenario> {
         a_sweep_purges_what_is_past_retention_and_a_second_run_purges_nothing,
         a_sweep_killed_midway_is_finished_by_the_next_with_the_same_end_state,
         batches_deleted_together_are_each_audited_with_their_own_ids,
+        contact_points_of_several_channels_are_audited_channel_by_channel,
         a_sweep_as_of_a_later_time_needs_no_backdating,
         serve_sweeps_on_its_interval,
     ]
@@ -295,6 +296,62 @@ async fn batches_deleted_together_are_each_audited_with_their_own_ids(b: Backend
         ids.extend(listed.iter().map(|v| v.as_str().unwrap().to_owned()));
     }
     assert_eq!(ids.len(), 25, "every purged row in exactly one entry");
+    app.assert_chain_verifies().await;
+}
+
+/// Contact points of several channels expire together. On PostgreSQL one
+/// fetch spans the channels and one statement deletes them (so a customer's
+/// document is marked once); on SQLite a pass per channel. Either way every
+/// entry names one channel and lists only that channel's rows, the report
+/// counts each channel, and a channel that has not expired keeps its rows.
+async fn contact_points_of_several_channels_are_audited_channel_by_channel(b: Backend) {
+    let app = spawn_app(b).await;
+    for n in 0..5 {
+        create(
+            &app,
+            json!({"contacts": [
+                {"channel": "email", "value": format!("kanava{n}@example.com")},
+                {"channel": "phone", "value": format!("040 777 {:04}", n)},
+                {"channel": "chat", "value": format!("visitor-{n}")}]}),
+        )
+        .await;
+    }
+    app.exec(&format!(
+        "UPDATE contacts SET last_activity_at = last_activity_at - {} WHERE channel IN ('email', 'phone')",
+        731 * DAY_US
+    ))
+    .await;
+    app.exec("CREATE TABLE contacts_before AS SELECT id, channel FROM contacts")
+        .await;
+
+    // Batches of two: 2 + 2 + 1 rows per channel, three entries each.
+    let done = sweep(&app, &["--batch", "2"]).await;
+    assert_eq!(done["contacts"], json!({"email": 5, "phone": 5}), "{done}");
+    assert_eq!(done["purged"], 10, "{done}");
+    assert_eq!(done["customers"], 0, "their chat keeps every customer");
+    assert_eq!(done["batches"], 6, "{done}");
+    let chat = "SELECT COUNT(*) FROM contacts WHERE channel = 'chat'";
+    assert_eq!(app.scalar(chat).await, 5);
+    assert_eq!(app.count("contacts").await, 5);
+
+    let entries = purge_entries(&app).await;
+    assert_eq!(entries.len(), 6, "{entries:?}");
+    let mut listed_in_all = 0;
+    for e in &entries {
+        let channel = e["channel"].as_str().expect("an entry names its channel");
+        let listed = e["detail"]["ids"].as_array().expect("ids");
+        let ids: Vec<String> = listed
+            .iter()
+            .map(|v| app.id_literal(v.as_str().expect("an id")))
+            .collect();
+        let of_channel = format!(
+            "SELECT COUNT(*) FROM contacts_before WHERE channel = '{channel}' AND id IN ({})",
+            ids.join(", ")
+        );
+        assert_eq!(app.scalar(&of_channel).await, ids.len() as i64, "{e}");
+        listed_in_all += ids.len();
+    }
+    assert_eq!(listed_in_all, 10, "every purged row in one entry");
     app.assert_chain_verifies().await;
 }
 
