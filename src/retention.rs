@@ -297,14 +297,16 @@ impl Sweep<'_> {
     ) -> Result<(), SweepError> {
         let limit = self.limit();
         loop {
-            let doomed = queries::expired_contacts(self.db, channels, limit).await?;
-            if doomed.is_empty() {
+            let grouped = queries::expired_contacts(self.db, channels, limit).await?;
+            if grouped.iter().all(Vec::is_empty) {
                 return Ok(());
             }
-            let mut by_channel: BTreeMap<&str, Vec<Doomed>> = BTreeMap::new();
-            for (channel, d) in &doomed {
-                by_channel.entry(channel.as_str()).or_default().push(*d);
-            }
+            let by_channel: BTreeMap<&str, Vec<Doomed>> = channels
+                .iter()
+                .zip(grouped)
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|((channel, _), rows)| (channel.as_str(), rows))
+                .collect();
             for (channel, rows) in &by_channel {
                 let detail = json!({"table": "contacts"});
                 self.audit_batches(run_id, Some(channel), detail, rows, report)

@@ -152,28 +152,42 @@ fn consent_lapsed<'a>(sql: &mut Sql<'a>, c: &'a Cutoffs) {
 }
 
 /// Up to `limit` expired contact points of the given channels (with their
-/// cutoffs; see [`Cutoffs::contacts`]), with their channel, in one
-/// statement. PostgreSQL returns them in table order (it reads the
-/// channels' index ranges into one bitmap), where a customer's contact
-/// points usually lie together.
+/// cutoffs; see [`Cutoffs::contacts`]) in one statement, grouped by channel:
+/// the `i`th list holds the points of `channels[i]`. PostgreSQL returns them
+/// in table order (it reads the channels' index ranges into one bitmap),
+/// where a customer's contact points usually lie together.
 pub async fn expired_contacts(
     db: &Db,
     channels: &[(String, Micros)],
     limit: i64,
-) -> StoreResult<Vec<(String, Doomed)>> {
-    let mut sql = Sql::new("SELECT k.id, k.customer_id, k.channel FROM contacts k WHERE ");
+) -> StoreResult<Vec<Vec<Doomed>>> {
+    // One channel needs no channel column (nor a string per row).
+    let one = channels.len() == 1;
+    let mut sql = Sql::new(if one {
+        "SELECT k.id, k.customer_id FROM contacts k WHERE "
+    } else {
+        "SELECT k.id, k.customer_id, k.channel FROM contacts k WHERE "
+    });
     contact_expired(&mut sql, channels);
     sql.push(" LIMIT ").bind(limit);
-    let rows = on_db!(db, pool => {
-        let rows = sql.query().fetch_all(pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
+    let mut grouped: Vec<Vec<Doomed>> = vec![Vec::new(); channels.len()];
+    on_db!(db, pool => {
+        for r in sql.query().fetch_all(pool).await? {
             let d = Doomed { id: r.try_get(0)?, customer_id: r.try_get(1)? };
-            out.push((r.try_get::<String, _>(2)?, d));
+            let i = if one {
+                0
+            } else {
+                let channel: &str = r.try_get(2)?;
+                channels.iter().position(|(c, _)| c == channel).ok_or_else(|| {
+                    sqlx::Error::Protocol(format!("a contact point of channel {channel:?}, not asked for"))
+                })?
+            };
+            if let Some(list) = grouped.get_mut(i) {
+                list.push(d);
+            }
         }
-        out
     });
-    Ok(rows)
+    Ok(grouped)
 }
 
 /// How many contact points of one channel are expired.
