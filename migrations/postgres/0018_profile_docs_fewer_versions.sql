@@ -18,10 +18,13 @@
 --    its document changed: the row stays locked until the transaction ends,
 --    and the rest of the transaction's changes commit together with that
 --    bump. An erasure, which deletes data keys and then clears the
---    customer's row, now writes one version, not two. The 64-bit
---    transaction id (`pg_current_xact_id()`, as a bigint) is kept in a
---    column rather than compared with `xmin`: a frozen row keeps its 32-bit
---    `xmin`, which a transaction 2^32 later would match.
+--    customer's row, now writes one version, not two. A row counts as
+--    bumped by this transaction only if both say so: `bumped_by`, the
+--    64-bit id (`pg_current_xact_id()`, as a bigint) of the transaction that
+--    last bumped it, and `xmin`, the transaction that wrote the row version.
+--    Either alone can be fooled: a frozen row keeps its 32-bit `xmin`, which
+--    a transaction 2^32 later would match, and a row restored from another
+--    cluster's dump carries that cluster's ids in `bumped_by`.
 ALTER TABLE profile_docs SET (fillfactor = 50);
 ALTER TABLE profile_docs ADD COLUMN bumped_by BIGINT;
 
@@ -30,7 +33,8 @@ BEGIN
     INSERT INTO profile_docs (customer_id, gen, doc, bumped_by)
         SELECT DISTINCT customer_id, 1, NULL::bytea, pg_current_xact_id()::text::bigint FROM new_rows ORDER BY customer_id
         ON CONFLICT (customer_id) DO UPDATE SET gen = profile_docs.gen + 1, doc = NULL, bumped_by = EXCLUDED.bumped_by
-        WHERE profile_docs.bumped_by IS DISTINCT FROM EXCLUDED.bumped_by;
+        WHERE profile_docs.bumped_by IS DISTINCT FROM EXCLUDED.bumped_by
+           OR profile_docs.xmin <> pg_current_xact_id()::xid;
     RETURN NULL;
 END $$;
 
@@ -39,7 +43,8 @@ BEGIN
     INSERT INTO profile_docs (customer_id, gen, doc, bumped_by)
         SELECT DISTINCT customer_id, 1, NULL::bytea, pg_current_xact_id()::text::bigint FROM old_rows ORDER BY customer_id
         ON CONFLICT (customer_id) DO UPDATE SET gen = profile_docs.gen + 1, doc = NULL, bumped_by = EXCLUDED.bumped_by
-        WHERE profile_docs.bumped_by IS DISTINCT FROM EXCLUDED.bumped_by;
+        WHERE profile_docs.bumped_by IS DISTINCT FROM EXCLUDED.bumped_by
+           OR profile_docs.xmin <> pg_current_xact_id()::xid;
     RETURN NULL;
 END $$;
 
@@ -48,6 +53,7 @@ BEGIN
     INSERT INTO profile_docs (customer_id, gen, doc, bumped_by)
         SELECT DISTINCT id, 1, NULL::bytea, pg_current_xact_id()::text::bigint FROM new_rows ORDER BY id
         ON CONFLICT (customer_id) DO UPDATE SET gen = profile_docs.gen + 1, doc = NULL, bumped_by = EXCLUDED.bumped_by
-        WHERE profile_docs.bumped_by IS DISTINCT FROM EXCLUDED.bumped_by;
+        WHERE profile_docs.bumped_by IS DISTINCT FROM EXCLUDED.bumped_by
+           OR profile_docs.xmin <> pg_current_xact_id()::xid;
     RETURN NULL;
 END $$;
