@@ -323,9 +323,18 @@ async fn contact_points_of_several_channels_are_audited_channel_by_channel(b: Ba
     .await;
     app.exec("CREATE TABLE contacts_before AS SELECT id, channel FROM contacts")
         .await;
+    let gens = "SELECT CAST(SUM(gen) AS BIGINT) FROM profile_docs";
+    let gens_before = app.scalar(gens).await;
 
     // Batches of two: 2 + 2 + 1 rows per channel, three entries each.
     let done = sweep(&app, &["--batch", "2"]).await;
+    // Each customer's document changes once on PostgreSQL (one delete for
+    // both channels); on SQLite once per deleted row.
+    let per_customer = match b {
+        Backend::Postgres => 1,
+        Backend::Sqlite => 2,
+    };
+    assert_eq!(app.scalar(gens).await - gens_before, 5 * per_customer);
     assert_eq!(done["contacts"], json!({"email": 5, "phone": 5}), "{done}");
     assert_eq!(done["purged"], 10, "{done}");
     assert_eq!(done["customers"], 0, "their chat keeps every customer");
