@@ -336,11 +336,31 @@ async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: 
     // Arrange: a vault as written before the documents existed.
     let app = spawn_app(b).await;
     let svc = app.service();
+    // Two contact points each, and on every third customer a third one
+    // added later, so a customer's contact points differ in created_at.
     let mut ids = Vec::new();
     for i in 0..60 {
         let body = json!({"display_name": format!("Asiakas {i}"), "contacts": [
-            {"channel": "email", "value": format!("asiakas{i}@example.com")}]});
+            {"channel": "email", "value": format!("asiakas{i}@example.com")},
+            {"channel": "chat", "value": format!("vierailija-{i}")}]});
         ids.push(app.create_customer_ok(&svc, body).await);
+    }
+    for (i, id) in ids.iter().enumerate().step_by(3) {
+        let phone = format!("040 100 {i:04}");
+        ok(
+            app.add_contact(&svc, id, json!({"channel": "phone", "value": phone}))
+                .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    }
+    // What the tables serve (every document is stale after the writes).
+    let mut from_tables = Vec::new();
+    for id in &ids {
+        from_tables.push(read(&app, id).await);
+    }
+    for id in &ids {
+        until_built(&app, id).await;
     }
     app.exec("DELETE FROM profile_docs").await;
 
@@ -374,8 +394,13 @@ async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: 
         assert!(Instant::now() < deadline, "documents not built");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for id in &ids {
+    for (id, from_tables) in ids.iter().zip(&from_tables) {
         assert_eq!(doc_state(&app, id).await, Some(true), "{id}");
+        assert_eq!(
+            &read(&app, id).await,
+            from_tables,
+            "the document built at start serves what the tables did"
+        );
     }
     server.assert_running();
 }

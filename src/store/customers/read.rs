@@ -7,6 +7,8 @@
 //! statements on the direct reader's one transaction, on PostgreSQL one
 //! statement with the facts folded into a JSON column.
 
+use std::collections::{hash_map::Entry, HashMap};
+
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -31,10 +33,11 @@ pub struct Profile {
     pub consents: Vec<ConsentFact>,
 }
 
-/// The profile statement: the customer's columns, then one contact point's
-/// per row; `$extra` adds a column (PostgreSQL's consent facts).
+/// The profile statement of the customer `$id` (an SQL expression, a
+/// literal): the customer's columns, then one contact point's per row;
+/// `$extra` adds a column (PostgreSQL's consent facts).
 macro_rules! profile_sql {
-    ($($extra:expr)?) => {
+    ($id:literal $(, $extra:expr)?) => {
         concat!(
             "SELECT c.display_name, c.external_ref, c.preferred_channel, c.created_at, c.updated_at, c.erased_at, \
              pk.key_version, pk.wrapped, \
@@ -44,16 +47,39 @@ macro_rules! profile_sql {
              LEFT JOIN data_keys pk ON pk.customer_id = c.id AND pk.channel = $2 \
              LEFT JOIN contacts ct ON ct.customer_id = c.id \
              LEFT JOIN data_keys dk ON dk.customer_id = c.id AND dk.channel = ct.channel \
-             WHERE c.id = $1 ORDER BY ct.created_at, ct.id"
+             WHERE c.id = ", $id, " ORDER BY ct.created_at, ct.id"
         )
     };
 }
 
-const PROFILE_SQLITE: &str = profile_sql!();
-const PROFILE_POSTGRES: &str = profile_sql!(concat!(
-    facts_json_pg!("$1"),
-    ", (SELECT gen FROM profile_docs WHERE customer_id = $1)"
-));
+const PROFILE_SQLITE: &str = profile_sql!("$1");
+const PROFILE_POSTGRES: &str = profile_sql!(
+    "$1",
+    concat!(
+        facts_json_pg!("$1"),
+        ", (SELECT gen FROM profile_docs WHERE customer_id = $1)"
+    )
+);
+
+/// The profile statement of every customer in `$1` (a `uuid[]`), each run as
+/// a lateral subquery, with the customer's id last. A lateral reference can
+/// only be a key probe per id: a join on `c.id = ANY($1)` was planned as a
+/// hash join over every contact point on a freshly loaded database without
+/// statistics (600 customers/s at a million). Each customer's rows come
+/// together; one statement is one snapshot.
+const PROFILES_POSTGRES: &str = concat!(
+    "SELECT x.*, b.id FROM unnest($1::uuid[]) AS b (id) CROSS JOIN LATERAL (",
+    profile_sql!(
+        "b.id",
+        concat!(
+            facts_json_pg!("b.id"),
+            ", (SELECT gen FROM profile_docs WHERE customer_id = b.id)"
+        )
+    ),
+    ") x"
+);
+/// Where [`PROFILES_POSTGRES`] puts the customer's id.
+const PROFILES_ID_COLUMN: usize = 18;
 
 /// A customer's document and its `gen` (no row: never built, or a customer
 /// that does not exist).
@@ -274,8 +300,8 @@ async fn profile_postgres(
 
 /// The documents of `ids` built from the tables, each with the `gen` it was
 /// read with (customers that do not exist are left out): on SQLite in one
-/// read transaction, on PostgreSQL one statement each. The batch form of
-/// [`profile_from_tables`], for [`projection::backfill`].
+/// read transaction, on PostgreSQL in one statement ([`PROFILES_POSTGRES`]).
+/// The batch form of [`profile_from_tables`], for [`projection::backfill`].
 pub(super) async fn refreshes_from_tables(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Refresh>> {
     let domain = crate::vault::PROFILE_DOMAIN;
     let mut read = Vec::with_capacity(ids.len());
@@ -294,14 +320,34 @@ pub(super) async fn refreshes_from_tables(db: &Db, ids: &[Uuid]) -> StoreResult<
                 Ok(read)
             })?;
         }
-        // One customer per statement: a statement for the whole batch
-        // (`c.id = ANY($1)`) was planned as a hash join over every contact
-        // point on a freshly loaded database without statistics (600
-        // customers/s at a million); `c.id = $1` always probes the keys.
         Db::Postgres(pool) => {
+            let rows = sqlx::query(PROFILES_POSTGRES)
+                .bind(ids)
+                .bind(domain)
+                .fetch_all(pool)
+                .await?;
+            let mut by_id: HashMap<Uuid, TablesRead> = HashMap::with_capacity(ids.len());
+            for r in &rows {
+                let id: Uuid = r.try_get(PROFILES_ID_COLUMN)?;
+                let customer = match by_id.entry(id) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let (consents, gen) = facts_and_gen(r)?;
+                        e.insert((Vec::new(), consents, gen))
+                    }
+                };
+                customer.0.push(raw_pg(r)?);
+            }
             for &id in ids {
-                let (rows, consents, gen) = profile_postgres(pool, id, domain).await?;
-                read.push((id, rows, consents, gen));
+                if let Some((mut rows, consents, gen)) = by_id.remove(&id) {
+                    // The profile statement's order, whatever order the
+                    // outer statement's plan gives the rows in.
+                    rows.sort_by(|(_, a), (_, b)| {
+                        let key = |c: &Option<ContactRaw>| c.as_ref().map(|c| (c.4, c.0));
+                        key(a).cmp(&key(b))
+                    });
+                    read.push((id, rows, consents, gen));
+                }
             }
         }
     }
@@ -363,16 +409,25 @@ type ProfileRaw = (
         Option<i64>,
         Option<Vec<u8>>,
     ),
-    Option<(
-        Uuid,
-        String,
-        Vec<u8>,
-        Option<Vec<u8>>,
-        i64,
-        i64,
-        Option<i64>,
-        Option<Vec<u8>>,
-    )>,
+    Option<ContactRaw>,
+);
+
+/// A customer's rows of the profile statement, consent facts and document
+/// `gen`, as one snapshot read them.
+type TablesRead = (Vec<ProfileRaw>, Vec<ConsentFact>, Option<i64>);
+
+/// A contact point's columns of the profile statement: id, channel, value,
+/// label, created_at, last_activity_at, and its data key's version and
+/// wrapped key.
+type ContactRaw = (
+    Uuid,
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<Vec<u8>>,
 );
 
 /// A lookup hit: which customer holds the value, on which contact point,
