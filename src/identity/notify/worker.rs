@@ -116,7 +116,12 @@ impl Worker {
                 self.settle(store::outbox::delivered(&self.db, m.id, self.node).await);
             }
             Err(e) => {
+                // The retry is recorded before it is logged, so that the line
+                // never promises a retry that a crash right after it would
+                // leave behind this node's lease.
                 let wait = backoff(m.attempts);
+                let next = store::to_micros(self.clock.now()).saturating_add(micros(wait));
+                let recorded = store::outbox::retry_at(&self.db, m.id, self.node, next).await;
                 tracing::warn!(
                     message_id = %m.id,
                     channel = %m.channel,
@@ -125,12 +130,7 @@ impl Worker {
                     error = %e,
                     "notifier delivery failed; will retry"
                 );
-                let next = store::to_micros(self.clock.now()).saturating_add(micros(wait));
-                self.settle(
-                    store::outbox::retry_at(&self.db, m.id, self.node, next)
-                        .await
-                        .map(|()| true),
-                );
+                self.settle(recorded.map(|()| true));
             }
         }
     }
