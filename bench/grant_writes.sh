@@ -22,7 +22,8 @@ until grep -q "consent_grant: arkku" "$TXT"; do
   kill -0 "$BENCH" 2>/dev/null || { cat "$TXT" >&2; exit 1; }
   sleep 0.2
 done
-DB=/tmp/arkku-bench-$BENCH/main.db
+# The harness works in $TMPDIR/arkku-bench-<its pid>.
+DB=${TMPDIR:-/tmp}/arkku-bench-$BENCH/main.db
 PID=$(pgrep -n -f "$BIN/arkku serve")
 count() { sqlite3 "file:$DB?mode=ro" "SELECT count(*) FROM consents"; }
 written() { awk '/^write_bytes/ {print $2}' "/proc/$PID/io"; }
