@@ -13,23 +13,24 @@ use crate::{
 };
 
 /// The live customer row, its contact points and consent facts, from the
-/// customer's profile document (or the tables if it has none); 404 if the
+/// customer's profile document and facts (or the tables if it has none); 404 if the
 /// customer never existed, 410 if erased.
 pub async fn live_profile(s: &Services, id: Uuid) -> Result<store::customers::Profile, Error> {
     live(store::customers::profile(&s.db, id).await?)
 }
 
-/// As [`live_profile`], for the profile read itself: a document built from
-/// the tables is handed to the projector to store. Only reads offer one: an
-/// operation that goes on to change the customer would make it stale at
-/// once, and storing it would only compete with the audit writer.
+/// As [`live_profile`], for the profile read itself: a document or facts
+/// built from the tables are handed to the projector to store. Only reads
+/// offer them: an operation that goes on to change the customer would make
+/// them stale at once, and storing them would only compete with the audit
+/// writer.
 pub async fn live_profile_for_read(
     s: &Services,
     id: Uuid,
 ) -> Result<store::customers::Profile, Error> {
     let read = store::customers::profile_read(&s.db, id).await?;
-    live(read.map(|(profile, refresh)| {
-        if let Some(refresh) = refresh {
+    live(read.map(|(profile, refreshes)| {
+        for refresh in refreshes {
             s.projector.offer(refresh);
         }
         profile

@@ -1,7 +1,9 @@
-//! The profile document (`profile_docs`): a read builds it, every change to
-//! what it copies makes it stale in the same transaction, a stale or
-//! unreadable document is never served, it holds no plaintext, and `serve`
-//! builds the documents of a vault that has none while it serves.
+//! The profile document (`profile_docs`) and the consent facts beside it
+//! (`consent_facts`): a read builds them, every change to what they copy
+//! makes them stale in the same transaction (a consent change the facts
+//! alone), a stale or unreadable one is never served, the document holds no
+//! plaintext, and `serve` builds those of a vault that has none while it
+//! serves.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ pub fn tests() -> Vec<Scenario> {
         the_document_holds_ciphertext_only_and_an_erasure_leaves_none,
         an_unreadable_document_is_read_from_the_tables_and_replaced,
         a_change_to_a_stale_document_moves_its_gen_again,
+        a_pending_grant_leaves_the_facts_and_a_confirmation_or_withdrawal_makes_them_stale,
         serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves,
     ]
 }
@@ -50,6 +53,34 @@ async fn doc_state(app: &TestApp, id: &str) -> Option<bool> {
         ))
         .await;
     Some(built == 1)
+}
+
+/// The customer's facts state, as [`doc_state`] for `consent_facts`.
+async fn facts_state(app: &TestApp, id: &str) -> Option<bool> {
+    let lit = app.id_literal(id);
+    let rows = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM consent_facts WHERE customer_id = {lit}"
+        ))
+        .await;
+    if rows == 0 {
+        return None;
+    }
+    let built = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM consent_facts WHERE customer_id = {lit} AND facts IS NOT NULL"
+        ))
+        .await;
+    Some(built == 1)
+}
+
+/// Waits until the customer's facts are stored.
+async fn until_facts_built(app: &TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while facts_state(app, id).await != Some(true) {
+        assert!(Instant::now() < deadline, "no facts stored for {id}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until the customer's document is stored (the projector writes it
@@ -147,6 +178,14 @@ async fn a_read_builds_the_document_and_every_change_makes_it_stale_until_read_a
     .await;
 
     // Consent: a phone agent sees e-mail only once the customer consents.
+    // The grant leaves the document in place and makes the facts stale.
+    until_built(&app, &id).await;
+    until_facts_built(&app, &id).await;
+    let doc_gen = format!(
+        "SELECT gen FROM profile_docs WHERE customer_id = {}",
+        app.id_literal(&id)
+    );
+    let gen_before = app.scalar(&doc_gen).await;
     let agent = app.agent("phone");
     let withheld = app.read_customer(&agent, &id, "purpose=support").await;
     assert_eq!(
@@ -170,11 +209,17 @@ async fn a_read_builds_the_document_and_every_change_makes_it_stale_until_read_a
         StatusCode::CREATED,
     )
     .await;
-    assert_eq!(doc_state(&app, &id).await, Some(false), "consent");
+    assert_eq!(facts_state(&app, &id).await, Some(false), "consent");
+    assert_eq!(doc_state(&app, &id).await, Some(true), "consent");
+    assert_eq!(
+        app.scalar(&doc_gen).await,
+        gen_before,
+        "consent moved the document"
+    );
     let granted = app.read_customer(&agent, &id, "purpose=support").await;
     assert_eq!(granted.status, StatusCode::OK, "{}", granted.text);
     assert_eq!(granted.json["withheld"], json!([]), "{}", granted.text);
-    until_built(&app, &id).await;
+    until_facts_built(&app, &id).await;
     let again = app.read_customer(&agent, &id, "purpose=support").await;
     assert_eq!(again.json["withheld"], json!([]), "{}", again.text);
     assert_eq!(again.json["contacts"], granted.json["contacts"]);
@@ -332,6 +377,96 @@ async fn a_change_to_a_stale_document_moves_its_gen_again(b: Backend) {
     );
 }
 
+/// Whether the phone agent's view withholds the e-mail contact point, read
+/// twice: once as the facts stand (stale or not), once after they are
+/// stored; both reads must agree.
+async fn email_withheld(app: &TestApp, id: &str) -> bool {
+    let agent = app.agent("phone");
+    let first = app.read_customer(&agent, id, "purpose=support").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    until_facts_built(app, id).await;
+    let again = app.read_customer(&agent, id, "purpose=support").await;
+    assert_eq!(
+        again.json, first.json,
+        "the stored facts serve what the ledger did"
+    );
+    first.json["withheld"]
+        .as_array()
+        .expect("withheld")
+        .iter()
+        .any(|w| w["channel"] == "email")
+}
+
+async fn a_pending_grant_leaves_the_facts_and_a_confirmation_or_withdrawal_makes_them_stale(
+    b: Backend,
+) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), aino()).await;
+    assert!(email_withheld(&app, &id).await);
+    let consent = |token: String, path: String, body: Value| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, &path, Some(&token), Some(body))
+                .await
+        }
+    };
+
+    // An agent records a grant: it waits for the customer and opens nothing.
+    let pending = ok(
+        consent(
+            app.agent("phone"),
+            format!("/v1/customers/{id}/consents"),
+            json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
+                   "method": "spoken",
+                   "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        pending.json["status"], "pending_confirmation",
+        "{}",
+        pending.text
+    );
+    assert_eq!(facts_state(&app, &id).await, Some(true), "pending grant");
+    assert!(email_withheld(&app, &id).await);
+
+    // The customer confirms it.
+    ok(
+        consent(
+            app.customer(&id),
+            "/v1/me/consents".into(),
+            json!({"action": "confirm", "consent_id": pending.json["consent_id"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(facts_state(&app, &id).await, Some(false), "confirmation");
+    assert!(!email_withheld(&app, &id).await);
+
+    // And withdraws it.
+    ok(
+        consent(
+            app.customer(&id),
+            "/v1/me/consents".into(),
+            json!({"purpose": "cross_channel", "channel": "email", "action": "withdraw",
+                   "method": "spoken"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(facts_state(&app, &id).await, Some(false), "withdrawal");
+    assert!(email_withheld(&app, &id).await);
+    assert_eq!(
+        doc_state(&app, &id).await,
+        Some(true),
+        "no consent change moves the document"
+    );
+}
+
 async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: Backend) {
     // Arrange: a vault as written before the documents existed.
     let app = spawn_app(b).await;
@@ -362,7 +497,25 @@ async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: 
     for id in &ids {
         until_built(&app, id).await;
     }
-    app.exec("DELETE FROM profile_docs").await;
+    for id in &ids {
+        until_facts_built(&app, id).await;
+    }
+    // Half without a document, half with one of the format before the
+    // consent facts had a row of their own (migration 0019); no facts.
+    app.exec(&format!(
+        "UPDATE profile_docs SET doc = {}",
+        match app.db() {
+            arkku::store::Db::Sqlite(..) => "X'0100'",
+            arkku::store::Db::Postgres(_) => "'\\x0100'::bytea",
+        }
+    ))
+    .await;
+    app.exec(
+        "DELETE FROM profile_docs WHERE customer_id IN \
+         (SELECT id FROM customers ORDER BY id LIMIT 30)",
+    )
+    .await;
+    app.exec("DELETE FROM consent_facts").await;
 
     // Act: serve it.
     let listen = format!("127.0.0.1:{}", free_port());
@@ -387,15 +540,20 @@ async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: 
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while app
-        .scalar("SELECT COUNT(*) FROM profile_docs WHERE doc IS NOT NULL")
+        .scalar("SELECT COUNT(*) FROM profile_docs WHERE LENGTH(doc) > 2")
         .await
         < 60
+        || app
+            .scalar("SELECT COUNT(*) FROM consent_facts WHERE facts IS NOT NULL")
+            .await
+            < 60
     {
         assert!(Instant::now() < deadline, "documents not built");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for (id, from_tables) in ids.iter().zip(&from_tables) {
         assert_eq!(doc_state(&app, id).await, Some(true), "{id}");
+        assert_eq!(facts_state(&app, id).await, Some(true), "{id}");
         assert_eq!(
             &read(&app, id).await,
             from_tables,

@@ -1,21 +1,25 @@
-//! The profile projection (`profile_docs`): one row per customer holding
-//! everything a profile read needs — the customer's columns and profile data
-//! key, every contact point with its channel's wrapped data key, and the
-//! effective consent facts — encoded as one document.
+//! The profile projection: one row per customer in `profile_docs` holding
+//! what a profile read needs of the customer — its columns and profile data
+//! key, every contact point with its channel's wrapped data key — encoded as
+//! one document, and beside it one small row in `consent_facts` holding the
+//! customer's effective consent facts. A read takes both in one statement.
 //!
 //! The document copies what the tables hold (ciphertexts and wrapped keys,
 //! never a plaintext value), so the integration rule, the decryption per
 //! channel and the consent decision run on it exactly as on the tables. The
-//! tables stay the record: triggers (migration 0017) make a customer's
-//! document stale in the same transaction as any change to what it copies,
-//! and a stale or missing document is never read, only rebuilt.
+//! tables stay the record: triggers (migrations 0017 and 0019) make a
+//! customer's document or facts stale in the same transaction as any change
+//! to what they copy, and stale or missing ones are never read, only rebuilt.
+//! The facts have a row of their own because a consent grant, the most
+//! frequent write, changes nothing else (docs/decisions.md, "Consent facts
+//! beside the document").
 //!
-//! Rebuilding: a reader that finds no document reads the tables in one
-//! snapshot together with the row's `gen`, serves its request from them, and
-//! hands a [`Refresh`] to [`Projector`], which stores it only if `gen` has not
-//! moved since ([`store`]). `serve` also rebuilds every missing document once
-//! at start ([`backfill`]): that is how an existing vault moves to the new
-//! layout while it keeps serving.
+//! Rebuilding: a reader that finds no document (or no facts) reads the tables
+//! (or the consent ledger) in one snapshot together with the row's `gen`,
+//! serves its request from them, and hands a [`Refresh`] to [`Projector`],
+//! which stores it only if `gen` has not moved since ([`store`]). `serve`
+//! also rebuilds every missing one once at start ([`backfill`]): that is how
+//! an existing vault moves to the new layout while it keeps serving.
 
 use std::time::{Duration, Instant};
 
@@ -23,79 +27,133 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{read::refreshes_from_tables, Profile};
-use crate::store::{on_db, sql::Sql, Db, StoreResult};
+use super::{read::refreshes_from_tables, ContactRow, CustomerRow};
+use crate::store::{consents::ConsentFact, on_db, sql::Sql, Db, StoreResult};
 
-/// The encoding's version, first in every document; a document of another
-/// version is treated as missing (and rebuilt).
-const FORMAT: u8 = 1;
+/// The document encoding's version, first in every document; a document of
+/// another version is treated as missing (and rebuilt). Version 1 also held
+/// the consent facts (before migration 0019).
+const FORMAT: u8 = 2;
+/// The facts encoding's version, first in every `consent_facts.facts`.
+const FACTS_FORMAT: u8 = 1;
 
-/// What is stored: the format, then the profile.
+/// What a document holds: the format, then the customer and its contact
+/// points.
 #[derive(Serialize)]
 struct DocRef<'a> {
     format: u8,
-    profile: &'a Profile,
+    customer: &'a CustomerRow,
+    contacts: &'a [ContactRow],
 }
 
 #[derive(Deserialize)]
 struct DocOwned {
     format: u8,
-    profile: Profile,
+    customer: CustomerRow,
+    contacts: Vec<ContactRow>,
 }
 
-/// The document of `profile` (`None` only if it cannot be encoded, which
-/// plain structs into a vector never fail to be).
-pub fn encode(profile: &Profile) -> Option<Vec<u8>> {
+/// What a facts value holds: the format, then the facts, oldest first.
+#[derive(Serialize)]
+struct FactsRef<'a> {
+    format: u8,
+    facts: &'a [ConsentFact],
+}
+
+#[derive(Deserialize)]
+struct FactsOwned {
+    format: u8,
+    facts: Vec<ConsentFact>,
+}
+
+/// The document of a customer and its contact points (`None` only if it
+/// cannot be encoded, which plain structs into a vector never fail to be).
+pub fn encode(customer: &CustomerRow, contacts: &[ContactRow]) -> Option<Vec<u8>> {
     postcard::to_allocvec(&DocRef {
         format: FORMAT,
-        profile,
+        customer,
+        contacts,
     })
     .ok()
 }
 
-/// The profile a document holds; `None` for a document this binary does not
-/// read (another format), which the caller treats as missing.
-pub fn decode(doc: &[u8]) -> Option<Profile> {
+/// The customer and contact points a document holds; `None` for a document
+/// this binary does not read (another format), which the caller treats as
+/// missing.
+pub fn decode(doc: &[u8]) -> Option<(CustomerRow, Vec<ContactRow>)> {
     match postcard::from_bytes::<DocOwned>(doc) {
-        Ok(d) if d.format == FORMAT => Some(d.profile),
+        Ok(d) if d.format == FORMAT => Some((d.customer, d.contacts)),
         _ => None,
     }
 }
 
-/// A document built by a reader from the tables, with the `gen` it saw in
-/// the same snapshot (`None`: the customer had no row in `profile_docs`).
-#[derive(Debug)]
-pub struct Refresh {
-    pub customer_id: Uuid,
-    pub gen: Option<i64>,
-    pub doc: Vec<u8>,
+/// The stored form of a customer's consent facts.
+pub fn encode_facts(facts: &[ConsentFact]) -> Option<Vec<u8>> {
+    postcard::to_allocvec(&FactsRef {
+        format: FACTS_FORMAT,
+        facts,
+    })
+    .ok()
 }
 
-/// Stores each document unless its customer changed after the document was
-/// read (`gen` moved, or a row appeared); one transaction. Returns how many
-/// were stored. A document already there for the same `gen` is replaced by
-/// an equal one (or by this binary's format, if it was another's).
+/// The facts a stored value holds; `None` for another format.
+pub fn decode_facts(stored: &[u8]) -> Option<Vec<ConsentFact>> {
+    match postcard::from_bytes::<FactsOwned>(stored) {
+        Ok(f) if f.format == FACTS_FORMAT => Some(f.facts),
+        _ => None,
+    }
+}
+
+/// Which projection row a [`Refresh`] stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `profile_docs.doc`
+    Doc,
+    /// `consent_facts.facts`
+    Facts,
+}
+
+/// A document or facts value built by a reader from the tables, with the
+/// `gen` its row had in the same snapshot (`None`: the customer had no row).
+#[derive(Debug)]
+pub struct Refresh {
+    pub part: Part,
+    pub customer_id: Uuid,
+    pub gen: Option<i64>,
+    pub value: Vec<u8>,
+}
+
+/// Stores each value unless its customer changed after the value was read
+/// (`gen` moved, or a row appeared); one transaction. Returns how many were
+/// stored. A value already there for the same `gen` is replaced by an equal
+/// one (or by this binary's format, if it was another's).
 pub async fn store(db: &Db, refreshes: &[Refresh]) -> StoreResult<u64> {
     if refreshes.is_empty() {
         return Ok(0);
     }
     let statements: Vec<Sql<'_>> = refreshes
         .iter()
-        .map(|r| match r.gen {
-            Some(gen) => {
-                let mut sql = Sql::new("UPDATE profile_docs SET doc = ");
-                sql.bind(r.doc.as_slice())
+        .map(|r| match (r.part, r.gen) {
+            (part, Some(gen)) => {
+                let mut sql = Sql::new(match part {
+                    Part::Doc => "UPDATE profile_docs SET doc = ",
+                    Part::Facts => "UPDATE consent_facts SET facts = ",
+                });
+                sql.bind(r.value.as_slice())
                     .push(" WHERE customer_id = ")
                     .bind(r.customer_id)
                     .push(" AND gen = ")
                     .bind(gen);
                 sql
             }
-            None => {
-                let mut sql = Sql::new("INSERT INTO profile_docs (customer_id, gen, doc) VALUES (");
+            (part, None) => {
+                let mut sql = Sql::new(match part {
+                    Part::Doc => "INSERT INTO profile_docs (customer_id, gen, doc) VALUES (",
+                    Part::Facts => "INSERT INTO consent_facts (customer_id, gen, facts) VALUES (",
+                });
                 sql.bind(r.customer_id)
                     .push(", 0, ")
-                    .bind(r.doc.as_slice())
+                    .bind(r.value.as_slice())
                     .push(") ON CONFLICT (customer_id) DO NOTHING");
                 sql
             }
@@ -113,13 +171,17 @@ pub async fn store(db: &Db, refreshes: &[Refresh]) -> StoreResult<u64> {
     Ok(stored)
 }
 
-/// Customers after `after` (by id) whose document is missing or stale, at
-/// most `limit`; erased customers included (their tombstone is read too).
+/// Customers after `after` (by id) whose document or facts are missing,
+/// stale or of another format, at most `limit`; erased customers included
+/// (their tombstone is read too).
 pub async fn stale(db: &Db, after: Option<Uuid>, limit: i64) -> StoreResult<Vec<Uuid>> {
+    const FORMAT_BYTE: &[u8] = &[FORMAT];
     let mut sql = Sql::new(
         "SELECT c.id FROM customers c LEFT JOIN profile_docs p ON p.customer_id = c.id \
-         WHERE p.doc IS NULL",
+         LEFT JOIN consent_facts f ON f.customer_id = c.id \
+         WHERE (p.doc IS NULL OR f.facts IS NULL OR substr(p.doc, 1, 1) <> ",
     );
+    sql.bind(FORMAT_BYTE).push(")");
     if let Some(after) = after {
         sql.push(" AND c.id > ").bind(after);
     }
@@ -139,17 +201,19 @@ const BACKFILL_BATCH: i64 = 500;
 /// What a [`backfill`] did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Backfilled {
-    /// Customers whose document was missing or stale when looked at.
+    /// Customers whose document or facts were missing or stale when looked
+    /// at.
     pub seen: u64,
-    /// Documents stored (fewer than `seen` if customers changed meanwhile:
-    /// their next read rebuilds them).
+    /// Documents and facts stored (each customer's both; fewer if customers
+    /// changed meanwhile: their next read rebuilds them).
     pub stored: u64,
     pub elapsed: Duration,
 }
 
-/// Builds the document of every customer that has none, a batch at a time,
-/// while the vault serves: each customer is read in one snapshot (on SQLite
-/// a whole batch is) and its document stored only if nothing changed since.
+/// Builds the document and facts of every customer missing either, a batch
+/// at a time, while the vault serves: each customer is read in one snapshot
+/// (on SQLite a whole batch is) and each value stored only if nothing it
+/// copies changed since.
 /// Safe to run beside readers, writers and other nodes doing the same.
 pub async fn backfill(db: &Db) -> StoreResult<Backfilled> {
     let started = Instant::now();
@@ -160,7 +224,7 @@ pub async fn backfill(db: &Db) -> StoreResult<Backfilled> {
         let Some(last) = ids.last() else { break };
         after = Some(*last);
         let refreshes = refreshes_from_tables(db, &ids).await?;
-        done.seen += refreshes.len() as u64;
+        done.seen += ids.len() as u64;
         done.stored += store(db, &refreshes).await?;
     }
     done.elapsed = started.elapsed();
@@ -206,20 +270,16 @@ impl Projector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{
-        consents::ConsentFact,
-        customers::{ContactRow, CustomerRow},
-        keys::WrappedDataKey,
-    };
+    use crate::store::keys::WrappedDataKey;
 
-    fn profile() -> Profile {
+    fn customer() -> (CustomerRow, Vec<ContactRow>) {
         let key = |channel: &str| WrappedDataKey {
             channel: channel.to_owned(),
             key_version: 3,
             wrapped: vec![7; 40],
         };
-        Profile {
-            customer: CustomerRow {
+        (
+            CustomerRow {
                 id: Uuid::now_v7(),
                 display_name: Some(vec![1, 2, 3]),
                 external_ref: None,
@@ -229,7 +289,7 @@ mod tests {
                 erased_at: None,
                 profile_key: Some(key("_profile")),
             },
-            contacts: vec![ContactRow {
+            vec![ContactRow {
                 id: Uuid::now_v7(),
                 channel: "email".into(),
                 value: vec![9; 60],
@@ -238,30 +298,62 @@ mod tests {
                 last_activity_at: 6,
                 key: Some(key("email")),
             }],
-            consents: vec![ConsentFact {
+        )
+    }
+
+    fn facts() -> Vec<ConsentFact> {
+        vec![
+            ConsentFact {
                 purpose: "cross_channel".into(),
                 channel: "*".into(),
                 grant: true,
                 at: 8,
                 expires_at: Some(9),
-            }],
-        }
+            },
+            ConsentFact {
+                purpose: "marketing".into(),
+                channel: "sms".into(),
+                grant: false,
+                at: 10,
+                expires_at: None,
+            },
+        ]
     }
 
     #[test]
-    fn a_document_decodes_to_the_profile_it_was_made_of() {
-        let p = profile();
-        let doc = encode(&p).expect("encoded");
+    fn a_document_decodes_to_the_rows_it_was_made_of() {
+        let (c, contacts) = customer();
+        let doc = encode(&c, &contacts).expect("encoded");
         let back = decode(&doc).expect("decoded");
-        assert_eq!(format!("{back:?}"), format!("{p:?}"));
+        assert_eq!(format!("{back:?}"), format!("{:?}", (c, contacts)));
     }
 
     #[test]
-    fn a_document_of_another_format_or_truncated_is_not_read() {
-        let mut doc = encode(&profile()).expect("encoded");
+    fn facts_decode_to_the_facts_they_were_made_of() {
+        let f = facts();
+        let stored = encode_facts(&f).expect("encoded");
+        let back = decode_facts(&stored).expect("decoded");
+        assert_eq!(format!("{back:?}"), format!("{f:?}"));
+        let none = encode_facts(&[]).expect("encoded");
+        assert!(decode_facts(&none).expect("decoded").is_empty());
+    }
+
+    #[test]
+    fn a_value_of_another_format_or_truncated_is_not_read() {
+        let (c, contacts) = customer();
+        let mut doc = encode(&c, &contacts).expect("encoded");
         assert!(decode(&doc[..doc.len() - 1]).is_none());
         doc[0] = FORMAT + 1;
         assert!(decode(&doc).is_none());
         assert!(decode(&[]).is_none());
+        // A document written before the facts had a row of their own.
+        doc[0] = 1;
+        assert!(decode(&doc).is_none());
+
+        let mut stored = encode_facts(&facts()).expect("encoded");
+        assert!(decode_facts(&stored[..stored.len() - 1]).is_none());
+        stored[0] = FACTS_FORMAT + 1;
+        assert!(decode_facts(&stored).is_none());
+        assert!(decode_facts(&[]).is_none());
     }
 }

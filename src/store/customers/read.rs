@@ -1,11 +1,13 @@
 //! The read hot paths of a customer: the whole profile with its contact
 //! points and consent facts, and the lookup by blind index.
 //!
-//! A profile is read from its document in `profile_docs` (one row, see
-//! [`super::projection`]); only when the document is missing or stale are the
-//! tables read, in one snapshot with the row's `gen`: on SQLite three
-//! statements on the direct reader's one transaction, on PostgreSQL one
-//! statement with the facts folded into a JSON column.
+//! A profile is read from its document in `profile_docs` and its facts in
+//! `consent_facts`, both in one statement (see [`super::projection`]). A
+//! missing or stale document is read from the tables, in one snapshot with
+//! the row's `gen`: on SQLite three statements on the direct reader's one
+//! transaction, on PostgreSQL one statement with the facts folded into a JSON
+//! column. Missing or stale facts beside a good document are read from the
+//! consent ledger alone, likewise with their row's `gen`.
 
 use std::collections::{hash_map::Entry, HashMap};
 
@@ -15,7 +17,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    projection::{self, Refresh},
+    projection::{self, Part, Refresh},
     wrapped, ContactRow, CustomerRow,
 };
 use crate::store::{
@@ -24,8 +26,7 @@ use crate::store::{
 };
 
 /// A customer as read for a request: the row, its contact points and the
-/// consent facts that decide which of them may be shown. Also what a
-/// profile document holds (serialised as is).
+/// consent facts that decide which of them may be shown.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Profile {
     pub customer: CustomerRow,
@@ -52,14 +53,23 @@ macro_rules! profile_sql {
     };
 }
 
+/// The `gen` of the customer `$id`'s document and facts rows, as two
+/// columns (NULL where there is no row).
+macro_rules! gens_sql {
+    ($id:literal) => {
+        concat!(
+            "(SELECT gen FROM profile_docs WHERE customer_id = ",
+            $id,
+            "), (SELECT gen FROM consent_facts WHERE customer_id = ",
+            $id,
+            ")"
+        )
+    };
+}
+
 const PROFILE_SQLITE: &str = profile_sql!("$1");
-const PROFILE_POSTGRES: &str = profile_sql!(
-    "$1",
-    concat!(
-        facts_json_pg!("$1"),
-        ", (SELECT gen FROM profile_docs WHERE customer_id = $1)"
-    )
-);
+const PROFILE_POSTGRES: &str =
+    profile_sql!("$1", concat!(facts_json_pg!("$1"), ", ", gens_sql!("$1")));
 
 /// The profile statement of every customer in `$1` (a `uuid[]`), each run as
 /// a lateral subquery, with the customer's id last. A lateral reference can
@@ -71,20 +81,36 @@ const PROFILES_POSTGRES: &str = concat!(
     "SELECT x.*, b.id FROM unnest($1::uuid[]) AS b (id) CROSS JOIN LATERAL (",
     profile_sql!(
         "b.id",
-        concat!(
-            facts_json_pg!("b.id"),
-            ", (SELECT gen FROM profile_docs WHERE customer_id = b.id)"
-        )
+        concat!(facts_json_pg!("b.id"), ", ", gens_sql!("b.id"))
     ),
     ") x"
 );
 /// Where [`PROFILES_POSTGRES`] puts the customer's id.
-const PROFILES_ID_COLUMN: usize = 18;
+const PROFILES_ID_COLUMN: usize = 19;
 
-/// A customer's document and its `gen` (no row: never built, or a customer
-/// that does not exist).
-const DOC_SQL: &str = "SELECT gen, doc FROM profile_docs WHERE customer_id = $1";
-const DOC_POSTGRES: &str = "SELECT doc FROM profile_docs WHERE customer_id = $1";
+/// A customer's document and facts, each with its row's `gen` (no row: no
+/// document row, which a customer that exists has once it has been read).
+const DOC_SQLITE: &str = "SELECT d.gen, d.doc, f.gen, f.facts FROM profile_docs d \
+     LEFT JOIN consent_facts f ON f.customer_id = d.customer_id WHERE d.customer_id = $1";
+const DOC_POSTGRES: &str = "SELECT d.doc, f.facts FROM profile_docs d \
+     LEFT JOIN consent_facts f ON f.customer_id = d.customer_id WHERE d.customer_id = $1";
+/// The `gen`s of [`gens_sql`] alone.
+const GENS_SQLITE: &str = concat!("SELECT ", gens_sql!("$1"));
+/// A customer's facts from the ledger, with the facts row's `gen`: one
+/// statement, one snapshot.
+const FACTS_POSTGRES: &str = concat!(
+    "SELECT ",
+    facts_json_pg!("$1"),
+    ", (SELECT gen FROM consent_facts WHERE customer_id = $1)"
+);
+
+/// The `gen`s of a customer's document and facts rows as one snapshot saw
+/// them (`None`: no row).
+#[derive(Debug, Clone, Copy, Default)]
+struct Gens {
+    doc: Option<i64>,
+    facts: Option<i64>,
+}
 
 /// The customer, all contact points with their wrapped keys, and the consent
 /// facts (the read hot path).
@@ -92,97 +118,163 @@ pub async fn profile(db: &Db, id: Uuid) -> StoreResult<Option<Profile>> {
     Ok(profile_read(db, id).await?.map(|(p, _)| p))
 }
 
-/// As [`profile`], and the document to store when the profile had to be read
-/// from the tables (hand it to [`projection::Projector::offer`]).
+/// As [`profile`], and what to store of what had to be read from the tables
+/// or the ledger (hand each to [`projection::Projector::offer`]).
 ///
-/// From the document: one statement on SQLite's direct reader, one round
-/// trip on PostgreSQL. Without one: the tables, in the same snapshot as the
-/// document's `gen` on SQLite; one more round trip on PostgreSQL (a single
-/// statement for both measured dearer for the reads that find a document,
-/// docs/PERFORMANCE.md).
-pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
+/// With a document and facts: one statement on SQLite's direct reader, one
+/// round trip on PostgreSQL. Without a document: the tables, in the same
+/// snapshot as the rows' `gen` on SQLite; one more round trip on PostgreSQL
+/// (a single statement for both measured dearer for the reads that find a
+/// document, docs/PERFORMANCE.md). Without facts (after each consent
+/// change): the ledger, in the same transaction on SQLite, one more round
+/// trip on PostgreSQL.
+pub async fn profile_read(db: &Db, id: Uuid) -> StoreResult<Option<(Profile, Vec<Refresh>)>> {
     let domain = crate::vault::PROFILE_DOMAIN;
-    match db {
+    let (doc, facts) = match db {
         Db::Sqlite(_, reader) => {
             let read = reader.read(|tx| {
-                let row: Option<(i64, Option<Vec<u8>>)> = tx
-                    .prepare_cached(DOC_SQL)?
+                type Row = (i64, Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>);
+                let row: Option<Row> = tx
+                    .prepare_cached(DOC_SQLITE)?
                     .query_row(rusqlite::named_params! {"$1": id}, |r| {
-                        Ok((r.get(0)?, r.get(1)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .optional()?;
                 match row {
-                    Some((_, Some(doc))) => Ok(Read::Doc(doc)),
-                    row => Ok(Read::Tables(
-                        profile_sqlite(tx, id, domain)?,
-                        row.map(|(gen, _)| gen),
+                    Some((_, Some(doc), _, Some(facts))) => {
+                        Ok(Read::Doc(doc, Facts::Stored(facts)))
+                    }
+                    Some((_, Some(doc), gen, None)) => Ok(Read::Doc(
+                        doc,
+                        Facts::Ledger(consents::facts_sqlite(tx, id)?, gen),
                     )),
+                    _ => {
+                        let (rows, consents) = profile_sqlite(tx, id, domain)?;
+                        Ok(Read::Tables(rows, consents, gens_sqlite(tx, id)?))
+                    }
                 }
             })?;
             match read {
-                Read::Doc(doc) => match projection::decode(&doc) {
-                    Some(p) => Ok(Some((p, None))),
-                    None => profile_from_tables(db, id).await,
-                },
-                Read::Tables((rows, consents), gen) => with_refresh(id, gen, rows, consents),
+                Read::Doc(doc, facts) => (doc, facts),
+                Read::Tables(rows, consents, gens) => {
+                    return with_refreshes(id, gens, rows, consents)
+                }
             }
         }
         Db::Postgres(pool) => {
-            let doc: Option<Option<Vec<u8>>> = sqlx::query_scalar(DOC_POSTGRES)
+            let row: Option<Stored> = sqlx::query_as(DOC_POSTGRES)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            if let Some(p) = doc.flatten().as_deref().and_then(projection::decode) {
-                return Ok(Some((p, None)));
+            match row {
+                Some((Some(doc), Some(facts))) => (doc, Facts::Stored(facts)),
+                Some((Some(doc), None)) => {
+                    let (json, gen): (Option<String>, Option<i64>) = sqlx::query_as(FACTS_POSTGRES)
+                        .bind(id)
+                        .fetch_one(pool)
+                        .await?;
+                    let facts = consents::facts_from_json(json.as_deref())?;
+                    (doc, Facts::Ledger(facts, gen))
+                }
+                _ => return profile_from_tables(db, id).await,
             }
-            profile_from_tables(db, id).await
         }
-    }
+    };
+    let Some((customer, contacts)) = projection::decode(&doc) else {
+        return profile_from_tables(db, id).await;
+    };
+    let (consents, refreshes) = match facts {
+        Facts::Stored(stored) => match projection::decode_facts(&stored) {
+            Some(facts) => (facts, Vec::new()),
+            None => return profile_from_tables(db, id).await,
+        },
+        Facts::Ledger(facts, gen) => {
+            let refresh = facts_refresh(id, gen, &facts);
+            (facts, refresh.into_iter().collect())
+        }
+    };
+    Ok(Some((
+        Profile {
+            customer,
+            contacts,
+            consents,
+        },
+        refreshes,
+    )))
 }
+
+/// A customer's stored document and facts (each NULL if stale).
+type Stored = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// What the SQLite read transaction found: a document, or the tables' rows
-/// and the document row's `gen`.
+/// and the projection rows' `gen`s.
 enum Read {
-    Doc(Vec<u8>),
-    Tables((Vec<ProfileRaw>, Vec<ConsentFact>), Option<i64>),
+    Doc(Vec<u8>, Facts),
+    Tables(Vec<ProfileRaw>, Vec<ConsentFact>, Gens),
 }
 
-/// The profile from the tables, never the document, with the document to
-/// store: read in one snapshot with the document row's `gen`.
+/// A customer's facts as read beside its document: stored, or read from the
+/// ledger in the same snapshot as the facts row's `gen`.
+enum Facts {
+    Stored(Vec<u8>),
+    Ledger(Vec<ConsentFact>, Option<i64>),
+}
+
+fn gens_sqlite(tx: &rusqlite::Connection, id: Uuid) -> rusqlite::Result<Gens> {
+    tx.prepare_cached(GENS_SQLITE)?
+        .query_row(rusqlite::named_params! {"$1": id}, |r| {
+            Ok(Gens {
+                doc: r.get(0)?,
+                facts: r.get(1)?,
+            })
+        })
+}
+
+/// The profile from the tables, never the projection, with the document and
+/// facts to store: read in one snapshot with the projection rows' `gen`s.
 pub(super) async fn profile_from_tables(
     db: &Db,
     id: Uuid,
-) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
+) -> StoreResult<Option<(Profile, Vec<Refresh>)>> {
     let domain = crate::vault::PROFILE_DOMAIN;
-    let (rows, consents, gen) = match db {
+    let (rows, consents, gens) = match db {
         Db::Sqlite(_, reader) => reader.read(|tx| {
             let (rows, consents) = profile_sqlite(tx, id, domain)?;
-            let gen: Option<i64> = tx
-                .prepare_cached(DOC_SQL)?
-                .query_row(rusqlite::named_params! {"$1": id}, |r| r.get(0))
-                .optional()?;
-            Ok((rows, consents, gen))
+            Ok((rows, consents, gens_sqlite(tx, id)?))
         })?,
         Db::Postgres(pool) => profile_postgres(pool, id, domain).await?,
     };
-    with_refresh(id, gen, rows, consents)
+    with_refreshes(id, gens, rows, consents)
 }
 
-fn with_refresh(
+fn facts_refresh(id: Uuid, gen: Option<i64>, facts: &[ConsentFact]) -> Option<Refresh> {
+    projection::encode_facts(facts).map(|value| Refresh {
+        part: Part::Facts,
+        customer_id: id,
+        gen,
+        value,
+    })
+}
+
+/// The profile of the tables' rows, with its document and facts to store.
+fn with_refreshes(
     id: Uuid,
-    gen: Option<i64>,
+    gens: Gens,
     rows: Vec<ProfileRaw>,
     consents: Vec<ConsentFact>,
-) -> StoreResult<Option<(Profile, Option<Refresh>)>> {
+) -> StoreResult<Option<(Profile, Vec<Refresh>)>> {
     let Some(profile) = assemble(id, rows, consents)? else {
         return Ok(None);
     };
-    let refresh = projection::encode(&profile).map(|doc| Refresh {
+    let doc = projection::encode(&profile.customer, &profile.contacts).map(|value| Refresh {
+        part: Part::Doc,
         customer_id: id,
-        gen,
-        doc,
+        gen: gens.doc,
+        value,
     });
-    Ok(Some((profile, refresh)))
+    let facts = facts_refresh(id, gens.facts, &profile.consents);
+    let refreshes = doc.into_iter().chain(facts).collect();
+    Ok(Some((profile, refreshes)))
 }
 
 /// The profile of the profile statement's rows; `None` if there are none
@@ -284,22 +376,22 @@ async fn profile_postgres(
     pool: &sqlx::PgPool,
     id: Uuid,
     domain: &str,
-) -> StoreResult<(Vec<ProfileRaw>, Vec<ConsentFact>, Option<i64>)> {
+) -> StoreResult<(Vec<ProfileRaw>, Vec<ConsentFact>, Gens)> {
     let rows = sqlx::query(PROFILE_POSTGRES)
         .bind(id)
         .bind(domain)
         .fetch_all(pool)
         .await?;
-    let (consents, gen) = match rows.first() {
-        Some(r) => facts_and_gen(r)?,
-        None => (Vec::new(), None),
+    let (consents, gens) = match rows.first() {
+        Some(r) => facts_and_gens(r)?,
+        None => (Vec::new(), Gens::default()),
     };
     let out = rows.iter().map(raw_pg).collect::<StoreResult<_>>()?;
-    Ok((out, consents, gen))
+    Ok((out, consents, gens))
 }
 
-/// The documents of `ids` built from the tables, each with the `gen` it was
-/// read with (customers that do not exist are left out): on SQLite in one
+/// The documents and facts of `ids` built from the tables, each with the
+/// `gen` it was read with (customers that do not exist are left out): on SQLite in one
 /// read transaction, on PostgreSQL in one statement ([`PROFILES_POSTGRES`]).
 /// The batch form of [`profile_from_tables`], for [`projection::backfill`].
 pub(super) async fn refreshes_from_tables(db: &Db, ids: &[Uuid]) -> StoreResult<Vec<Refresh>> {
@@ -311,11 +403,7 @@ pub(super) async fn refreshes_from_tables(db: &Db, ids: &[Uuid]) -> StoreResult<
                 let mut read = Vec::with_capacity(ids.len());
                 for &id in ids {
                     let (rows, consents) = profile_sqlite(tx, id, domain)?;
-                    let gen: Option<i64> = tx
-                        .prepare_cached(DOC_SQL)?
-                        .query_row(rusqlite::named_params! {"$1": id}, |r| r.get(0))
-                        .optional()?;
-                    read.push((id, rows, consents, gen));
+                    read.push((id, rows, consents, gens_sqlite(tx, id)?));
                 }
                 Ok(read)
             })?;
@@ -332,39 +420,43 @@ pub(super) async fn refreshes_from_tables(db: &Db, ids: &[Uuid]) -> StoreResult<
                 let customer = match by_id.entry(id) {
                     Entry::Occupied(e) => e.into_mut(),
                     Entry::Vacant(e) => {
-                        let (consents, gen) = facts_and_gen(r)?;
-                        e.insert((Vec::new(), consents, gen))
+                        let (consents, gens) = facts_and_gens(r)?;
+                        e.insert((Vec::new(), consents, gens))
                     }
                 };
                 customer.0.push(raw_pg(r)?);
             }
             for &id in ids {
-                if let Some((mut rows, consents, gen)) = by_id.remove(&id) {
+                if let Some((mut rows, consents, gens)) = by_id.remove(&id) {
                     // The profile statement's order, whatever order the
                     // outer statement's plan gives the rows in.
                     rows.sort_by(|(_, a), (_, b)| {
                         let key = |c: &Option<ContactRaw>| c.as_ref().map(|c| (c.4, c.0));
                         key(a).cmp(&key(b))
                     });
-                    read.push((id, rows, consents, gen));
+                    read.push((id, rows, consents, gens));
                 }
             }
         }
     }
     let mut out = Vec::with_capacity(read.len());
-    for (id, rows, consents, gen) in read {
-        if let Some((_, Some(refresh))) = with_refresh(id, gen, rows, consents)? {
-            out.push(refresh);
+    for (id, rows, consents, gens) in read {
+        if let Some((_, refreshes)) = with_refreshes(id, gens, rows, consents)? {
+            out.extend(refreshes);
         }
     }
     Ok(out)
 }
 
-/// The consent facts and the document's `gen` of a PostgreSQL profile row.
-fn facts_and_gen(r: &sqlx::postgres::PgRow) -> StoreResult<(Vec<ConsentFact>, Option<i64>)> {
+/// The consent facts and the projection rows' `gen`s of a PostgreSQL
+/// profile row.
+fn facts_and_gens(r: &sqlx::postgres::PgRow) -> StoreResult<(Vec<ConsentFact>, Gens)> {
     Ok((
         consents::facts_from_json(r.try_get::<Option<&str>, _>(16)?)?,
-        r.try_get::<Option<i64>, _>(17)?,
+        Gens {
+            doc: r.try_get(17)?,
+            facts: r.try_get(18)?,
+        },
     ))
 }
 
@@ -412,9 +504,9 @@ type ProfileRaw = (
     Option<ContactRaw>,
 );
 
-/// A customer's rows of the profile statement, consent facts and document
-/// `gen`, as one snapshot read them.
-type TablesRead = (Vec<ProfileRaw>, Vec<ConsentFact>, Option<i64>);
+/// A customer's rows of the profile statement, consent facts and projection
+/// rows' `gen`s, as one snapshot read them.
+type TablesRead = (Vec<ProfileRaw>, Vec<ConsentFact>, Gens);
 
 /// A contact point's columns of the profile statement: id, channel, value,
 /// label, created_at, last_activity_at, and its data key's version and
