@@ -20,6 +20,7 @@ pub fn tests() -> Vec<Scenario> {
         an_unreadable_document_is_read_from_the_tables_and_replaced,
         a_change_to_a_stale_document_moves_its_gen_again,
         a_pending_grant_leaves_the_facts_and_a_confirmation_or_withdrawal_makes_them_stale,
+        a_lookup_decides_on_the_stored_facts_or_on_the_ledger_while_they_are_stale,
         serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves,
     ]
 }
@@ -465,6 +466,64 @@ async fn a_pending_grant_leaves_the_facts_and_a_confirmation_or_withdrawal_makes
         Some(true),
         "no consent change moves the document"
     );
+}
+
+async fn a_lookup_decides_on_the_stored_facts_or_on_the_ledger_while_they_are_stale(b: Backend) {
+    let app = spawn_app(b).await;
+    let id = app.create_customer_ok(&app.service(), aino()).await;
+    let email_agent = app.agent("email");
+    let lookup = || app.lookup(&email_agent, "phone", PHONE, "support");
+    lookup().await.assert_problem(404, "not_found");
+    read(&app, &id).await;
+    until_facts_built(&app, &id).await;
+    lookup().await.assert_problem(404, "not_found");
+
+    // The customer lets the phone number into other channels' views: the
+    // facts are stale, and the lookup reads the ledger.
+    ok(
+        app.request(
+            Method::POST,
+            "/v1/me/consents",
+            Some(&app.customer(&id)),
+            Some(
+                json!({"purpose": "cross_channel", "channel": "phone", "action": "grant",
+                        "method": "spoken",
+                        "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}}),
+            ),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(facts_state(&app, &id).await, Some(false));
+    let found = lookup().await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+    assert_eq!(
+        found.json["matches"][0]["customer_id"],
+        id.as_str(),
+        "{}",
+        found.text
+    );
+
+    // A lookup stores nothing; a read does, and the lookup then decides on
+    // the stored facts.
+    assert_eq!(facts_state(&app, &id).await, Some(false));
+    read(&app, &id).await;
+    until_facts_built(&app, &id).await;
+    let found = lookup().await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+    // (Stored facts of no events, written past the triggers, are what it
+    // decides on: the phone number is withheld again.)
+    app.exec(&format!(
+        "UPDATE consent_facts SET facts = {} WHERE customer_id = {}",
+        match app.db() {
+            arkku::store::Db::Sqlite(..) => "X'0100'",
+            arkku::store::Db::Postgres(_) => "'\\x0100'::bytea",
+        },
+        app.id_literal(&id)
+    ))
+    .await;
+    lookup().await.assert_problem(404, "not_found");
 }
 
 async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: Backend) {

@@ -532,13 +532,16 @@ pub struct LookupHit {
     pub consents: Vec<ConsentFact>,
 }
 
-/// The lookup statement; `$extra` adds a column (PostgreSQL's consent facts).
+/// The lookup statement: each hit with its customer's stored consent facts
+/// (NULL if stale); `$extra` adds a column (PostgreSQL's facts from the
+/// ledger, only where the stored ones are stale).
 macro_rules! lookup_sql {
     ($($extra:expr)?) => {
         concat!(
-            "SELECT ct.customer_id, ct.id, ct.last_activity_at"
+            "SELECT ct.customer_id, ct.id, ct.last_activity_at, f.facts"
             $(, ", ", $extra)?,
             " FROM contacts ct JOIN customers c ON c.id = ct.customer_id \
+             LEFT JOIN consent_facts f ON f.customer_id = ct.customer_id \
              WHERE ct.channel = $1 AND ct.blind_index = $2 AND c.erased_at IS NULL \
              ORDER BY ct.customer_id, ct.id LIMIT $3"
         )
@@ -546,56 +549,84 @@ macro_rules! lookup_sql {
 }
 
 const LOOKUP_SQLITE: &str = lookup_sql!();
-const LOOKUP_POSTGRES: &str = lookup_sql!(facts_json_pg!("ct.customer_id"));
+const LOOKUP_POSTGRES: &str = lookup_sql!(concat!(
+    "CASE WHEN f.facts IS NULL THEN ",
+    facts_json_pg!("ct.customer_id"),
+    " END"
+));
+/// A customer's facts from the ledger alone (PostgreSQL).
+const FACTS_JSON_POSTGRES: &str = concat!("SELECT ", facts_json_pg!("$1"));
 
 /// Contact points whose blind index matches, on live customers; at most
-/// `limit`. One round trip, as [`profile`].
+/// `limit`. One statement (on SQLite's direct reader, or one round trip), as
+/// [`profile`]: each hit's consent facts come from `consent_facts`, or from
+/// the ledger in the same snapshot where they are stale. A lookup stores no
+/// facts; the next profile read of the customer does.
 pub async fn lookup(
     db: &Db,
     channel: &str,
     blind_index: &[u8; 32],
     limit: i64,
 ) -> StoreResult<Vec<LookupHit>> {
-    let hits =
-        match db {
-            Db::Sqlite(_, reader) => reader.read(|tx| {
-                let mut stmt = tx.prepare_cached(LOOKUP_SQLITE)?;
-                let rows = stmt
+    let hits = match db {
+        Db::Sqlite(_, reader) => reader.read(|tx| {
+            type Hit = (Uuid, Uuid, i64, Option<Vec<u8>>);
+            let mut stmt = tx.prepare_cached(LOOKUP_SQLITE)?;
+            let rows = stmt
                 .query_map(
                     rusqlite::named_params! {"$1": channel, "$2": &blind_index[..], "$3": limit},
-                    |r| Ok((r.get::<_, Uuid>(0)?, r.get::<_, Uuid>(1)?, r.get::<_, i64>(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (customer_id, contact_id, last_activity_at) in rows {
-                    let consents = consents::facts_sqlite(tx, customer_id)?;
-                    out.push(LookupHit {
-                        customer_id,
-                        contact_id,
-                        last_activity_at,
-                        consents,
-                    });
-                }
-                Ok(out)
-            })?,
-            Db::Postgres(pool) => {
-                let rows = sqlx::query(LOOKUP_POSTGRES)
-                    .bind(channel)
-                    .bind(&blind_index[..])
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    out.push(LookupHit {
-                        customer_id: r.try_get(0)?,
-                        contact_id: r.try_get(1)?,
-                        last_activity_at: r.try_get(2)?,
-                        consents: consents::facts_from_json(r.try_get::<Option<&str>, _>(3)?)?,
-                    });
-                }
-                out
+                .collect::<rusqlite::Result<Vec<Hit>>>()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (customer_id, contact_id, last_activity_at, stored) in rows {
+                let consents = match stored.as_deref().and_then(projection::decode_facts) {
+                    Some(facts) => facts,
+                    None => consents::facts_sqlite(tx, customer_id)?,
+                };
+                out.push(LookupHit {
+                    customer_id,
+                    contact_id,
+                    last_activity_at,
+                    consents,
+                });
             }
-        };
+            Ok(out)
+        })?,
+        Db::Postgres(pool) => {
+            let rows = sqlx::query(LOOKUP_POSTGRES)
+                .bind(channel)
+                .bind(&blind_index[..])
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let customer_id: Uuid = r.try_get(0)?;
+                let stored = r.try_get::<Option<&[u8]>, _>(3)?;
+                let consents = match stored {
+                    None => consents::facts_from_json(r.try_get::<Option<&str>, _>(4)?)?,
+                    Some(stored) => match projection::decode_facts(stored) {
+                        Some(facts) => facts,
+                        // Another format: the ledger, as for a stale row.
+                        None => {
+                            let json: Option<String> = sqlx::query_scalar(FACTS_JSON_POSTGRES)
+                                .bind(customer_id)
+                                .fetch_one(pool)
+                                .await?;
+                            consents::facts_from_json(json.as_deref())?
+                        }
+                    },
+                };
+                out.push(LookupHit {
+                    customer_id,
+                    contact_id: r.try_get(1)?,
+                    last_activity_at: r.try_get(2)?,
+                    consents,
+                });
+            }
+            out
+        }
+    };
     Ok(hits)
 }
