@@ -171,8 +171,16 @@ enum Scenario {
     #[value(name = "profile_read")]
     ProfileRead,
     /// POST /v1/customers/{id}/consents: a ledger entry and a durable audit entry.
+    /// An agent records the grant, so it waits for the customer's
+    /// confirmation and changes no consent facts.
     #[value(name = "consent_grant")]
     ConsentGrant,
+    /// POST /v1/me/consents: customers' own grants (each of 20 000 customers
+    /// with its own token), which take effect at once and so make the
+    /// customer's consent facts stale. Not in the default list: run it by
+    /// name.
+    #[value(name = "consent_grant_customer")]
+    ConsentGrantCustomer,
     /// POST /v1/customers/{id}/interactions: a sealed body and a durable audit entry.
     #[value(name = "interaction_create")]
     InteractionCreate,
@@ -208,6 +216,7 @@ impl Scenario {
             Scenario::Lookup => "lookup",
             Scenario::ProfileRead => "profile_read",
             Scenario::ConsentGrant => "consent_grant",
+            Scenario::ConsentGrantCustomer => "consent_grant_customer",
             Scenario::InteractionCreate => "interaction_create",
             Scenario::Export => "export",
             Scenario::RetentionSweep => "retention_sweep",

@@ -103,13 +103,15 @@ impl Served {
                 .context("building the profile documents")?;
             let secs = done.elapsed.as_secs_f64().max(1e-3);
             eprintln!(
-                "profile_backfill: {} documents of {} customers in {secs:.2} s",
+                "profile_backfill: {} documents and facts of {} customers in {secs:.2} s",
                 done.stored, done.seen
             );
+            // Customers per second (each has a document and, since
+            // migration 0019, a facts row; before it the two counts were one).
             Some(Row::one_shot(
                 "profile_backfill",
                 args.database.name(),
-                done.stored as f64 / secs,
+                done.seen as f64 / secs,
                 crate::procs::peak_rss_mb(std::process::id()),
             ))
         };
@@ -264,6 +266,34 @@ impl Served {
                 None,
                 Box::new(|status, v| status == 201 && v["consent_id"].is_string()),
             ),
+            Scenario::ConsentGrantCustomer => {
+                let tokens = self
+                    .ids
+                    .iter()
+                    .take(CUSTOMER_TOKENS)
+                    .map(|id| customer_token(&self.issuer, id))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let m = tokens.len() as u64;
+                let body = Bytes::from(
+                    json!({"purpose": "marketing", "channel": "email", "action": "grant",
+                           "method": "spoken",
+                           "evidence": {"notice_id": "bench", "notice_version": "1"}})
+                    .to_string(),
+                );
+                (
+                    Arc::new(move |r| Call {
+                        method: Method::POST,
+                        path: "/v1/me/consents".into(),
+                        token: Some(Arc::clone(&tokens[(r % m) as usize])),
+                        body: Some(body.clone()),
+                        oauth: None,
+                    }),
+                    None,
+                    Box::new(|status, v| {
+                        status == 201 && v["consent_id"].is_string() && v["status"] == "effective"
+                    }),
+                )
+            }
             // The phone agent records a callback promise on its own channel.
             Scenario::InteractionCreate => (
                 post_to_each(
@@ -624,6 +654,26 @@ fn post_to_each(
         body: Some(body.clone()),
         oauth: None,
     })
+}
+
+/// Customers of `consent_grant_customer`, each with a token of its own.
+const CUSTOMER_TOKENS: usize = 20_000;
+
+/// A customer's own token for `customer`, signed by the local issuer key.
+fn customer_token(issuer: &SecretKey, customer: &str) -> anyhow::Result<Arc<str>> {
+    Ok(Arc::from(token::issue(
+        issuer,
+        arkku::config::LOCAL_ISSUER,
+        arkku::config::AUDIENCE,
+        &TokenRequest {
+            role: Role::Customer,
+            sub: customer,
+            purposes: &[],
+            channel: None,
+            ttl: Duration::from_secs(7200),
+        },
+        time::OffsetDateTime::now_utc(),
+    )?))
 }
 
 /// A token signed by the local issuer key, as `arkku token` makes them.
