@@ -109,6 +109,43 @@ async fn ok(r: Reply, status: StatusCode) -> Reply {
     r
 }
 
+/// The customer's own consent request (`grant`, `withdraw` or `confirm`)
+/// at `/v1/me/consents`; 201 expected.
+async fn customer_consents(app: &TestApp, id: &str, body: Value) -> Reply {
+    ok(
+        app.request(
+            Method::POST,
+            "/v1/me/consents",
+            Some(&app.customer(id)),
+            Some(body),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// A grant of `cross_channel` for `channel`, as the customer gives it.
+fn cross_channel_grant(channel: &str) -> Value {
+    json!({"purpose": "cross_channel", "channel": channel, "action": "grant",
+           "method": "spoken",
+           "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}})
+}
+
+/// Writes, past the triggers, stored facts of no events for the customer:
+/// what a read or lookup then decides shows whether it used them.
+async fn store_no_facts(app: &TestApp, id: &str) {
+    app.exec(&format!(
+        "UPDATE consent_facts SET facts = {} WHERE customer_id = {}",
+        match app.db() {
+            arkku::store::Db::Sqlite(..) => "X'0100'",
+            arkku::store::Db::Postgres(_) => "'\\x0100'::bytea",
+        },
+        app.id_literal(id)
+    ))
+    .await;
+}
+
 /// Reads, checks the document goes stale at once after `change` and that
 /// the next read shows `expect` of the change, then that the rebuilt
 /// document serves exactly what the tables did.
@@ -195,21 +232,7 @@ async fn a_read_builds_the_document_and_every_change_makes_it_stale_until_read_a
         "{}",
         withheld.text
     );
-    ok(
-        app.request(
-            Method::POST,
-            "/v1/me/consents",
-            Some(&app.customer(&id)),
-            Some(
-                json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
-                        "method": "spoken",
-                        "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}}),
-            ),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    customer_consents(&app, &id, cross_channel_grant("email")).await;
     assert_eq!(facts_state(&app, &id).await, Some(false), "consent");
     assert_eq!(doc_state(&app, &id).await, Some(true), "consent");
     assert_eq!(
@@ -404,22 +427,13 @@ async fn a_pending_grant_leaves_the_facts_and_a_confirmation_or_withdrawal_makes
     let app = spawn_app(b).await;
     let id = app.create_customer_ok(&app.service(), aino()).await;
     assert!(email_withheld(&app, &id).await);
-    let consent = |token: String, path: String, body: Value| {
-        let app = &app;
-        async move {
-            app.request(Method::POST, &path, Some(&token), Some(body))
-                .await
-        }
-    };
-
     // An agent records a grant: it waits for the customer and opens nothing.
     let pending = ok(
-        consent(
-            app.agent("phone"),
-            format!("/v1/customers/{id}/consents"),
-            json!({"purpose": "cross_channel", "channel": "email", "action": "grant",
-                   "method": "spoken",
-                   "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}}),
+        app.request(
+            Method::POST,
+            &format!("/v1/customers/{id}/consents"),
+            Some(&app.agent("phone")),
+            Some(cross_channel_grant("email")),
         )
         .await,
         StatusCode::CREATED,
@@ -434,29 +448,25 @@ async fn a_pending_grant_leaves_the_facts_and_a_confirmation_or_withdrawal_makes
     assert!(email_withheld(&app, &id).await);
 
     // The customer confirms it.
-    ok(
-        consent(
-            app.customer(&id),
-            "/v1/me/consents".into(),
-            json!({"action": "confirm", "consent_id": pending.json["consent_id"]}),
-        )
-        .await,
-        StatusCode::CREATED,
+    customer_consents(
+        &app,
+        &id,
+        json!({"action": "confirm", "consent_id": pending.json["consent_id"]}),
     )
     .await;
     assert_eq!(facts_state(&app, &id).await, Some(false), "confirmation");
     assert!(!email_withheld(&app, &id).await);
+    // A read decides on the stored facts: stored facts of no events,
+    // written past the triggers, withhold the e-mail again.
+    store_no_facts(&app, &id).await;
+    assert!(email_withheld(&app, &id).await, "the read used the ledger");
 
     // And withdraws it.
-    ok(
-        consent(
-            app.customer(&id),
-            "/v1/me/consents".into(),
-            json!({"purpose": "cross_channel", "channel": "email", "action": "withdraw",
-                   "method": "spoken"}),
-        )
-        .await,
-        StatusCode::CREATED,
+    customer_consents(
+        &app,
+        &id,
+        json!({"purpose": "cross_channel", "channel": "email", "action": "withdraw",
+               "method": "spoken"}),
     )
     .await;
     assert_eq!(facts_state(&app, &id).await, Some(false), "withdrawal");
@@ -480,21 +490,7 @@ async fn a_lookup_decides_on_the_stored_facts_or_on_the_ledger_while_they_are_st
 
     // The customer lets the phone number into other channels' views: the
     // facts are stale, and the lookup reads the ledger.
-    ok(
-        app.request(
-            Method::POST,
-            "/v1/me/consents",
-            Some(&app.customer(&id)),
-            Some(
-                json!({"purpose": "cross_channel", "channel": "phone", "action": "grant",
-                        "method": "spoken",
-                        "evidence": {"notice_id": "privacy-2026", "notice_version": "3"}}),
-            ),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
+    customer_consents(&app, &id, cross_channel_grant("phone")).await;
     assert_eq!(facts_state(&app, &id).await, Some(false));
     let found = lookup().await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.text);
@@ -514,15 +510,7 @@ async fn a_lookup_decides_on_the_stored_facts_or_on_the_ledger_while_they_are_st
     assert_eq!(found.status, StatusCode::OK, "{}", found.text);
     // (Stored facts of no events, written past the triggers, are what it
     // decides on: the phone number is withheld again.)
-    app.exec(&format!(
-        "UPDATE consent_facts SET facts = {} WHERE customer_id = {}",
-        match app.db() {
-            arkku::store::Db::Sqlite(..) => "X'0100'",
-            arkku::store::Db::Postgres(_) => "'\\x0100'::bytea",
-        },
-        app.id_literal(&id)
-    ))
-    .await;
+    store_no_facts(&app, &id).await;
     lookup().await.assert_problem(404, "not_found");
 }
 

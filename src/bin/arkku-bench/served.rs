@@ -659,26 +659,25 @@ fn post_to_each(
 /// Customers of `consent_grant_customer`, each with a token of its own.
 const CUSTOMER_TOKENS: usize = 20_000;
 
-/// A customer's own token for `customer`, signed by the local issuer key.
-fn customer_token(issuer: &SecretKey, customer: &str) -> anyhow::Result<Arc<str>> {
-    Ok(Arc::from(token::issue(
-        issuer,
-        arkku::config::LOCAL_ISSUER,
-        arkku::config::AUDIENCE,
-        &TokenRequest {
-            role: Role::Customer,
-            sub: customer,
-            purposes: &[],
-            channel: None,
-            ttl: Duration::from_secs(7200),
-        },
-        time::OffsetDateTime::now_utc(),
-    )?))
-}
-
-/// A token signed by the local issuer key, as `arkku token` makes them.
+/// A token of the subject `bench`, signed by the local issuer key, as
+/// `arkku token` makes them.
 fn token(
     issuer: &SecretKey,
+    role: Role,
+    purposes: &[&str],
+    channel: Option<&str>,
+) -> anyhow::Result<Arc<str>> {
+    token_of(issuer, "bench", role, purposes, channel)
+}
+
+/// A customer's own token.
+fn customer_token(issuer: &SecretKey, customer: &str) -> anyhow::Result<Arc<str>> {
+    token_of(issuer, customer, Role::Customer, &[], None)
+}
+
+fn token_of(
+    issuer: &SecretKey,
+    sub: &str,
     role: Role,
     purposes: &[&str],
     channel: Option<&str>,
@@ -691,7 +690,7 @@ fn token(
         arkku::config::AUDIENCE,
         &TokenRequest {
             role,
-            sub: "bench",
+            sub,
             purposes: &purposes,
             channel: channel.as_ref(),
             ttl: Duration::from_secs(7200),

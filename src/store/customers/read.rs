@@ -554,8 +554,6 @@ const LOOKUP_POSTGRES: &str = lookup_sql!(concat!(
     facts_json_pg!("ct.customer_id"),
     " END"
 ));
-/// A customer's facts from the ledger alone (PostgreSQL).
-const FACTS_JSON_POSTGRES: &str = concat!("SELECT ", facts_json_pg!("$1"));
 
 /// Contact points whose blind index matches, on live customers; at most
 /// `limit`. One statement (on SQLite's direct reader, or one round trip), as
@@ -610,10 +608,11 @@ pub async fn lookup(
                         Some(facts) => facts,
                         // Another format: the ledger, as for a stale row.
                         None => {
-                            let json: Option<String> = sqlx::query_scalar(FACTS_JSON_POSTGRES)
-                                .bind(customer_id)
-                                .fetch_one(pool)
-                                .await?;
+                            let (json, _): (Option<String>, Option<i64>) =
+                                sqlx::query_as(FACTS_POSTGRES)
+                                    .bind(customer_id)
+                                    .fetch_one(pool)
+                                    .await?;
                             consents::facts_from_json(json.as_deref())?
                         }
                     },
