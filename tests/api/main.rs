@@ -74,7 +74,7 @@ fn main() {
             "\nnote: PostgreSQL run SKIPPED: set ARKKU_TEST_POSTGRES_URL (for example \
              postgres://postgres@127.0.0.1:5432/test) to run every test on PostgreSQL too.\n\
              note: schema comparison SKIPPED: {} needs both databases.\n\
-             note: fleet and the pg_dump backup SKIPPED: they run on PostgreSQL only.\n",
+             note: fleet, the pg_dump backup and the projector's row locks SKIPPED: they run on PostgreSQL only.\n",
             schema::NAME
         );
     }
@@ -125,6 +125,11 @@ fn main() {
         ("fleet", Backend::Postgres, fleet::tests()),
         ("backup", Backend::Postgres, backup::postgres_tests()),
         ("backup", Backend::Sqlite, backup::sqlite_tests()),
+        (
+            "profile_docs",
+            Backend::Postgres,
+            profile_docs::postgres_tests(),
+        ),
     ];
     let mut trials = Vec::new();
     let all = all

@@ -25,6 +25,12 @@ pub fn tests() -> Vec<Scenario> {
     ]
 }
 
+/// Scenarios of row locks between writers and the projector: on SQLite a
+/// writer holds the whole database, so they are PostgreSQL's only.
+pub fn postgres_tests() -> Vec<Scenario> {
+    scenarios![the_projector_stores_what_no_writer_holds_and_never_waits_holding_a_row]
+}
+
 const NAME: &str = "Aino Projektio";
 const EMAIL: &str = "aino.projektio@example.com";
 const PHONE: &str = "040 765 4321";
@@ -608,4 +614,104 @@ async fn serve_builds_the_documents_of_a_vault_that_has_none_while_it_serves(b: 
         );
     }
     server.assert_running();
+}
+
+/// A transaction on its own connection that holds rows as an audit batch
+/// does between its first effect and its commit.
+struct Writer(sqlx::Transaction<'static, sqlx::Postgres>);
+
+impl Writer {
+    async fn begin(app: &TestApp) -> Self {
+        let arkku::store::Db::Postgres(pool) = app.db() else {
+            panic!("a PostgreSQL scenario");
+        };
+        Writer(pool.begin().await.expect("begin"))
+    }
+
+    async fn exec(&mut self, sql: &str) {
+        sqlx::query(sql)
+            .execute(&mut *self.0)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Runs `sql` and asserts it did not wait for the projector.
+    async fn exec_unhindered(&mut self, sql: &str) {
+        tokio::time::timeout(Duration::from_secs(2), self.exec(sql))
+            .await
+            .unwrap_or_else(|_| panic!("{sql} waited for a lock the projector held"));
+    }
+}
+
+/// An audit batch can take a customer's facts row (a consent grant) and then
+/// its document row (a contact's activity), or the other way round. A
+/// projector that held one while waiting for the other would close a lock
+/// cycle with it and stall the audit writer until PostgreSQL broke it (a
+/// second): past the audit deadline, so requests were answered 503. It takes
+/// only rows no writer holds, and gives up a new row a writer is creating.
+async fn the_projector_stores_what_no_writer_holds_and_never_waits_holding_a_row(b: Backend) {
+    let app = spawn_app(b).await;
+    let svc = app.service();
+
+    // Stale facts and a stale document, the facts row held by a writer.
+    let id = app.create_customer_ok(&svc, aino()).await;
+    customer_consents(&app, &id, cross_channel_grant("*")).await;
+    assert_eq!(facts_state(&app, &id).await, Some(false));
+    assert_eq!(doc_state(&app, &id).await, Some(false));
+    let lit = app.id_literal(&id);
+    let mut writer = Writer::begin(&app).await;
+    writer
+        .exec(&format!(
+            "UPDATE consent_facts SET gen = gen + 1, facts = NULL WHERE customer_id = {lit}"
+        ))
+        .await;
+    let served = read(&app, &id).await;
+    // The document is stored beside the held row; the facts are left.
+    until_built(&app, &id).await;
+    assert_eq!(facts_state(&app, &id).await, Some(false));
+    // The writer goes on to the document without waiting, and commits.
+    writer
+        .exec_unhindered(&format!(
+            "UPDATE profile_docs SET gen = gen + 1, doc = NULL WHERE customer_id = {lit}"
+        ))
+        .await;
+    writer.0.commit().await.expect("commit");
+    assert_eq!(read(&app, &id).await, served);
+    until_built(&app, &id).await;
+    until_facts_built(&app, &id).await;
+
+    // A customer with no facts row, which a writer is creating (its first
+    // consent event) while a read offers the projector one.
+    let other = app
+        .create_customer_ok(
+            &svc,
+            json!({"display_name": "Toinen", "contacts": [{"channel": "email", "value": "toinen@example.com"}]}),
+        )
+        .await;
+    assert_eq!(facts_state(&app, &other).await, None);
+    let lit = app.id_literal(&other);
+    let mut writer = Writer::begin(&app).await;
+    writer
+        .exec(&format!(
+            "INSERT INTO consent_facts (customer_id, gen, facts) VALUES ({lit}, 1, NULL)"
+        ))
+        .await;
+    read(&app, &other).await;
+    until_built(&app, &other).await;
+    // The projector gave the new row up rather than wait for the writer
+    // with it half-inserted, and holds nothing the writer needs next.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    writer
+        .exec_unhindered(&format!(
+            "UPDATE profile_docs SET gen = gen + 1, doc = NULL WHERE customer_id = {lit}"
+        ))
+        .await;
+    writer.0.commit().await.expect("commit");
+    assert_eq!(
+        facts_state(&app, &other).await,
+        Some(false),
+        "the writer's row, untouched by the projector"
+    );
+    read(&app, &other).await;
+    until_facts_built(&app, &other).await;
 }

@@ -124,18 +124,29 @@ pub struct Refresh {
 }
 
 /// Stores each value unless its customer changed after the value was read
-/// (`gen` moved, or a row appeared); one transaction. Returns how many were
-/// stored. A value already there for the same `gen` is replaced by an equal
-/// one (or by this binary's format, if it was another's).
+/// (`gen` moved, or a row appeared). Returns how many were stored. A value
+/// already there for the same `gen` is replaced by an equal one (or by this
+/// binary's format, if it was another's). Storing fewer is always safe: a
+/// value not stored is rebuilt by the next read.
 pub async fn store(db: &Db, refreshes: &[Refresh]) -> StoreResult<u64> {
     if refreshes.is_empty() {
         return Ok(0);
     }
+    match db {
+        Db::Sqlite(pool, _) => store_sqlite(pool, refreshes).await,
+        Db::Postgres(pool) => store_postgres(pool, refreshes).await,
+    }
+}
+
+/// On SQLite, one statement per value in one write transaction: the
+/// database has one writer at a time, so the projector cannot close a lock
+/// cycle with the audit writer.
+async fn store_sqlite(pool: &sqlx::SqlitePool, refreshes: &[Refresh]) -> StoreResult<u64> {
     let statements: Vec<Sql<'_>> = refreshes
         .iter()
-        .map(|r| match (r.part, r.gen) {
-            (part, Some(gen)) => {
-                let mut sql = Sql::new(match part {
+        .map(|r| match r.gen {
+            Some(gen) => {
+                let mut sql = Sql::new(match r.part {
                     Part::Doc => "UPDATE profile_docs SET doc = ",
                     Part::Facts => "UPDATE consent_facts SET facts = ",
                 });
@@ -146,8 +157,8 @@ pub async fn store(db: &Db, refreshes: &[Refresh]) -> StoreResult<u64> {
                     .bind(gen);
                 sql
             }
-            (part, None) => {
-                let mut sql = Sql::new(match part {
+            None => {
+                let mut sql = Sql::new(match r.part {
                     Part::Doc => "INSERT INTO profile_docs (customer_id, gen, doc) VALUES (",
                     Part::Facts => "INSERT INTO consent_facts (customer_id, gen, facts) VALUES (",
                 });
@@ -159,16 +170,151 @@ pub async fn store(db: &Db, refreshes: &[Refresh]) -> StoreResult<u64> {
             }
         })
         .collect();
-    let stored = on_db!(db, pool => {
+    let mut tx = pool.begin().await?;
+    let mut stored = 0;
+    for sql in &statements {
+        stored += sql.query().execute(&mut *tx).await?.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// How long a PostgreSQL insert of a new projection row may wait for a
+/// writer creating the same row before the projector gives it up.
+const INSERT_LOCK_WAIT: &str = "100ms";
+
+/// On PostgreSQL the projector never waits for a row lock while it holds
+/// one. An audit batch takes the projection rows of one customer in the
+/// order its requests came (a consent grant marks the facts, a contact's
+/// activity the document), so a projector that held the document while
+/// waiting for the facts could close a cycle with it, and the audit writer
+/// would stall until the deadlock detector broke it (`deadlock_timeout`, a
+/// second by default): past its deadline, so requests were answered 503.
+///
+/// So the updates take only rows no one holds (`SKIP LOCKED`: a row a
+/// writer holds is being made stale, and the value would not be stored
+/// anyway), one statement per table, and commit. The inserts, for customers
+/// with no row yet, follow in a transaction of their own that gives up after
+/// [`INSERT_LOCK_WAIT`] (a writer may be creating the same row).
+async fn store_postgres(pool: &sqlx::PgPool, refreshes: &[Refresh]) -> StoreResult<u64> {
+    let updates = [Part::Doc, Part::Facts].map(|part| (part, columns(refreshes, part, true)));
+    let inserts = [Part::Doc, Part::Facts].map(|part| (part, columns(refreshes, part, false)));
+    let mut stored = 0;
+    if updates.iter().any(|(_, c)| !c.ids.is_empty()) {
         let mut tx = pool.begin().await?;
-        let mut stored = 0;
-        for sql in &statements {
-            stored += sql.query().execute(&mut *tx).await?.rows_affected();
+        for (part, c) in updates {
+            if c.ids.is_empty() {
+                continue;
+            }
+            let (table, column) = part.table();
+            let sql = format!(
+                "WITH v AS (SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) \
+                      AS v(customer_id, gen, value)), \
+                 free AS MATERIALIZED (SELECT t.customer_id FROM {table} t \
+                      JOIN v ON v.customer_id = t.customer_id AND v.gen = t.gen \
+                      FOR UPDATE OF t SKIP LOCKED) \
+                 UPDATE {table} t SET {column} = v.value FROM v JOIN free USING (customer_id) \
+                 WHERE t.customer_id = v.customer_id AND t.gen = v.gen"
+            );
+            stored += sqlx::query(&sql)
+                .bind(c.ids)
+                .bind(c.gens)
+                .bind(c.values)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
-        stored
-    });
+    }
+    if inserts.iter().all(|(_, c)| c.ids.is_empty()) {
+        return Ok(stored);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("SET LOCAL lock_timeout = '{INSERT_LOCK_WAIT}'"))
+        .execute(&mut *tx)
+        .await?;
+    for (part, c) in inserts {
+        if c.ids.is_empty() {
+            continue;
+        }
+        let (table, column) = part.table();
+        let sql = format!(
+            "INSERT INTO {table} (customer_id, gen, {column}) \
+             SELECT customer_id, 0, value FROM UNNEST($1::uuid[], $2::bytea[]) AS v(customer_id, value) \
+             ORDER BY customer_id ON CONFLICT (customer_id) DO NOTHING"
+        );
+        match sqlx::query(&sql)
+            .bind(c.ids)
+            .bind(c.values)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(done) => stored += done.rows_affected(),
+            Err(e) if gave_way(&e) => {
+                // Rolled back on drop; the updates above stay stored.
+                tracing::debug!("new projection rows not stored: a writer is creating them");
+                return Ok(stored);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await?;
     Ok(stored)
+}
+
+/// One part's refreshes as columns for `UNNEST`.
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    gens: Vec<i64>,
+    values: Vec<&'a [u8]>,
+}
+
+/// The refreshes of `part` that update a row (`updates`) or insert one, one
+/// per customer (the last offered), sorted by customer.
+fn columns(refreshes: &[Refresh], part: Part, updates: bool) -> Columns<'_> {
+    let mut chosen: Vec<&Refresh> = refreshes
+        .iter()
+        .filter(|r| r.part == part && r.gen.is_some() == updates)
+        .collect();
+    // Stable: of one customer's refreshes the last offered stays last.
+    chosen.sort_by_key(|r| r.customer_id);
+    let mut out = Columns {
+        ids: Vec::with_capacity(chosen.len()),
+        gens: Vec::with_capacity(chosen.len()),
+        values: Vec::with_capacity(chosen.len()),
+    };
+    for (i, r) in chosen.iter().enumerate() {
+        if chosen
+            .get(i + 1)
+            .is_some_and(|n| n.customer_id == r.customer_id)
+        {
+            continue;
+        }
+        out.ids.push(r.customer_id);
+        out.gens.push(r.gen.unwrap_or(0));
+        out.values.push(r.value.as_slice());
+    }
+    out
+}
+
+/// Whether PostgreSQL refused a statement for a lock it would have had to
+/// wait for (`lock_not_available`) or broke a lock cycle with it
+/// (`deadlock_detected`).
+fn gave_way(e: &sqlx::Error) -> bool {
+    matches!(
+        e.as_database_error().and_then(|d| d.code()).as_deref(),
+        Some("55P03" | "40P01")
+    )
+}
+
+impl Part {
+    /// The table and column a part is stored in.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Part::Doc => ("profile_docs", "doc"),
+            Part::Facts => ("consent_facts", "facts"),
+        }
+    }
 }
 
 /// Customers after `after` (by id) whose document or facts are missing,
@@ -318,6 +464,34 @@ mod tests {
                 expires_at: None,
             },
         ]
+    }
+
+    fn refresh(part: Part, customer: u128, gen: Option<i64>, value: u8) -> Refresh {
+        Refresh {
+            part,
+            customer_id: Uuid::from_u128(customer),
+            gen,
+            value: vec![value],
+        }
+    }
+
+    #[test]
+    fn columns_hold_one_value_per_customer_the_last_offered_sorted_by_customer() {
+        let offered = [
+            refresh(Part::Facts, 3, Some(1), 1),
+            refresh(Part::Doc, 3, Some(1), 2),
+            refresh(Part::Facts, 1, Some(4), 3),
+            refresh(Part::Facts, 3, Some(2), 4),
+            refresh(Part::Facts, 2, None, 5),
+        ];
+        let updates = columns(&offered, Part::Facts, true);
+        assert_eq!(updates.ids, [Uuid::from_u128(1), Uuid::from_u128(3)]);
+        assert_eq!(updates.gens, [4, 2]);
+        assert_eq!(updates.values, [&[3u8][..], &[4u8][..]]);
+        let inserts = columns(&offered, Part::Facts, false);
+        assert_eq!(inserts.ids, [Uuid::from_u128(2)]);
+        assert_eq!(inserts.values, [&[5u8][..]]);
+        assert_eq!(columns(&offered, Part::Doc, false).ids, Vec::<Uuid>::new());
     }
 
     #[test]
