@@ -61,6 +61,35 @@ struct Snapshot {
     tokens: HashSet<String>,
     /// When the read that the data is at least as new as began.
     taken_at: Option<Instant>,
+    /// Changes this process made (each after its commit), kept until a
+    /// refresh that began after them has been applied: one that began
+    /// before may have read the database without them, and must not undo
+    /// a revocation this process already honours.
+    local: Vec<(Instant, Local)>,
+}
+
+/// A change this process made to its own snapshot.
+#[derive(Clone)]
+enum Local {
+    Added(Uuid),
+    Revoked(Uuid),
+    Token(String),
+}
+
+impl Snapshot {
+    fn apply(&mut self, change: &Local) {
+        match change {
+            Local::Added(id) => {
+                self.clients.entry(*id).or_insert(false);
+            }
+            Local::Revoked(id) => {
+                self.clients.insert(*id, true);
+            }
+            Local::Token(jti) => {
+                self.tokens.insert(jti.clone());
+            }
+        }
+    }
 }
 
 /// The revocation snapshot of one process.
@@ -118,12 +147,38 @@ impl Revocations {
         }
         let now = store::to_micros(self.clock.now());
         let (clients, tokens) = store::clients::revocations(&self.db, now).await?;
+        self.replace(began, version, clients, tokens);
+        Ok(())
+    }
+
+    /// Puts in what a refresh that `began` then read, with this process's
+    /// own changes since then laid over it.
+    fn replace(
+        &self,
+        began: Instant,
+        version: i64,
+        clients: Vec<(Uuid, bool)>,
+        tokens: Vec<String>,
+    ) {
         let mut s = self.write();
         s.version = Some(version);
         s.clients = clients.into_iter().collect();
         s.tokens = tokens.into_iter().collect();
         s.taken_at = Some(began);
-        Ok(())
+        s.local.retain(|(at, _)| *at >= began);
+        let local = std::mem::take(&mut s.local);
+        for (_, change) in &local {
+            s.apply(change);
+        }
+        s.local = local;
+    }
+
+    /// Applies a change this process made, and keeps it until a refresh
+    /// has read the database after it.
+    fn made(&self, change: Local) {
+        let mut s = self.write();
+        s.apply(&change);
+        s.local.push((Instant::now(), change));
     }
 
     /// Refreshes every [`REFRESH_EVERY`] until the snapshot is dropped. A
@@ -204,17 +259,17 @@ impl Revocations {
 
     /// A client added by this process: its tokens pass at once.
     pub fn client_added(&self, id: Uuid) {
-        self.write().clients.insert(id, false);
+        self.made(Local::Added(id));
     }
 
     /// A client revoked by this process: its tokens are refused at once.
     pub fn client_revoked(&self, id: Uuid) {
-        self.write().clients.insert(id, true);
+        self.made(Local::Revoked(id));
     }
 
     /// A token revoked by this process: refused at once.
     pub fn token_revoked(&self, jti: &str) {
-        self.write().tokens.insert(jti.to_owned());
+        self.made(Local::Token(jti.to_owned()));
     }
 }
 
@@ -282,8 +337,27 @@ mod tests {
         assert_eq!(r.check(&live_s, Some("j3")).await, Err(Refusal::Client));
         assert_eq!(r.check(&other, Some("j2")).await, Ok(()));
 
+        // A refresh that began before this process revoked a client or a
+        // token, and read the database without them, does not undo either.
+        let third = add_client(&db).await;
+        let third_s = third.to_string();
+        r.refresh().await.unwrap();
+        let began = Instant::now();
+        let version = store::clients::version(&db).await.unwrap();
+        let (clients, tokens) = store::clients::revocations(&db, 0).await.unwrap();
+        store::clients::revoke(&db, third, 2).await.unwrap();
+        r.client_revoked(third);
+        r.token_revoked("j2");
+        r.replace(began, version, clients, tokens);
+        assert_eq!(r.check(&third_s, Some("j4")).await, Err(Refusal::Client));
+        assert_eq!(r.check(&other, Some("j2")).await, Err(Refusal::Token));
+        // One that began after them holds them from the database.
+        r.refresh().await.unwrap();
+        assert!(r.read().local.is_empty());
+        assert_eq!(r.check(&third_s, Some("j4")).await, Err(Refusal::Client));
+
         // Nobody refreshed for longer than the bound: every client token is refused.
         r.write().taken_at = Instant::now().checked_sub(STALE_AFTER);
-        assert_eq!(r.check(&other, Some("j2")).await, Err(Refusal::Stale));
+        assert_eq!(r.check(&other, Some("j5")).await, Err(Refusal::Stale));
     }
 }
