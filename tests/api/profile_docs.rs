@@ -689,6 +689,13 @@ async fn the_projector_stores_what_no_writer_holds_and_never_waits_holding_a_row
         )
         .await;
     assert_eq!(facts_state(&app, &other).await, None);
+    // And one whose document the projector stores after that row.
+    let third = app
+        .create_customer_ok(
+            &svc,
+            json!({"display_name": "Kolmas", "contacts": [{"channel": "sms", "value": "040 222 3344"}]}),
+        )
+        .await;
     let lit = app.id_literal(&other);
     let mut writer = Writer::begin(&app).await;
     writer
@@ -699,8 +706,10 @@ async fn the_projector_stores_what_no_writer_holds_and_never_waits_holding_a_row
     read(&app, &other).await;
     until_built(&app, &other).await;
     // The projector gave the new row up rather than wait for the writer
-    // with it half-inserted, and holds nothing the writer needs next.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // with it half-inserted: what was offered after it is stored while the
+    // writer still holds the row, and the writer is not held up.
+    read(&app, &third).await;
+    until_built(&app, &third).await;
     writer
         .exec_unhindered(&format!(
             "UPDATE profile_docs SET gen = gen + 1, doc = NULL WHERE customer_id = {lit}"
