@@ -84,3 +84,23 @@ impl Reader {
         out.map_err(StoreError::from)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The bundled SQLite carries the build settings of `.cargo/config.toml`:
+    /// each connection reuses a page slab, and no allocation takes a global
+    /// lock. Without them every read after a commit allocates its pages anew.
+    #[test]
+    fn sqlite_is_built_with_a_page_slab_per_connection() {
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
+        let used = |option: &str| -> bool {
+            conn.query_row("SELECT sqlite_compileoption_used(?1)", [option], |r| {
+                r.get(0)
+            })
+            .expect("compile option query")
+        };
+        assert!(used("DEFAULT_PCACHE_INITSZ=100"));
+        assert!(used("DEFAULT_MEMSTATUS=0"));
+        assert!(!used("ENABLE_MEMORY_MANAGEMENT"));
+    }
+}
