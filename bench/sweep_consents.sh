@@ -4,10 +4,12 @@
 # customers), adds two lapsed cross_channel events (a grant, then its
 # withdrawal, in 1970) per customer, and runs `arkku retention run` once.
 # Prints the sweep's own clock per part (milliseconds), on SQLite and
-# PostgreSQL.
+# PostgreSQL. CONSENTS=no leaves the events out: the harness's
+# `retention_sweep`, part by part.
 #
 #   bash bench/sweep_consents.sh [records]
 #   BIN_DIR=path/to/release bash bench/sweep_consents.sh    # a build of your choosing
+#   CONSENTS=no BIN_DIR=… BACKENDS=postgres bash bench/sweep_consents.sh
 # Needs: sqlite3, psql; PostgreSQL at $PG_ADMIN (default
 # postgres://postgres@127.0.0.1:5432/test). BACKENDS="sqlite" runs SQLite only.
 set -euo pipefail
@@ -30,10 +32,12 @@ COLUMNS="id, customer_id, purpose, channel, action, notice_id, notice_version, m
 
 sweep() { # backend url
   "$BIN_DIR/arkku-bench" sweep-seed --database "$2" --data-dir "$WORK/data-$1" --records "$RECORDS" >/dev/null
-  case $1 in
-    sqlite) sqlite3 "$WORK/db.sqlite" \
+  case ${CONSENTS:-yes}-$1 in
+    no-sqlite) ;;
+    no-postgres) psql -q "$2" -c "CHECKPOINT" -c "ANALYZE" ;;
+    *-sqlite) sqlite3 "$WORK/db.sqlite" \
       "INSERT INTO consents ($COLUMNS) SELECT randomblob(16), id, 'cross_channel', '*', column1, 'n', '1', 'web_form', 'bench', 'customer', column2 FROM customers, (VALUES $EVENTS);" ;;
-    postgres) psql -q "${2}" -c \
+    *-postgres) psql -q "${2}" -c \
       "INSERT INTO consents ($COLUMNS) SELECT gen_random_uuid(), id, 'cross_channel', '*', a, 'n', '1', 'web_form', 'bench', 'customer', t FROM customers, (VALUES $EVENTS) AS e(a, t)" -c "ANALYZE" ;;
   esac
   ARKKU_DATA_DIR="$WORK/data-$1" ARKKU_DATABASE_URL="$2" ARKKU_LOG=warn "$BIN_DIR/arkku" retention run \
