@@ -305,6 +305,7 @@ pub(crate) async fn open_with(
         Audit::Durable => Auditor::start_with_metrics(
             db.clone(),
             config.audit_timeout,
+            config.audit_index_run,
             Some(Arc::clone(&checkpoints)),
             metrics.audit.clone(),
         ),

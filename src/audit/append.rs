@@ -16,7 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::{chain, AuditError, Checkpointer, Decision, Effect, Entry, GENESIS_HASH};
 use crate::{
     metrics::AuditMetrics,
-    store::{self, audit::AuditRow, Db},
+    store::{
+        self,
+        audit::{AuditRow, IndexRun},
+        Db,
+    },
 };
 
 /// Appends entries durably, with group commit.
@@ -118,10 +122,16 @@ const MAX_BATCH: usize = 4096;
 
 impl Auditor {
     /// Starts the writer task. Checkpoints are signed every `checkpoint_every`
-    /// entries when a signer is given.
+    /// entries when a signer is given; the customer index is filed in runs
+    /// of `run` entries.
     /// Its series are counted nowhere (the CLI's short-lived writers).
-    pub fn start(db: Db, deadline: Duration, checkpoints: Option<Arc<Checkpointer>>) -> Self {
-        Self::start_with_metrics(db, deadline, checkpoints, AuditMetrics::unregistered())
+    pub fn start(
+        db: Db,
+        deadline: Duration,
+        run: IndexRun,
+        checkpoints: Option<Arc<Checkpointer>>,
+    ) -> Self {
+        Self::start_with_metrics(db, deadline, run, checkpoints, AuditMetrics::unregistered())
     }
 
     /// [`Auditor::start`], with batch sizes and commit times counted in
@@ -129,12 +139,14 @@ impl Auditor {
     pub fn start_with_metrics(
         db: Db,
         deadline: Duration,
+        run: IndexRun,
         checkpoints: Option<Arc<Checkpointer>>,
         metrics: AuditMetrics,
     ) -> Self {
         let (queue, rx) = mpsc::channel(MAX_BATCH * 4);
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(writer(db, rx, Arc::clone(&healthy), checkpoints, metrics));
+        let writer = writer(db, run, rx, Arc::clone(&healthy), checkpoints, metrics);
+        tokio::spawn(writer);
         Auditor {
             queue: Some(queue),
             deadline,
@@ -266,12 +278,13 @@ impl Auditor {
 /// The writer task: drains the queue in batches until every sender is gone.
 async fn writer(
     db: Db,
+    run: IndexRun,
     mut rx: mpsc::Receiver<Pending>,
     healthy: Arc<AtomicBool>,
     checkpoints: Option<Arc<Checkpointer>>,
     metrics: AuditMetrics,
 ) {
-    let appender = match store::audit::Appender::open(&db) {
+    let appender = match store::audit::Appender::open(&db, run) {
         Ok(a) => a,
         Err(e) => {
             // Every append now fails (503) and /readyz reports it.

@@ -37,7 +37,12 @@ pub async fn run(config: Config, clock: &Clock, command: RetentionCommand) -> an
     let policies = config.load_policies()?;
     let db = app::database(&config).await.context("database")?;
     let checkpoints = Arc::new(app::checkpointer(&config).context("audit signing key")?);
-    let audit = Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
+    let audit = Auditor::start(
+        db.clone(),
+        config.audit_timeout,
+        config.audit_index_run,
+        Some(checkpoints),
+    );
     let started = std::time::Instant::now();
     let report = retention::Sweep {
         db: &db,

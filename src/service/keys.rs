@@ -123,7 +123,12 @@ impl KeyVault {
             .map_err(KeyError::ChannelKeys)?;
         let checkpoints =
             std::sync::Arc::new(app::checkpointer(config).map_err(KeyError::AuditKey)?);
-        let audit = Auditor::start(db.clone(), config.audit_timeout, Some(checkpoints));
+        let audit = Auditor::start(
+            db.clone(),
+            config.audit_timeout,
+            config.audit_index_run,
+            Some(checkpoints),
+        );
         Ok(KeyVault {
             db,
             keyring,

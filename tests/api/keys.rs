@@ -19,7 +19,7 @@ use arkku::{
     audit::{ActorRef, Auditor},
     crypto::{self, load_key_file, SecretKey},
     domain::Role,
-    store::{self, Db},
+    store::{self, audit::IndexRun, Db},
     vault::{root_file, rotation, Keyring, RootKey},
 };
 use reqwest::{Client, Method};
@@ -749,7 +749,12 @@ async fn a_write_still_using_a_retired_version_is_wrapped_again_under_the_curren
     let other = Keyring::open(app.db(), root, std::iter::empty(), Duration::from_secs(2))
         .await
         .expect("keyring");
-    let auditor = Auditor::start(app.db().clone(), Duration::from_secs(5), None);
+    let auditor = Auditor::start(
+        app.db().clone(),
+        Duration::from_secs(5),
+        IndexRun::DEFAULT,
+        None,
+    );
     let actor = ActorRef {
         sub: "test".to_owned(),
         role: "admin".to_owned(),

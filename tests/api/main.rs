@@ -15,6 +15,7 @@ mod helpers;
 
 mod audit;
 mod audit_export;
+mod audit_index;
 mod audit_pages;
 mod auth;
 mod backup;
@@ -103,6 +104,7 @@ fn main() {
         ("clock", clock::tests()),
         ("audit", audit::tests()),
         ("audit_export", audit_export::tests()),
+        ("audit_index", audit_index::tests()),
         ("bench", bench::tests()),
         ("durability", durability::tests()),
         ("edge", edge::tests()),

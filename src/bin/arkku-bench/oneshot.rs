@@ -277,6 +277,7 @@ pub async fn fill(
     let auditor = Arc::new(Auditor::start(
         db,
         Duration::from_secs(30),
+        config.audit_index_run,
         Some(checkpoints),
     ));
     let appended = Arc::new(AtomicU64::new(0));

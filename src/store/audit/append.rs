@@ -4,12 +4,16 @@
 //! [`Batch`]; [`Appender::append`] chains them onto the head of the log (with
 //! the chaining function it is given), inserts them with their [`Effect`]s
 //! and commits, all in one transaction: one commit, one fsync, per batch.
+//! Once the log holds a run's worth of entries past the customer index's
+//! watermark, the batch that crossed it also files them as one run of that
+//! index ([`super::index_runs`]).
 
 use std::sync::Arc;
 
 use super::{
     columns,
     effects::{apply_postgres, apply_sqlite},
+    index_runs::{self, IndexRun},
     wal::{WalCheckpointer, WAL_BACKSTOP_PAGES},
     AuditRow, Effect,
 };
@@ -87,14 +91,19 @@ impl Batch {
 /// thread: a row then costs about a microsecond instead of the pool's
 /// per-statement round trip.
 pub enum Appender {
-    Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>, WalCheckpointer),
+    Sqlite(
+        Arc<std::sync::Mutex<rusqlite::Connection>>,
+        WalCheckpointer,
+        IndexRun,
+    ),
     /// The pool and this process's last known head of the chain (`None`:
-    /// not known, read it).
+    /// not known, read it). PostgreSQL keeps the per-entry customer index
+    /// (migrations/postgres/0020 says why), so it files no runs.
     Postgres(sqlx::PgPool, tokio::sync::Mutex<Option<Head>>),
 }
 
 impl Appender {
-    pub fn open(db: &Db) -> StoreResult<Self> {
+    pub fn open(db: &Db, run: IndexRun) -> StoreResult<Self> {
         match db {
             Db::Sqlite(pool, _) => {
                 let path = pool.connect_options().get_filename().to_owned();
@@ -103,6 +112,7 @@ impl Appender {
                 Ok(Appender::Sqlite(
                     Arc::new(std::sync::Mutex::new(conn)),
                     checkpointer,
+                    run,
                 ))
             }
             Db::Postgres(pool) => Ok(Appender::Postgres(
@@ -117,7 +127,7 @@ impl Appender {
     /// and nothing is left behind).
     pub async fn probe(&self) -> StoreResult<()> {
         match self {
-            Appender::Sqlite(conn, _) => {
+            Appender::Sqlite(conn, ..) => {
                 on_sqlite_thread(conn, |conn| {
                     let tx =
                         conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -131,7 +141,7 @@ impl Appender {
                 })
                 .await
             }
-            Appender::Postgres(pool, _) => {
+            Appender::Postgres(pool, ..) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(AUDIT_LOCK)
@@ -154,8 +164,9 @@ impl Appender {
     /// and, per row, whether its effect applied (true for a row without one).
     pub async fn append(&self, batch: Batch) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
         match self {
-            Appender::Sqlite(conn, checkpointer) => {
-                let out = on_sqlite_thread(conn, move |conn| append_sqlite(conn, batch)).await;
+            Appender::Sqlite(conn, checkpointer, run) => {
+                let run = *run;
+                let out = on_sqlite_thread(conn, move |conn| append_sqlite(conn, batch, run)).await;
                 checkpointer.nudge();
                 out
             }
@@ -224,6 +235,7 @@ pub(super) fn probe_row(seq: i64) -> AuditRow {
 fn append_sqlite(
     conn: &mut rusqlite::Connection,
     mut batch: Batch,
+    run: IndexRun,
 ) -> StoreResult<(Vec<AuditRow>, Vec<bool>)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // The writer lock is held from here to the commit: nothing can stall
@@ -254,6 +266,9 @@ fn append_sqlite(
         .iter()
         .map(|e| e.as_ref().map_or(Ok(true), |e| apply_sqlite(&tx, e)))
         .collect::<StoreResult<Vec<bool>>>()?;
+    if let Some(last) = rows.last() {
+        index_runs::file_sqlite(&tx, last.seq, run)?;
+    }
     tx.commit()?;
     Ok((rows, applied))
 }

@@ -6,8 +6,10 @@
 //! reads them back. By job:
 //!
 //! - [`append`]: the group-commit batch writer (one transaction, one fsync
-//!   per batch, on SQLite through a direct connection) and the changes
+//!   per batch, on SQLite through a direct connection), the changes
 //!   ([`Effect`]) that commit with an entry;
+//! - [`index_runs`]: the customer index, filed in runs behind the log by
+//!   that writer;
 //! - [`wal`]: the thread that checkpoints SQLite's write-ahead log beside
 //!   the writer;
 //! - [`read`]: the head, pages, the compliance query and the checkpoints;
@@ -19,12 +21,14 @@
 mod append;
 mod copy;
 mod effects;
+mod index_runs;
 mod read;
 mod scan;
 mod ties;
 mod wal;
 
 pub use append::{Appender, Batch, ChainFn, Head};
+pub use index_runs::IndexRun;
 pub use read::{
     checkpoint_from, checkpoints, entries_after, hash_at, head, insert_checkpoint, max_seq, query,
     AuditFilter,

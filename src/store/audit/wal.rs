@@ -76,7 +76,8 @@ mod tests {
             .await
             .expect("connect");
         db.migrate().await.expect("migrate");
-        let appender = Appender::open(&db).expect("appender");
+        let appender =
+            Appender::open(&db, crate::store::audit::IndexRun::DEFAULT).expect("appender");
         {
             let conn = rusqlite::Connection::open(&file).expect("open");
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
