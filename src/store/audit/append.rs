@@ -4,9 +4,9 @@
 //! [`Batch`]; [`Appender::append`] chains them onto the head of the log (with
 //! the chaining function it is given), inserts them with their [`Effect`]s
 //! and commits, all in one transaction: one commit, one fsync, per batch.
-//! Once the log holds a run's worth of entries past the customer index's
-//! watermark, the batch that crossed it also files them as one run of that
-//! index ([`super::index_runs`]).
+//! On SQLite, once the log holds a small run's worth of entries past the
+//! customer index's watermark, the batch that crossed it also files them as
+//! a run of that index ([`super::index_runs`]).
 
 use std::sync::Arc;
 
