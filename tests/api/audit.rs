@@ -93,22 +93,23 @@ async fn audit_page(app: &TestApp, query: &str) -> Reply {
 /// Every entry matching `filter` (a query string without limit/cursor),
 /// following the cursor page by page.
 async fn all_entries(app: &TestApp, filter: &str) -> Vec<Value> {
+    walk_pages(app, filter, 1000).await
+}
+
+/// [`all_entries`], `limit` per page (each page checked to hold at most it).
+pub(crate) async fn walk_pages(app: &TestApp, filter: &str, limit: usize) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut q = format!("limit=1000&{filter}");
+        let mut q = format!("limit={limit}&{filter}");
         if let Some(c) = &cursor {
             q.push_str(&format!("&cursor={c}"));
         }
         let r = audit_page(app, &q).await;
         assert_eq!(r.status, StatusCode::OK, "GET /v1/audit?{q}: {}", r.text);
-        out.extend(
-            r.json["entries"]
-                .as_array()
-                .expect("entries")
-                .iter()
-                .cloned(),
-        );
+        let page = r.json["entries"].as_array().expect("entries");
+        assert!(page.len() <= limit, "a page holds at most its limit");
+        out.extend(page.iter().cloned());
         match r.json["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => return out,
@@ -127,7 +128,7 @@ async fn last_entry(app: &TestApp) -> Value {
 }
 
 /// The seqs of entries.
-fn seqs(entries: &[Value]) -> Vec<i64> {
+pub(crate) fn seqs(entries: &[Value]) -> Vec<i64> {
     entries
         .iter()
         .map(|e| e["seq"].as_i64().expect("seq"))

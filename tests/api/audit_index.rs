@@ -9,10 +9,11 @@ use arkku::store::{
     audit::{self, AuditFilter, IndexRun},
     Db,
 };
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::audit::{seqs, walk_pages};
 use crate::helpers::{self, spawn_app_with, Backend, Scenario, TestApp};
 use crate::scenarios;
 
@@ -21,41 +22,6 @@ pub fn tests() -> Vec<Scenario> {
         a_customers_entries_are_found_in_the_runs_and_past_the_watermark_on_every_page,
         migrating_files_the_existing_log_as_one_run_and_the_query_finds_every_entry,
     ]
-}
-
-/// Every entry `GET /v1/audit?{filter}` lists, `limit` per page.
-async fn walk(app: &TestApp, filter: &str, limit: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut q = format!("limit={limit}&{filter}");
-        if let Some(c) = &cursor {
-            q.push_str(&format!("&cursor={c}"));
-        }
-        let r = app
-            .request(
-                Method::GET,
-                &format!("/v1/audit?{q}"),
-                Some(&app.compliance()),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "GET /v1/audit?{q}: {}", r.text);
-        let page = r.json["entries"].as_array().expect("entries");
-        assert!(page.len() <= limit, "a page holds at most its limit");
-        out.extend(page.iter().cloned());
-        match r.json["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
-}
-
-fn seqs(entries: &[Value]) -> Vec<i64> {
-    entries
-        .iter()
-        .map(|e| e["seq"].as_i64().expect("seq"))
-        .collect()
 }
 
 /// The customer index's watermark: the last seq its runs cover.
@@ -171,7 +137,7 @@ async fn a_customers_entries_are_found_in_the_runs_and_past_the_watermark_on_eve
         );
     }
 
-    let all = walk(&app, "", 1000).await;
+    let all = walk_pages(&app, "", 1000).await;
     assert_eq!(all.len() as i64, head);
     for (id, name) in [(&a, "A"), (&other, "B")] {
         let theirs: Vec<Value> = all
@@ -184,7 +150,7 @@ async fn a_customers_entries_are_found_in_the_runs_and_past_the_watermark_on_eve
             assert!(in_runs >= 3, "{name} has entries in runs: {in_runs}");
         }
         for limit in [1000, 3, 1] {
-            let found = walk(&app, &format!("customer_id={id}"), limit).await;
+            let found = walk_pages(&app, &format!("customer_id={id}"), limit).await;
             assert_eq!(
                 seqs(&found),
                 seqs(&theirs),
@@ -193,17 +159,17 @@ async fn a_customers_entries_are_found_in_the_runs_and_past_the_watermark_on_eve
             assert_eq!(found, theirs, "the same entries as the unfiltered log");
         }
         // Other filters narrow within the customer's entries.
-        let denied = walk(&app, &format!("customer_id={id}&decision=deny"), 1000).await;
+        let denied = walk_pages(&app, &format!("customer_id={id}&decision=deny"), 1000).await;
         assert!(denied.is_empty(), "{name} has no denied reads");
     }
     if b == Backend::Sqlite {
-        let past = seqs(&walk(&app, &format!("customer_id={a}"), 1000).await);
+        let past = seqs(&walk_pages(&app, &format!("customer_id={a}"), 1000).await);
         assert!(
             past.last().is_some_and(|&s| s > mark),
             "A's newest entry is past the watermark {mark}: {past:?}"
         );
     }
-    let none = walk(&app, &format!("customer_id={}", Uuid::now_v7()), 10).await;
+    let none = walk_pages(&app, &format!("customer_id={}", Uuid::now_v7()), 10).await;
     assert!(none.is_empty(), "an unknown customer has no entries");
     app.assert_chain_verifies().await;
 }
